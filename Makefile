@@ -1,0 +1,64 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+HOST ?= 127.0.0.1
+PORT ?= 5000
+FLASK = $(VENV)/bin/flask --app wsgi
+
+.PHONY: run test install install-test translations messages db demo vendor bench
+
+run: install translations db demo
+	@echo ""
+	@echo "Prepaid Billing Portal: http://$(HOST):$(PORT)"
+	@echo "  customer admin: demo@example.com / demo-password"
+	@echo "  customer member: member@example.com / member-password"
+	@echo "  staff admin:    staff@example.com / staff-password"
+	@echo "  staff support:  support@example.com / support-password"
+	@echo ""
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+test: install-test translations
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+translations: install
+	$(VENV)/bin/pybabel compile --use-fuzzy -d translations 2>&1 | grep -v "^compiling" || true
+	@test -f translations/de/LC_MESSAGES/messages.mo
+
+# After changing visible strings: extract them and merge into both catalogues.
+messages: install
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o translations/messages.pot core portal staff templates
+	$(VENV)/bin/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
+
+db: install
+	$(FLASK) db upgrade
+
+demo: db
+	$(FLASK) seed-demo
+
+# Refresh the vendored front-end files from npm (needs the npm registry, not needed to run).
+vendor:
+	rm -rf /tmp/portal-vendor && mkdir -p /tmp/portal-vendor && cp package.json /tmp/portal-vendor/
+	cd /tmp/portal-vendor && npm install --no-audit --no-fund
+	cp /tmp/portal-vendor/node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx/
+	cp /tmp/portal-vendor/node_modules/htmx.org/LICENSE static/vendor/htmx/LICENSE
+	cp /tmp/portal-vendor/node_modules/@picocss/pico/css/pico.min.css static/vendor/pico/
+	cp /tmp/portal-vendor/node_modules/@picocss/pico/LICENSE.md static/vendor/pico/LICENSE.md
+
+bench: install-test
+	$(VENV)/bin/python bench/ledger_pages.py

@@ -1,0 +1,72 @@
+"""Settings from the environment. Without DATABASE_URL the app runs as the embedded demo."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def database_uri(url: str | None, instance_path: Path) -> str:
+    if not url:
+        return f"sqlite:///{instance_path / 'portal.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _demo_secret_key(instance_path: Path) -> str:
+    """The embedded demo keeps a random key in instance/ so sessions survive a restart."""
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -> dict:
+    database_url = environ.get("DATABASE_URL")
+    demo = not database_url
+    secret_key = environ.get("SECRET_KEY")
+    if not secret_key:
+        if not demo:
+            raise ConfigError("SECRET_KEY must be set when DATABASE_URL is set (production).")
+        secret_key = _demo_secret_key(instance_path)
+    redis_url = environ.get("REDIS_URL") or None
+    uri = database_uri(database_url, instance_path)
+    return {
+        "DEMO_MODE": demo,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": uri,
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(uri),
+        "REDIS_URL": redis_url,
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "LOGIN_RATE_LIMIT_PER_ACCOUNT": environ.get("LOGIN_RATE_LIMIT_PER_ACCOUNT", "5 per minute"),
+        "LOGIN_RATE_LIMIT_PER_ADDRESS": environ.get("LOGIN_RATE_LIMIT_PER_ADDRESS", "30 per minute"),
+        "BABEL_DEFAULT_LOCALE": "de",
+        "BABEL_DEFAULT_TIMEZONE": environ.get("DISPLAY_TIMEZONE", "Europe/Berlin"),
+        "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "translations"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": environ.get("SESSION_COOKIE_SECURE", "0" if demo else "1") == "1",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "TRANSACTIONS_PAGE_SIZE": 50,
+    }
+
+
+def _engine_options(uri: str) -> dict:
+    if uri.startswith("sqlite"):
+        # Python's sqlite3 issues this BEGIN before the first write of a transaction, so every
+        # write transaction is BEGIN IMMEDIATE while plain reads take no lock at all.
+        return {"connect_args": {"isolation_level": "IMMEDIATE", "timeout": 30}}
+    return {"pool_pre_ping": True}

@@ -1,0 +1,149 @@
+"""Demo data: two companies, their users, staff, and three months of history through the ledger.
+
+Demo credentials are for the embedded demo only and are listed in the README.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.accounts import create_company, create_user
+from core.charging import rate_call
+from core.clock import utcnow
+from core.ledger import Reference, post_entry
+from core.models import Company, EntryType, Role
+from core.money import eur
+
+HISTORY_DAYS = 90
+
+
+@dataclass(frozen=True)
+class DemoCompany:
+    name: str
+    street: str
+    postal_code: str
+    city: str
+    vat_id: str
+    language: str
+    users: tuple[tuple[str, str, Role, str], ...]  # email, password, role, name
+    calls_per_day: tuple[int, int]
+    topup_amount: int
+    seed: int
+
+
+DEMO_COMPANIES = (
+    DemoCompany(
+        name="Muster Telefonie GmbH", street="Musterstraße 1", postal_code="10115", city="Berlin",
+        vat_id="DE123456789", language="de",
+        users=(
+            ("demo@example.com", "demo-password", Role.COMPANY_ADMIN, "Maria Muster"),
+            ("member@example.com", "member-password", Role.COMPANY_MEMBER, "Max Mitglied"),
+        ),
+        calls_per_day=(12, 40), topup_amount=eur("250"), seed=20261,
+    ),
+    DemoCompany(
+        name="Nordlicht Logistik AG", street="Hafenstraße 12", postal_code="20457", city="Hamburg",
+        vat_id="DE987654321", language="en",
+        users=(("nordlicht@example.com", "nordlicht-password", Role.COMPANY_ADMIN, "Nora Nord"),),
+        calls_per_day=(4, 15), topup_amount=eur("100"), seed=20262,
+    ),
+)
+DEMO_STAFF = (
+    ("staff@example.com", "staff-password", Role.STAFF_ADMIN, "Sam Staff"),
+    ("support@example.com", "support-password", Role.STAFF_SUPPORT, "Sue Support"),
+)
+
+
+def seed_demo(session: Session, now: datetime | None = None) -> bool:
+    """Create the demo data unless it exists. Returns whether anything was created."""
+    if session.scalar(select(Company.id).where(Company.name == DEMO_COMPANIES[0].name)) is not None:
+        return False
+    now = now or utcnow()
+    for email, password, role, name in DEMO_STAFF:
+        create_user(session, email, password, role, name=name, locale="de")
+    for demo in DEMO_COMPANIES:
+        _seed_company(session, demo, now)
+    session.commit()
+    return True
+
+
+def _seed_company(session: Session, demo: DemoCompany, now: datetime) -> None:
+    start = now - timedelta(days=HISTORY_DAYS)
+    company = create_company(
+        session, demo.name, street=demo.street, postal_code=demo.postal_code, city=demo.city,
+        vat_id=demo.vat_id, language=demo.language, created_at=start - timedelta(days=1),
+    )
+    for email, password, role, name in demo.users:
+        create_user(session, email, password, role, company=company, name=name)
+    _seed_history(session, company.id, demo, start, now)
+
+
+def _seed_history(session: Session, company_id: int, demo: DemoCompany, start: datetime, now: datetime) -> None:
+    rng = random.Random(demo.seed)
+    balance = 0
+    topups = 0
+    for moment, kind in _timeline(rng, demo, start, now):
+        if kind == "call":
+            duration = _call_duration(rng)
+            charge = rate_call(duration, eur("0.42"), 1).amount
+            if charge == 0:
+                continue
+            if balance - charge < eur("30"):
+                topups += 1
+                balance += _seed_topup(session, company_id, demo.topup_amount * 2, topups, moment)
+            call_id = f"demo-{demo.seed}-{moment:%Y%m%d%H%M%S}-{rng.randrange(10**6):06d}"
+            post_entry(
+                session, company_id, EntryType.CHARGE, -charge,
+                description=f"{_phone_number(rng)} · {duration // 60}:{duration % 60:02d}",
+                reference=Reference("call", call_id), actor="telephony", created_at=moment,
+            )
+            balance -= charge
+        else:
+            topups += 1
+            balance += _seed_topup(session, company_id, demo.topup_amount, topups, moment)
+
+
+def _seed_topup(session: Session, company_id: int, amount: int, number: int, moment: datetime) -> int:
+    post_entry(
+        session, company_id, EntryType.TOPUP, amount, description="Stripe Checkout",
+        reference=Reference("demo_topup", str(number)), actor="stripe",
+        created_at=moment - timedelta(seconds=1),
+    )
+    return amount
+
+
+def _timeline(rng: random.Random, demo: DemoCompany, start: datetime, now: datetime):
+    """Calls on working hours of every day, a top-up roughly every two weeks, in time order."""
+    events = [(start + timedelta(hours=9), "topup")]
+    for day in range(HISTORY_DAYS):
+        date = start + timedelta(days=day)
+        workday = date.weekday() < 5
+        low, high = demo.calls_per_day
+        count = rng.randint(low, high) if workday else rng.randint(0, low // 3)
+        for _ in range(count):
+            moment = date.replace(hour=7, minute=0, second=0, microsecond=0) + timedelta(
+                seconds=rng.randrange(11 * 3600)
+            )
+            if moment < now:
+                events.append((moment, "call"))
+        if day % 14 == 13:
+            events.append((date.replace(hour=8, minute=30, second=0, microsecond=0), "topup"))
+    events.sort()
+    return events
+
+
+def _call_duration(rng: random.Random) -> int:
+    """Mostly short business calls, some long ones, a few that never connected (0 s)."""
+    if rng.random() < 0.05:
+        return 0
+    return max(1, min(int(rng.lognormvariate(4.5, 0.9)), 3 * 3600))
+
+
+def _phone_number(rng: random.Random) -> str:
+    area = rng.choice(["30", "40", "89", "69", "221", "711"])
+    return f"+49 {area} {rng.randrange(1000000, 9999999)}"

@@ -1,0 +1,171 @@
+"""The only code that changes a balance.
+
+:func:`post_entry` moves a company's balance and writes its ledger row in the caller's
+transaction. The single ``UPDATE ... RETURNING`` both takes the row lock (PostgreSQL) or the
+write lock (SQLite, ``BEGIN IMMEDIATE``) and yields the new balance, so concurrent writers queue
+up and every row's ``balance_before`` is the previous row's ``balance_after``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from core.clock import utcnow
+from core.models import BalanceTransaction, Company, EntryType, PrepaidBalance
+
+
+class LedgerError(Exception):
+    """Base of the ledger's domain errors."""
+
+
+class UnknownCompany(LedgerError):
+    pass
+
+
+class InsufficientBalance(LedgerError):
+    def __init__(self, available: int, requested: int):
+        super().__init__(f"available {available}, requested {requested}")
+        self.available = available
+        self.requested = requested
+
+
+class ZeroAmount(LedgerError):
+    pass
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a ledger row is about, e.g. ``Reference("topup", "42")``."""
+
+    type: str
+    id: str
+
+
+def post_entry(
+    session: Session,
+    company_id: int,
+    entry_type: EntryType,
+    amount: int,
+    *,
+    description: str = "",
+    reference: Reference | None = None,
+    actor: str = "system",
+    allow_negative: bool = False,
+    created_at: datetime | None = None,
+) -> BalanceTransaction:
+    """Add ``amount`` (signed units) to the balance and append the matching ledger row.
+
+    A debit that would take the available balance (balance − reserved) below zero raises
+    :class:`InsufficientBalance` and changes nothing, unless ``allow_negative``. The caller
+    commits; a duplicate ``reference`` for the same type fails at the unique constraint.
+    """
+    if amount == 0:
+        raise ZeroAmount()
+    new_balance = PrepaidBalance.balance + amount
+    statement = (
+        update(PrepaidBalance)
+        .where(PrepaidBalance.company_id == company_id)
+        .values(balance=new_balance, updated_at=utcnow())
+        .returning(PrepaidBalance.balance)
+    )
+    if amount < 0 and not allow_negative:
+        statement = statement.where(new_balance - PrepaidBalance.reserved >= 0)
+    balance_after = session.execute(statement).scalar_one_or_none()
+    if balance_after is None:
+        _raise_for_refused_update(session, company_id, amount)
+
+    entry = BalanceTransaction(
+        company_id=company_id,
+        type=EntryType(entry_type).value,
+        amount=amount,
+        balance_before=balance_after - amount,
+        balance_after=balance_after,
+        description=description,
+        reference_type=reference.type if reference else None,
+        reference_id=reference.id if reference else None,
+        actor=actor,
+        created_at=created_at or utcnow(),
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def _raise_for_refused_update(session: Session, company_id: int, amount: int) -> None:
+    account = session.get(PrepaidBalance, company_id, populate_existing=True)
+    if account is None:
+        raise UnknownCompany(company_id)
+    raise InsufficientBalance(available=account.available, requested=-amount)
+
+
+def open_account(session: Session, company: Company, **settings) -> PrepaidBalance:
+    """Create a company's balance row, starting at zero (money only ever arrives via post_entry)."""
+    account = PrepaidBalance(company=company, balance=0, reserved=0, **settings)
+    session.add(account)
+    return account
+
+
+@dataclass(frozen=True)
+class LedgerMismatch:
+    company_id: int
+    company_name: str
+    problem: str
+
+
+def verify_ledger(session: Session) -> list[LedgerMismatch]:
+    """Check DESIGN.md's three invariants for every company; an empty list means all hold."""
+    return _balance_mismatches(session) + _row_arithmetic_mismatches(session) + _chain_mismatches(session)
+
+
+def _balance_mismatches(session: Session) -> list[LedgerMismatch]:
+    ledger_sum = (
+        select(BalanceTransaction.company_id, func.sum(BalanceTransaction.amount).label("total"))
+        .group_by(BalanceTransaction.company_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Company.id, Company.name, PrepaidBalance.balance, func.coalesce(ledger_sum.c.total, 0))
+        .join(PrepaidBalance, PrepaidBalance.company_id == Company.id)
+        .outerjoin(ledger_sum, ledger_sum.c.company_id == Company.id)
+        .where(PrepaidBalance.balance != func.coalesce(ledger_sum.c.total, 0))
+    )
+    return [
+        LedgerMismatch(cid, name, f"balance {balance} != ledger sum {total}")
+        for cid, name, balance, total in rows
+    ]
+
+
+def _row_arithmetic_mismatches(session: Session) -> list[LedgerMismatch]:
+    rows = session.execute(
+        select(Company.id, Company.name, func.count())
+        .join(BalanceTransaction, BalanceTransaction.company_id == Company.id)
+        .where(BalanceTransaction.balance_before + BalanceTransaction.amount != BalanceTransaction.balance_after)
+        .group_by(Company.id, Company.name)
+    )
+    return [LedgerMismatch(cid, name, f"{count} rows where before + amount != after") for cid, name, count in rows]
+
+
+def _chain_mismatches(session: Session) -> list[LedgerMismatch]:
+    previous_after = (
+        func.lag(BalanceTransaction.balance_after, 1, 0)
+        .over(partition_by=BalanceTransaction.company_id, order_by=BalanceTransaction.id)
+    )
+    chained = select(
+        BalanceTransaction.company_id,
+        BalanceTransaction.balance_before,
+        previous_after.label("previous_after"),
+    ).subquery()
+    rows = session.execute(
+        select(Company.id, Company.name, func.count())
+        .join(chained, chained.c.company_id == Company.id)
+        .where(chained.c.balance_before != chained.c.previous_after)
+        .group_by(Company.id, Company.name)
+    )
+    return [
+        LedgerMismatch(cid, name, f"{count} rows whose before != the previous row's after")
+        for cid, name, count in rows
+    ]

@@ -1,0 +1,166 @@
+"""Database models. Money columns hold integer units of 0.0001 EUR (see core.money)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from flask_login import UserMixin
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from core.clock import utcnow
+from core.money import eur
+
+# BIGINT on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+db = SQLAlchemy(model_class=Base)
+
+DEFAULT_RATE_PER_MINUTE = eur("0.42")
+DEFAULT_BILLING_INCREMENT_SECONDS = 1
+DEFAULT_LOW_BALANCE_THRESHOLD = eur("20")
+DEFAULT_AUTO_TOPUP_DAILY_LIMIT = 2
+
+
+class Role(str, enum.Enum):
+    COMPANY_ADMIN = "company_admin"
+    COMPANY_MEMBER = "company_member"
+    STAFF_SUPPORT = "staff_support"
+    STAFF_ADMIN = "staff_admin"
+
+
+class EntryType(str, enum.Enum):
+    TOPUP = "topup"
+    BONUS = "bonus"
+    CHARGE = "charge"
+    REFUND = "refund"
+    ADJUSTMENT = "adjustment"
+    TOPUP_REFUND = "topup_refund"
+    BONUS_REVERSAL = "bonus_reversal"
+
+
+class Company(db.Model):
+    __tablename__ = "companies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    street: Mapped[str] = mapped_column(String(200), default="")
+    postal_code: Mapped[str] = mapped_column(String(20), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    country: Mapped[str] = mapped_column(String(2), default="DE")
+    vat_id: Mapped[str] = mapped_column(String(40), default="")
+    language: Mapped[str] = mapped_column(String(5), default="de")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    balance: Mapped[PrepaidBalance] = relationship(back_populates="company", uselist=False)
+    users: Mapped[list[User]] = relationship(back_populates="company")
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    locale: Mapped[str | None] = mapped_column(String(5))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+    company: Mapped[Company | None] = relationship(back_populates="users")
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in (Role.STAFF_SUPPORT.value, Role.STAFF_ADMIN.value)
+
+    @property
+    def is_company_admin(self) -> bool:
+        return self.role == Role.COMPANY_ADMIN.value
+
+
+class BillingRate(db.Model):
+    """A company's price for calls from ``valid_from`` on; the newest valid row applies."""
+
+    __tablename__ = "billing_rates"
+    __table_args__ = (Index("ix_billing_rates_company_valid_from", "company_id", "valid_from"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    rate_per_minute: Mapped[int] = mapped_column(BigInteger, default=DEFAULT_RATE_PER_MINUTE)
+    billing_increment_seconds: Mapped[int] = mapped_column(default=DEFAULT_BILLING_INCREMENT_SECONDS)
+    valid_from: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PrepaidBalance(db.Model):
+    """One row per company. ``balance`` is written only by core.ledger."""
+
+    __tablename__ = "prepaid_balances"
+
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    low_balance_threshold: Mapped[int] = mapped_column(BigInteger, default=DEFAULT_LOW_BALANCE_THRESHOLD)
+    auto_topup_enabled: Mapped[bool] = mapped_column(default=False)
+    auto_topup_threshold: Mapped[int | None] = mapped_column(BigInteger)
+    auto_topup_amount: Mapped[int | None] = mapped_column(BigInteger)
+    auto_topup_payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    auto_topup_daily_limit: Mapped[int] = mapped_column(default=DEFAULT_AUTO_TOPUP_DAILY_LIMIT)
+    auto_topup_monthly_cap: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    company: Mapped[Company] = relationship(back_populates="balance")
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.reserved
+
+    @property
+    def is_low(self) -> bool:
+        return self.balance < self.low_balance_threshold
+
+
+class BalanceTransaction(db.Model):
+    """The append-only ledger. Corrections are new rows, never edits."""
+
+    __tablename__ = "balance_transactions"
+    __table_args__ = (
+        Index("ix_balance_transactions_company_created", "company_id", "created_at", "id"),
+        Index("ix_balance_transactions_company_type_created", "company_id", "type", "created_at", "id"),
+        # One ledger row of a kind per outside reference: a second delivery cannot post twice.
+        UniqueConstraint("company_id", "type", "reference_type", "reference_id", name="uq_balance_transactions_reference"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    type: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    balance_before: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(Text, default="")
+    reference_type: Mapped[str | None] = mapped_column(String(32))
+    reference_id: Mapped[str | None] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(100), default="system")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,129 @@
+"""The one money module.
+
+Every amount in the system is an ``int`` of *units*: 1 unit = 0.0001 EUR (1/100 cent).
+At that precision a per-second charge at 0.42 EUR/minute (0.007 EUR/s = 70 units) is exact.
+Floats never appear: text is parsed into :class:`~decimal.Decimal` and then into units.
+
+Rounding happens only in :func:`divide_half_up`, and each operation that needs it calls it once.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from babel.numbers import format_currency, format_decimal
+
+UNITS_PER_EUR = 10_000
+UNITS_PER_CENT = 100
+CURRENCY = "EUR"
+DECIMAL_PLACES = 4
+
+# Display with at least cents and at most the ledger's precision: 1.234,56 € / 0,007 €.
+_CURRENCY_PATTERN = "#,##0.00##\u00a0¤"
+_CURRENCY_PATTERN_EN = "¤#,##0.00##"
+_MAX_EUR = Decimal("1000000000")  # no amount anywhere in the product comes near this
+
+
+class InvalidAmount(ValueError):
+    """Text that is not a usable money amount. ``reason`` is a stable code."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def eur(value: str | int | Decimal) -> int:
+    """Units for an exact EUR value given in code, e.g. ``eur("0.42")`` → 4200."""
+    if isinstance(value, float):  # pragma: no cover - a programming error, not input
+        raise TypeError("floats are not money")
+    return decimal_to_units(Decimal(value))
+
+
+def decimal_to_units(value: Decimal) -> int:
+    """Exact conversion; raises InvalidAmount if the value is finer than the ledger's precision."""
+    if not value.is_finite():
+        raise InvalidAmount("not_a_number")
+    scaled = value * UNITS_PER_EUR
+    if scaled != scaled.to_integral_value():
+        raise InvalidAmount("too_precise")
+    if abs(value) >= _MAX_EUR:
+        raise InvalidAmount("too_large")
+    return int(scaled)
+
+
+def units_to_decimal(units: int) -> Decimal:
+    """EUR as a Decimal with the ledger's four places, e.g. 1234500 → Decimal('123.4500')."""
+    return (Decimal(units) / UNITS_PER_EUR).quantize(Decimal(1).scaleb(-DECIMAL_PLACES))
+
+
+def to_decimal_string(units: int) -> str:
+    """The machine format used in JSON and CLI output: ``"123.4500"``."""
+    return str(units_to_decimal(units))
+
+
+def parse_amount(text: str | None, locale: str = "en", max_places: int = 2) -> int:
+    """Parse what a person typed ("1.234,56", "1,234.56", "50", "50 €") into units.
+
+    ``max_places`` is how many decimal places a person may give (cents by default).
+    Grouping separators are accepted only in the right places for the locale.
+    """
+    if text is None:
+        raise InvalidAmount("missing")
+    cleaned = text.strip().replace("€", "").replace("EUR", "").replace("\u00a0", "").strip()
+    if not cleaned:
+        raise InvalidAmount("missing")
+    group, point = (".", ",") if locale.startswith("de") else (",", ".")
+    pattern = (
+        r"^(?P<sign>[-+]?)(?P<int>\d{1,3}(?:" + re.escape(group) + r"\d{3})+|\d+)"
+        r"(?:" + re.escape(point) + r"(?P<frac>\d+))?$"
+    )
+    match = re.match(pattern, cleaned)
+    if not match:
+        raise InvalidAmount("not_a_number")
+    fraction = match.group("frac") or ""
+    if len(fraction) > max_places:
+        raise InvalidAmount("too_precise")
+    digits = match.group("int").replace(group, "")
+    try:
+        value = Decimal(f"{match.group('sign')}{digits}.{fraction or '0'}")
+    except InvalidOperation:  # pragma: no cover - the regex admits only digits
+        raise InvalidAmount("not_a_number") from None
+    return decimal_to_units(value)
+
+
+def divide_half_up(numerator: int, denominator: int) -> int:
+    """Integer division rounded half away from zero: the single rounding rule of the ledger."""
+    if denominator <= 0:
+        raise ValueError("denominator must be positive")
+    quotient, remainder = divmod(abs(numerator), denominator)
+    if remainder * 2 >= denominator:
+        quotient += 1
+    return quotient if numerator >= 0 else -quotient
+
+
+def format_money(units: int, locale: str = "de") -> str:
+    """Locale-formatted EUR for people: ``1.234,56 €`` (de) / ``€1,234.56`` (en).
+
+    Amounts finer than a cent (per-second call charges) keep their exact digits.
+    """
+    pattern = _CURRENCY_PATTERN if locale.startswith("de") else _CURRENCY_PATTERN_EN
+    return format_currency(
+        units_to_decimal(units),
+        CURRENCY,
+        format=pattern,
+        locale=locale,
+        currency_digits=False,
+    )
+
+
+def format_amount_plain(units: int, locale: str = "de") -> str:
+    """A number without currency sign or grouping, for CSV cells: ``1234,5600`` / ``1234.5600``."""
+    return format_decimal(units_to_decimal(units), format="0.0000", locale=locale)
+
+
+def cents(units: int) -> int:
+    """Whole cents for an amount that is a whole number of cents (e.g. for Stripe)."""
+    if units % UNITS_PER_CENT:
+        raise InvalidAmount("not_whole_cents")
+    return units // UNITS_PER_CENT

@@ -1,0 +1,122 @@
+"""Reading a company's ledger: filters and keyset pagination (never OFFSET), newest first."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, select, tuple_
+from sqlalchemy.orm import Session
+
+from core.models import BalanceTransaction, EntryType
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TransactionFilter:
+    entry_type: EntryType | None = None
+    start: datetime | None = None  # inclusive, UTC
+    end: datetime | None = None  # exclusive, UTC
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the newest-first order: (created_at, id) of a row."""
+
+    created_at: datetime
+    id: int
+
+    @classmethod
+    def of(cls, entry: BalanceTransaction) -> Cursor:
+        return cls(entry.created_at, entry.id)
+
+    def encode(self) -> str:
+        raw = f"{self.created_at.isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            stamp, _, row_id = raw.partition("|")
+            cursor = cls(datetime.fromisoformat(stamp), int(row_id))
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise InvalidCursor(token) from None
+        if cursor.created_at.tzinfo is not None or cursor.id < 1:
+            raise InvalidCursor(token)
+        return cursor
+
+
+@dataclass(frozen=True)
+class TransactionPage:
+    entries: list[BalanceTransaction]
+    older: Cursor | None  # pass as ``after`` to get the next (older) page
+    newer: Cursor | None  # pass as ``before`` to get the previous (newer) page
+
+
+def _filtered(company_id: int, filters: TransactionFilter) -> Select:
+    query = select(BalanceTransaction).where(BalanceTransaction.company_id == company_id)
+    if filters.entry_type is not None:
+        query = query.where(BalanceTransaction.type == filters.entry_type.value)
+    if filters.start is not None:
+        query = query.where(BalanceTransaction.created_at >= filters.start)
+    if filters.end is not None:
+        query = query.where(BalanceTransaction.created_at < filters.end)
+    return query
+
+
+_POSITION = tuple_(BalanceTransaction.created_at, BalanceTransaction.id)
+_NEWEST_FIRST = (BalanceTransaction.created_at.desc(), BalanceTransaction.id.desc())
+_OLDEST_FIRST = (BalanceTransaction.created_at.asc(), BalanceTransaction.id.asc())
+
+
+def transactions_page(
+    session: Session,
+    company_id: int,
+    filters: TransactionFilter,
+    *,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+    limit: int = 50,
+) -> TransactionPage:
+    """One page: the newest rows, or those older than ``after``, or newer than ``before``."""
+    query = _filtered(company_id, filters)
+    if before is not None:
+        rows = list(
+            session.scalars(
+                query.where(_POSITION > (before.created_at, before.id)).order_by(*_OLDEST_FIRST).limit(limit + 1)
+            )
+        )
+        has_newer, rows = len(rows) > limit, rows[:limit]
+        rows.reverse()
+        has_older = bool(rows)
+    else:
+        if after is not None:
+            query = query.where(_POSITION < (after.created_at, after.id))
+        rows = list(session.scalars(query.order_by(*_NEWEST_FIRST).limit(limit + 1)))
+        has_older, rows = len(rows) > limit, rows[:limit]
+        has_newer = after is not None and bool(rows)
+    return TransactionPage(
+        entries=rows,
+        older=Cursor.of(rows[-1]) if has_older else None,
+        newer=Cursor.of(rows[0]) if has_newer else None,
+    )
+
+
+def iter_transactions(
+    session: Session, company_id: int, filters: TransactionFilter, batch_size: int = 1000
+) -> Iterator[BalanceTransaction]:
+    """Every matching row, newest first, fetched batch by batch (the session holds rows weakly)."""
+    cursor = None
+    while True:
+        page = transactions_page(session, company_id, filters, after=cursor, limit=batch_size)
+        yield from page.entries
+        if page.older is None:
+            return
+        cursor = page.older

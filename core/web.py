@@ -1,0 +1,76 @@
+"""Web glue shared by the portal and staff blueprints: access rules and htmx responses."""
+
+from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import urlsplit
+
+from flask import abort, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from core.models import Role
+
+
+def company_user_required(view):
+    """Customer pages: a logged-in company user; staff and strangers see nothing here."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return _to_login()
+        if current_user.company_id is None:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def staff_required(*roles: Role):
+    """Staff pages; customers get a 404 so the staff area does not reveal itself."""
+    allowed = {role.value for role in roles} or {Role.STAFF_SUPPORT.value, Role.STAFF_ADMIN.value}
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return _to_login()
+            if not current_user.is_staff:
+                abort(404)
+            if current_user.role not in allowed:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _to_login():
+    return redirect_to(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+
+
+def render_page(template: str, partial: str, status: int = 200, **context):
+    """One URL, two answers: the full page, or for htmx just the partial it swaps in."""
+    chosen = partial if request.htmx and not request.htmx.boosted else template
+    response = make_response(render_template(chosen, **context), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def redirect_to(location: str):
+    """A redirect that htmx follows as a full navigation (HX-Redirect) and browsers as a 303."""
+    if request.htmx:
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = location
+        return response
+    return redirect(location, 303)
+
+
+def safe_next_url(target: str | None, fallback: str) -> str:
+    """Only same-site relative paths may be redirect targets."""
+    if not target:
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    return target
