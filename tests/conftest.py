@@ -1,0 +1,125 @@
+"""Shared fixtures. The suite runs on PostgreSQL when DATABASE_URL is set, else on a SQLite file.
+
+The schema is built once per run by the committed Alembic migrations; after every test the
+ledger invariants are checked and all rows are deleted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+
+from core.accounts import create_company, create_user  # noqa: E402
+from core.config import database_uri  # noqa: E402
+from core.ledger import Reference, post_entry, verify_ledger  # noqa: E402
+from core.models import EntryType, Role, db  # noqa: E402
+
+COMPANY_PASSWORD = "company-password"
+STAFF_PASSWORD = "staff-password-1"
+
+
+@pytest.fixture(scope="session")
+def instance_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("instance")
+    os.environ["INSTANCE_PATH"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def database_url(instance_path) -> str:
+    return database_uri(os.environ.get("DATABASE_URL"), instance_path)
+
+
+@pytest.fixture(scope="session")
+def app(instance_path, database_url):
+    from flask_migrate import upgrade
+
+    from core.app import create_app
+
+    application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    with application.app_context():
+        _reset_schema(database_url)
+        upgrade()
+    return application
+
+
+def _reset_schema(url: str) -> None:
+    """Start from an empty database so the migrations are what builds the schema."""
+    if url.startswith("postgresql"):
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request):
+    """After each test that touched the database: invariants must hold, then wipe all rows."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application = request.getfixturevalue("app")
+    with application.app_context():
+        db.session.rollback()
+        mismatches = verify_ledger(db.session)
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(table.delete())
+        db.session.commit()
+        db.session.remove()
+    assert not mismatches, f"ledger invariants broken: {mismatches}"
+
+
+@pytest.fixture(autouse=True)
+def _reset_rate_limits(request):
+    if "app" in request.fixturenames:
+        from core.extensions import limiter
+
+        with request.getfixturevalue("app").app_context():
+            limiter.reset()
+    yield
+
+
+@pytest.fixture
+def session(app):
+    """A plain SQLAlchemy session on the test database, for core tests that need no Flask."""
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+    with Session(engine) as plain_session:
+        yield plain_session
+    engine.dispose()
+
+
+@pytest.fixture
+def make_company(app):
+    """Create a company (with an optional opening top-up) and a company admin for it."""
+    counter = iter(range(1, 1000))
+
+    def make(name: str | None = None, balance: int = 0, member: bool = False, **details):
+        number = next(counter)
+        with app.app_context():
+            company = create_company(db.session, name or f"Company {number} GmbH", **details)
+            role = Role.COMPANY_MEMBER if member else Role.COMPANY_ADMIN
+            email = f"user{company.id}-{number}@example.com"
+            create_user(db.session, email, COMPANY_PASSWORD, role, company=company)
+            if balance:
+                post_entry(db.session, company.id, EntryType.TOPUP, balance,
+                           reference=Reference("test_topup", f"{company.id}-{number}"), description="Opening top-up")
+            db.session.commit()
+            return company.id, email
+
+    return make
+
+
+@pytest.fixture
+def make_staff(app):
+    def make(role: Role = Role.STAFF_ADMIN, email: str = "staff-user@example.com"):
+        with app.app_context():
+            create_user(db.session, email, STAFF_PASSWORD, role)
+            db.session.commit()
+        return email
+
+    return make

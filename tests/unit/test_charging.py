@@ -1,0 +1,30 @@
+import pytest
+
+from core.charging import billed_seconds, rate_call
+from core.money import eur
+
+
+@pytest.mark.parametrize(
+    ("duration", "increment", "expected"),
+    [(0, 1, 0), (1, 1, 1), (59, 1, 59), (61, 6, 66), (60, 60, 60), (61, 60, 120), (3601, 60, 3660)],
+)
+def test_duration_is_rounded_up_to_the_billing_increment(duration, increment, expected):
+    assert billed_seconds(duration, increment) == expected
+
+
+def test_per_second_charge_at_the_default_rate_is_exact():
+    rating = rate_call(61, eur("0.42"), 1)
+    assert rating.billed_seconds == 61
+    assert rating.amount == eur("0.427")
+
+
+def test_a_charge_that_does_not_divide_evenly_rounds_half_up_once():
+    # 1 s at 0.0999 EUR/min = 0.001665 EUR → 16.65 units → 17 units
+    assert rate_call(1, eur("0.0999"), 1).amount == 17
+    # 7 s at 0.0999 EUR/min = 0.011655 EUR → 116.55 units → 117 units
+    assert rate_call(7, eur("0.0999"), 1).amount == 117
+
+
+def test_negative_durations_are_refused():
+    with pytest.raises(ValueError):
+        billed_seconds(-1, 1)
