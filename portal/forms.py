@@ -8,6 +8,7 @@ from flask_babel import get_timezone
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, EmailField, HiddenField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from core.i18n import LANGUAGES
@@ -31,7 +32,7 @@ class LoginForm(FlaskForm):
 
 
 class LanguageForm(FlaskForm):
-    language = SelectField(_l("Language"), choices=list(LANGUAGES.items()))
+    language = SelectField(_l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGES.items()])
     next = HiddenField()
 
 
@@ -43,7 +44,8 @@ class TransactionFilterForm(FlaskForm):
 
     type = SelectField(
         _l("Type"),
-        choices=[("", _l("All types"))] + list(ENTRY_TYPE_LABELS.items()),
+        choices=[SelectChoice("", _l("All types"))]
+        + [SelectChoice(value, label) for value, label in ENTRY_TYPE_LABELS.items()],
         validators=[Optional()],
         default="",
     )

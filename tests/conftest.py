@@ -58,6 +58,14 @@ def _reset_schema(url: str) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _push_request_context():
+    """Replaces pytest-flask's fixture of this name, which pushes one request context for a whole
+    test: every client request would then share its `g` (and with it Flask-Babel's cached locale
+    and Flask-Login's cached user). Tests open an app context themselves where they need one."""
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _clean_database(request):
     """After each test that touched the database: invariants must hold, then wipe all rows."""
     yield

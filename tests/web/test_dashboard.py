@@ -1,0 +1,55 @@
+from sqlalchemy import update
+
+from core.models import PrepaidBalance, db
+from core.money import eur
+from tests.helpers import log_in
+
+
+def test_the_dashboard_shows_balance_reserved_available_and_minutes_left_in_german(app, client, make_company):
+    company_id, email = make_company(balance=eur("1234.56"))
+    with app.app_context():
+        db.session.execute(update(PrepaidBalance).where(PrepaidBalance.company_id == company_id).values(reserved=eur("4.2")))
+        db.session.commit()
+    log_in(client, email)
+    page = client.get("/business/billing").text
+    assert 'data-testid="balance">1.234,56\xa0€<' in page
+    assert 'data-testid="reserved">4,20\xa0€<' in page
+    assert 'data-testid="available">1.230,36\xa0€<' in page
+    assert "≈ 2.929 Minuten übrig bei 0,42\xa0€ pro Minute" in page  # 1230.36 / 0.42 = 2929.4
+    assert "Automatische Aufladung: aus" in page
+    assert "Opening top-up" in page
+    assert 'data-testid="low-balance-warning"' not in page
+
+
+def test_a_balance_below_the_threshold_shows_the_warning(client, make_company):
+    _, email = make_company(balance=eur("19.99"))
+    log_in(client, email)
+    page = client.get("/business/billing").text
+    assert 'data-testid="low-balance-warning"' in page
+    assert "unter Ihrer Warnschwelle von 20,00\xa0€" in page
+
+
+def test_the_balance_widget_refreshes_itself_as_a_partial_for_htmx(client, make_company):
+    _, email = make_company(balance=eur("50"))
+    log_in(client, email)
+    partial = client.get("/business/billing", headers={"HX-Request": "true"})
+    assert partial.text.lstrip().startswith("{#") is False
+    assert partial.text.strip().startswith('<section id="balance-card"')
+    assert "<html" not in partial.text
+    assert "HX-Request" in partial.headers["Vary"]
+    full = client.get("/business/billing")
+    assert "<html" in full.text and "HX-Request" in full.headers["Vary"]
+
+
+def test_the_dashboard_shows_only_the_users_own_company(client, make_company):
+    _, email = make_company(name="Mine GmbH", balance=eur("10"))
+    make_company(name="Theirs AG", balance=eur("999"))
+    log_in(client, email)
+    page = client.get("/business/billing").text
+    assert "Mine GmbH" in page and "Theirs AG" not in page and "999" not in page
+
+
+def test_company_members_can_read_the_dashboard(client, make_company):
+    _, email = make_company(balance=eur("10"), member=True)
+    log_in(client, email)
+    assert client.get("/business/billing").status_code == 200
