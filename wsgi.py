@@ -1,5 +1,15 @@
-"""Entry point for gunicorn (`gunicorn wsgi:app`) and the Flask CLI (`flask --app wsgi ...`)."""
+"""Entry point for gunicorn (`gunicorn wsgi:app`) and the Flask CLI (`flask --app wsgi ...`).
+
+Without STRIPE_SECRET_KEY (the demo) the in-repo Stripe sandbox plays Stripe, in this one process.
+"""
+
+from pathlib import Path
 
 from core.app import create_app
 
 app = create_app()
+
+if app.config["STRIPE_SANDBOX"]:
+    from stripe_sandbox.install import install_sandbox
+
+    install_sandbox(app, state_path=Path(app.instance_path) / "stripe-sandbox.json")

@@ -14,6 +14,7 @@ from core.config import ROOT, load_config
 from core.extensions import babel, csrf, htmx, limiter, login_manager, migrate
 from core.i18n import register_template_helpers, select_locale
 from core.models import User, db
+from core.stripe_gateway import StripeGateway
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -29,6 +30,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(overrides or {})
 
     _init_extensions(app)
+    _init_stripe(app)
     _register_blueprints(app)
     _register_error_pages(app)
     _register_cli(app)
@@ -49,6 +51,20 @@ def _init_extensions(app: Flask) -> None:
     register_template_helpers(app)
 
 
+def _init_stripe(app: Flask) -> None:
+    """A real Stripe gateway from the keys. Without keys, the entry point installs the sandbox."""
+    if app.config["STRIPE_SECRET_KEY"]:
+        app.extensions["stripe_gateway"] = StripeGateway(
+            app.config["STRIPE_SECRET_KEY"], app.config["STRIPE_WEBHOOK_SECRET"], api_base=app.config["STRIPE_API_BASE"]
+        )
+
+    @app.context_processor
+    def stripe_mode():
+        gateway = app.extensions.get("stripe_gateway")
+        return {"stripe_test_mode": gateway is not None and gateway.is_test_mode,
+                "stripe_sandbox": gateway is not None and gateway.is_sandbox}
+
+
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
     return db.session.get(User, int(user_id)) if user_id.isdigit() else None
@@ -66,11 +82,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from portal.auth import bp as auth_bp
+    from portal.payments import bp as payments_bp
     from portal.routes import bp as portal_bp
+    from portal.stripe_webhook import bp as webhook_bp
     from staff.routes import bp as staff_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
+    app.register_blueprint(payments_bp)
+    app.register_blueprint(webhook_bp)
+    csrf.exempt(webhook_bp)
     app.register_blueprint(staff_bp)
 
     @app.get("/healthz")
@@ -99,7 +120,9 @@ def _register_error_pages(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
-    from core.cli import billing_cli, seed_demo_command
+    from core.cli import billing_cli, bonus_cli, seed_demo_command, stripe_cli
 
     app.cli.add_command(billing_cli)
+    app.cli.add_command(stripe_cli)
+    app.cli.add_command(bonus_cli)
     app.cli.add_command(seed_demo_command)

@@ -77,3 +77,72 @@ def seed_demo_command() -> None:
 
     created = seed_demo(db.session)
     click.echo("Demo data loaded." if created else "Demo data already present; nothing changed.")
+
+
+stripe_cli = AppGroup("stripe", help="Stripe events.")
+
+
+@stripe_cli.command("replay")
+@click.argument("event_id", required=False)
+@click.option("--failed", "all_failed", is_flag=True, help="Process every failed event again.")
+def replay_command(event_id: str | None, all_failed: bool) -> None:
+    """Process a stored Stripe event again (idempotent), or all failed ones."""
+    from flask import current_app
+
+    from core.webhooks import replay, replay_failed
+
+    gateway = current_app.extensions.get("stripe_gateway")
+    if gateway is None:
+        click.echo("No Stripe gateway configured.", err=True)
+        sys.exit(2)
+    if all_failed == bool(event_id):
+        click.echo("Give one EVENT_ID or --failed.", err=True)
+        sys.exit(2)
+    events = replay_failed(db.session, gateway) if all_failed else [replay(db.session, gateway, event_id)]
+    if events == [None]:
+        click.echo(f"No stored event {event_id}.", err=True)
+        sys.exit(1)
+    for event in events:
+        click.echo(f"{event.stripe_event_id} {event.type}: {event.status}{' - ' + event.error if event.error else ''}")
+    if any(event.status == "failed" for event in events):
+        sys.exit(1)
+
+
+bonus_cli = AppGroup("bonus", help="Bonus rules for top-ups.")
+
+
+@bonus_cli.command("list")
+def bonus_list_command() -> None:
+    from sqlalchemy import select
+
+    from core.models import BonusRule
+
+    for rule in db.session.scalars(select(BonusRule).order_by(BonusRule.min_amount)):
+        gives = f"{rule.percent_basis_points / 100:g}%" if rule.percent_basis_points else to_decimal_string(rule.fixed_amount)
+        window = f" {rule.valid_from or '…'} – {rule.valid_until or '…'}" if rule.valid_from or rule.valid_until else ""
+        click.echo(f"{rule.id:>3} {'active' if rule.active else 'ended':<6} from {to_decimal_string(rule.min_amount)} EUR: "
+                   f"+{gives}{' (first top-up only)' if rule.first_topup_only else ''}{window}  {rule.name}")
+
+
+@bonus_cli.command("add")
+@click.option("--name", required=True)
+@click.option("--min-amount", required=True, help="EUR, e.g. 250")
+@click.option("--percent", help="e.g. 5 or 7.5")
+@click.option("--fixed", help="EUR, e.g. 10")
+@click.option("--first-topup-only", is_flag=True)
+def bonus_add_command(name: str, min_amount: str, percent: str | None, fixed: str | None, first_topup_only: bool) -> None:
+    """Add a bonus rule: a percentage or a fixed amount from a minimum top-up."""
+    from decimal import Decimal, InvalidOperation
+
+    from core.bonuses import create_rule
+    from core.money import InvalidAmount, eur
+
+    try:
+        basis_points = int(Decimal(percent) * 100) if percent else None
+        rule = create_rule(db.session, name, eur(min_amount), percent_basis_points=basis_points,
+                           fixed_amount=eur(fixed) if fixed else None, first_topup_only=first_topup_only)
+    except (ValueError, InvalidOperation, InvalidAmount) as error:
+        click.echo(f"Invalid rule: {error}", err=True)
+        sys.exit(2)
+    db.session.commit()
+    click.echo(f"Rule {rule.id} added.")

@@ -41,6 +41,13 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
             raise ConfigError("SECRET_KEY must be set when DATABASE_URL is set (production).")
         secret_key = _demo_secret_key(instance_path)
     redis_url = environ.get("REDIS_URL") or None
+    stripe_key = environ.get("STRIPE_SECRET_KEY") or None
+    webhook_secret = environ.get("STRIPE_WEBHOOK_SECRET") or None
+    if stripe_key and not webhook_secret:
+        raise ConfigError("STRIPE_WEBHOOK_SECRET must be set together with STRIPE_SECRET_KEY.")
+    sandbox = stripe_key is None
+    if sandbox and not demo and environ.get("STRIPE_SANDBOX") != "1":
+        raise ConfigError("STRIPE_SECRET_KEY must be set in production (STRIPE_SANDBOX=1 only for test installations).")
     uri = database_uri(database_url, instance_path)
     return {
         "DEMO_MODE": demo,
@@ -61,6 +68,18 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "TRANSACTIONS_PAGE_SIZE": 50,
+        # Stripe: without a secret key the in-repo sandbox plays Stripe (demo and tests only).
+        "STRIPE_SECRET_KEY": stripe_key,
+        "STRIPE_PUBLISHABLE_KEY": environ.get("STRIPE_PUBLISHABLE_KEY") or None,
+        "STRIPE_WEBHOOK_SECRET": webhook_secret,
+        "STRIPE_API_BASE": environ.get("STRIPE_API_BASE") or None,
+        "STRIPE_SANDBOX": sandbox,
+        "STRIPE_SANDBOX_SETTLE_SECONDS": float(environ.get("STRIPE_SANDBOX_SETTLE_SECONDS", "5")),
+        "PAYMENT_METHOD_TYPES": ["card", "sepa_debit"],
+        "TOPUP_MIN_EUR": environ.get("TOPUP_MIN_EUR", "10"),
+        "TOPUP_MAX_EUR": environ.get("TOPUP_MAX_EUR", "10000"),
+        "TOPUP_PRESETS_EUR": [50, 100, 250, 500],
+        "TOPUP_RATE_LIMIT": environ.get("TOPUP_RATE_LIMIT", "10 per hour"),
     }
 
 

@@ -13,10 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.accounts import create_company, create_user
+from core.bonuses import best_bonus, create_rule
 from core.charging import rate_call
 from core.clock import utcnow
 from core.ledger import Reference, post_entry
-from core.models import Company, EntryType, Role
+from core.models import Company, EntryType, Role, Topup, TopupStatus
 from core.money import eur
 
 HISTORY_DAYS = 90
@@ -53,6 +54,10 @@ DEMO_COMPANIES = (
         calls_per_day=(4, 15), topup_amount=eur("100"), seed=20262,
     ),
 )
+DEMO_BONUS_RULES = (
+    ("Bonus 5 % ab 250 €", eur("250"), 500),
+    ("Bonus 10 % ab 500 €", eur("500"), 1000),
+)
 DEMO_STAFF = (
     ("staff@example.com", "staff-password", Role.STAFF_ADMIN, "Sam Staff"),
     ("support@example.com", "support-password", Role.STAFF_SUPPORT, "Sue Support"),
@@ -64,6 +69,8 @@ def seed_demo(session: Session, now: datetime | None = None) -> bool:
     if session.scalar(select(Company.id).where(Company.name == DEMO_COMPANIES[0].name)) is not None:
         return False
     now = now or utcnow()
+    for name, min_amount, basis_points in DEMO_BONUS_RULES:
+        create_rule(session, name, min_amount, percent_basis_points=basis_points)
     for email, password, role, name in DEMO_STAFF:
         create_user(session, email, password, role, name=name, locale="de")
     for demo in DEMO_COMPANIES:
@@ -109,12 +116,22 @@ def _seed_history(session: Session, company_id: int, demo: DemoCompany, start: d
 
 
 def _seed_topup(session: Session, company_id: int, amount: int, number: int, moment: datetime) -> int:
-    post_entry(
-        session, company_id, EntryType.TOPUP, amount, description="Stripe Checkout",
-        reference=Reference("demo_topup", str(number)), actor="stripe",
-        created_at=moment - timedelta(seconds=1),
-    )
-    return amount
+    """A credited card top-up as Checkout would have left it, with the bonus the rules give."""
+    moment -= timedelta(seconds=1)
+    topup = Topup(company_id=company_id, kind="checkout", amount=amount, status=TopupStatus.CREDITED.value,
+                  payment_method_type="card", stripe_payment_intent_id=f"pi_demo_{company_id}_{number}",
+                  created_at=moment, updated_at=moment, credited_at=moment)
+    session.add(topup)
+    session.flush()
+    reference = Reference("topup", str(topup.id))
+    post_entry(session, company_id, EntryType.TOPUP, amount, description=f"Stripe checkout #{topup.id}",
+               reference=reference, actor="stripe", created_at=moment)
+    bonus = best_bonus(session, company_id, amount, moment, exclude_topup_id=topup.id)
+    if bonus.amount:
+        topup.bonus_amount, topup.bonus_rule_id = bonus.amount, bonus.rule_id
+        post_entry(session, company_id, EntryType.BONUS, bonus.amount, description=bonus.rule_name,
+                   reference=reference, actor="stripe", created_at=moment)
+    return amount + bonus.amount
 
 
 def _timeline(rng: random.Random, demo: DemoCompany, start: datetime, now: datetime):

@@ -6,12 +6,57 @@ from datetime import date, datetime
 
 from flask import request, session
 from flask_babel import format_date, format_datetime, format_decimal, get_locale
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from core.models import EntryType, TopupStatus
 from core.money import format_money
 
 LANGUAGES = {"de": "Deutsch", "en": "English"}
 DEFAULT_LANGUAGE = "de"
+
+ENTRY_TYPE_LABELS = {
+    EntryType.TOPUP.value: _l("Top-up"),
+    EntryType.BONUS.value: _l("Bonus"),
+    EntryType.CHARGE.value: _l("Call charge"),
+    EntryType.REFUND.value: _l("Refund"),
+    EntryType.ADJUSTMENT.value: _l("Adjustment"),
+    EntryType.TOPUP_REFUND.value: _l("Top-up refund"),
+    EntryType.BONUS_REVERSAL.value: _l("Bonus reversal"),
+}
+
+TOPUP_STATUS_LABELS = {
+    TopupStatus.PENDING.value: _l("Waiting for payment"),
+    TopupStatus.PROCESSING.value: _l("Processing (SEPA direct debit)"),
+    TopupStatus.CREDITED.value: _l("Credited"),
+    TopupStatus.FAILED.value: _l("Failed"),
+    TopupStatus.CANCELED.value: _l("Canceled"),
+    TopupStatus.EXPIRED.value: _l("Expired"),
+}
+
+_DECLINE_REASONS = {
+    "insufficient_funds": _l("Insufficient funds on the card."),
+    "lost_card": _l("The card was reported lost."),
+    "stolen_card": _l("The card was reported stolen."),
+    "expired_card": _l("The card has expired."),
+    "incorrect_cvc": _l("The security code is incorrect."),
+}
+_FAILURE_REASONS = {
+    "card_declined": _l("The card was declined."),
+    "authentication_required": _l("The bank requires authentication for this payment."),
+    "expired_card": _l("The card has expired."),
+    "incorrect_cvc": _l("The security code is incorrect."),
+    "processing_error": _l("The payment could not be processed. Please try again."),
+    "sepa_failed": _l("The SEPA direct debit failed."),
+    "payment_intent_payment_attempt_failed": _l("The payment attempt failed."),
+}
+
+
+def payment_failure_reason(code: str | None, decline_code: str | None) -> str:
+    """A translated, customer-safe reason for a failed payment."""
+    if decline_code in _DECLINE_REASONS:
+        return str(_DECLINE_REASONS[decline_code])
+    return str(_FAILURE_REASONS.get(code or "", _l("The payment failed.")))
 
 
 def select_locale() -> str:
@@ -51,3 +96,6 @@ def register_template_helpers(app) -> None:
     app.add_template_filter(local_date, "date")
     app.add_template_global(LANGUAGES, "LANGUAGES")
     app.add_template_global(active_language, "active_language")
+    app.add_template_global(ENTRY_TYPE_LABELS, "ENTRY_TYPE_LABELS")
+    app.add_template_global(TOPUP_STATUS_LABELS, "TOPUP_STATUS_LABELS")
+    app.add_template_global(payment_failure_reason, "payment_failure_reason")

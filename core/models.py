@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.clock import utcnow
@@ -65,6 +66,7 @@ class Company(db.Model):
     country: Mapped[str] = mapped_column(String(2), default="DE")
     vat_id: Mapped[str] = mapped_column(String(40), default="")
     language: Mapped[str] = mapped_column(String(5), default="de")
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     balance: Mapped[PrepaidBalance] = relationship(back_populates="company", uselist=False)
@@ -164,3 +166,99 @@ class BalanceTransaction(db.Model):
     reference_id: Mapped[str | None] = mapped_column(String(255))
     actor: Mapped[str] = mapped_column(String(100), default="system")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TopupStatus(str, enum.Enum):
+    PENDING = "pending"  # checkout started, nothing paid yet
+    PROCESSING = "processing"  # paid by SEPA, waiting for the bank
+    CREDITED = "credited"  # final: money and bonus are on the balance
+    FAILED = "failed"  # declined or SEPA failed; may still turn credited if the customer pays again in the same checkout
+    CANCELED = "canceled"  # final: the customer left checkout
+    EXPIRED = "expired"  # final: the checkout session expired
+
+
+FINAL_TOPUP_STATUSES = {TopupStatus.CREDITED.value, TopupStatus.CANCELED.value, TopupStatus.EXPIRED.value}
+
+
+class BonusRule(db.Model):
+    """Extra credit for a top-up of at least ``min_amount``: a percentage or a fixed amount."""
+
+    __tablename__ = "bonus_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    min_amount: Mapped[int] = mapped_column(BigInteger)
+    percent_basis_points: Mapped[int | None]  # 500 = 5 %
+    fixed_amount: Mapped[int | None] = mapped_column(BigInteger)
+    valid_from: Mapped[datetime | None]
+    valid_until: Mapped[datetime | None]
+    first_topup_only: Mapped[bool] = mapped_column(default=False)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Topup(db.Model):
+    __tablename__ = "topups"
+    __table_args__ = (Index("ix_topups_company_created", "company_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    kind: Mapped[str] = mapped_column(String(20), default="checkout")  # checkout | auto
+    amount: Mapped[int] = mapped_column(BigInteger)
+    bonus_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    bonus_rule_id: Mapped[int | None] = mapped_column(ForeignKey("bonus_rules.id"))
+    status: Mapped[str] = mapped_column(String(20), default=TopupStatus.PENDING.value)
+    save_payment_method: Mapped[bool] = mapped_column(default=False)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    payment_method_type: Mapped[str | None] = mapped_column(String(40))
+    failure_code: Mapped[str | None] = mapped_column(String(100))
+    decline_code: Mapped[str | None] = mapped_column(String(100))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    credited_at: Mapped[datetime | None]
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_TOPUP_STATUSES
+
+
+class TopupRefund(db.Model):
+    """A refund of (part of) a top-up in Stripe, recorded once per Stripe refund id."""
+
+    __tablename__ = "topup_refunds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    topup_id: Mapped[int] = mapped_column(ForeignKey("topups.id"), index=True)
+    stripe_refund_id: Mapped[str] = mapped_column(String(255), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    bonus_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookStatus(str, enum.Enum):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    IGNORED = "ignored"
+
+
+class WebhookEvent(db.Model):
+    """Every Stripe event, stored before it is acted on; the unique event id stops double work."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_status_received", "status", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(100), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default=WebhookStatus.RECEIVED.value)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]

@@ -5,10 +5,31 @@ from __future__ import annotations
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import abort, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from core.models import Role
+from core.stripe_gateway import StripeGateway
+
+
+def company_admin_required(view):
+    """Actions that pay or change settings; members of the company may only look."""
+
+    @wraps(view)
+    @company_user_required
+    def wrapper(*args, **kwargs):
+        if not current_user.is_company_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def stripe_gateway() -> StripeGateway:
+    gateway = current_app.extensions.get("stripe_gateway")
+    if gateway is None:
+        raise RuntimeError("No Stripe gateway: set STRIPE_SECRET_KEY, or run through wsgi.py, which installs the sandbox.")
+    return gateway
 
 
 def company_user_required(view):

@@ -7,22 +7,13 @@ from datetime import datetime, time, timedelta, timezone
 from flask_babel import get_timezone
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, EmailField, HiddenField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, DateField, EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from core.i18n import LANGUAGES
-from core.models import EntryType
+from core.i18n import ENTRY_TYPE_LABELS
 
-ENTRY_TYPE_LABELS = {
-    EntryType.TOPUP.value: _l("Top-up"),
-    EntryType.BONUS.value: _l("Bonus"),
-    EntryType.CHARGE.value: _l("Call charge"),
-    EntryType.REFUND.value: _l("Refund"),
-    EntryType.ADJUSTMENT.value: _l("Adjustment"),
-    EntryType.TOPUP_REFUND.value: _l("Top-up refund"),
-    EntryType.BONUS_REVERSAL.value: _l("Bonus reversal"),
-}
 
 
 class LoginForm(FlaskForm):
@@ -70,3 +61,26 @@ def _local_midnight_utc(day) -> datetime | None:
         return None
     zone = get_timezone()  # a pytz zone: localize() picks the right offset for that day
     return zone.localize(datetime.combine(day, time.min)).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+AMOUNT_ERRORS = {
+    "missing": _l("Please choose or enter an amount."),
+    "not_a_number": _l("Please enter the amount as a number, e.g. 150 or 150,50."),
+    "too_precise": _l("Please enter at most two decimal places."),
+    "too_large": _l("This amount is too large."),
+    "out_of_range": _l("Top-ups are possible from %(minimum)s to %(maximum)s."),
+}
+
+
+class TopupForm(FlaskForm):
+    preset = HiddenField()
+    amount = StringField(_l("Amount in EUR"), validators=[Length(max=30)])
+    save_payment_method = BooleanField(_l("Save the payment method for automatic top-ups"))
+
+    def chosen_text(self) -> str:
+        """A typed amount wins over a preset button."""
+        return (self.amount.data or "").strip() or (self.preset.data or "").strip()
+
+
+class AddPaymentMethodForm(FlaskForm):
+    pass

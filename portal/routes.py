@@ -10,12 +10,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from core.balances import account_summary
-from core.i18n import active_language, local_datetime
+from core.i18n import ENTRY_TYPE_LABELS, active_language, local_datetime
 from core.models import EntryType, db
 from core.money import format_amount_plain
 from core.transactions import Cursor, InvalidCursor, TransactionFilter, iter_transactions, transactions_page
 from core.web import company_user_required, render_page
-from portal.forms import ENTRY_TYPE_LABELS, TransactionFilterForm
+from portal.forms import TransactionFilterForm
 
 bp = Blueprint("portal", __name__, url_prefix="/business")
 
@@ -30,7 +30,7 @@ def dashboard():
     recent = transactions_page(db.session, company_id, TransactionFilter(), limit=DASHBOARD_RECENT)
     return render_page(
         "portal/dashboard.html", "partials/balance_card.html",
-        summary=summary, recent=recent.entries, type_labels=ENTRY_TYPE_LABELS,
+        summary=summary, recent=recent.entries,
     )
 
 
@@ -53,7 +53,7 @@ def transactions():
     return render_page(
         "portal/transactions.html", "partials/transactions_list.html",
         status=400 if error else 200,
-        form=form, page=page, error=error, type_labels=ENTRY_TYPE_LABELS, query=_filter_query(form),
+        form=form, page=page, error=error, query=_filter_query(form),
     )
 
 
@@ -64,7 +64,7 @@ def transactions_csv():
     filters, error = _read_filters(form)
     if error is not None:
         return render_template("portal/transactions.html", form=form, page=None, error=error,
-                               type_labels=ENTRY_TYPE_LABELS, query=_filter_query(form)), 400
+                               query=_filter_query(form)), 400
     rows = iter_transactions(db.session, current_user.company_id, filters)
     response = Response(stream_with_context(_csv_lines(rows, active_language())), mimetype="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="transactions.csv"'

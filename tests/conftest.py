@@ -14,11 +14,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("STRIPE_SANDBOX", "1")
 
 from core.accounts import create_company, create_user  # noqa: E402
 from core.config import database_uri  # noqa: E402
 from core.ledger import Reference, post_entry, verify_ledger  # noqa: E402
 from core.models import EntryType, Role, db  # noqa: E402
+from stripe_sandbox.install import install_sandbox  # noqa: E402
 
 COMPANY_PASSWORD = "company-password"
 STAFF_PASSWORD = "staff-password-1"
@@ -43,10 +45,38 @@ def app(instance_path, database_url):
     from core.app import create_app
 
     application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    install_sandbox(application, deliver=WebhookRelay(application), settle_delay_seconds=None)
     with application.app_context():
         _reset_schema(database_url)
         upgrade()
     return application
+
+
+class WebhookRelay:
+    """Delivers sandbox webhooks to the app at once (inline), or holds them for a test to send."""
+
+    def __init__(self, app):
+        self._app = app
+        self.hold = False
+        self.held: list[tuple[str, str]] = []
+        self.responses: list[int] = []
+
+    def __call__(self, payload: str, signature: str) -> bool:
+        if self.hold:
+            self.held.append((payload, signature))
+            return True
+        return self.send(payload, signature) == 200
+
+    def send(self, payload: str, signature: str) -> int:
+        status = self._app.test_client().post("/api/stripe/webhook", data=payload, content_type="application/json",
+                                              headers={"Stripe-Signature": signature}).status_code
+        self.responses.append(status)
+        return status
+
+    def reset(self) -> None:
+        self.hold = False
+        self.held.clear()
+        self.responses.clear()
 
 
 def _reset_schema(url: str) -> None:
@@ -83,13 +113,26 @@ def _clean_database(request):
 
 
 @pytest.fixture(autouse=True)
-def _reset_rate_limits(request):
+def _reset_rate_limits_and_webhooks(request):
     if "app" in request.fixturenames:
         from core.extensions import limiter
 
-        with request.getfixturevalue("app").app_context():
+        application = request.getfixturevalue("app")
+        with application.app_context():
             limiter.reset()
+        application.extensions["stripe_sandbox"].deliver.reset()
     yield
+
+
+@pytest.fixture
+def sandbox(app):
+    """The Stripe sandbox the test app talks to (webhooks delivered inline unless held)."""
+    return app.extensions["stripe_sandbox"]
+
+
+@pytest.fixture
+def webhooks(sandbox):
+    return sandbox.deliver
 
 
 @pytest.fixture

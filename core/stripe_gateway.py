@@ -1,0 +1,325 @@
+"""The only module that imports `stripe`. Everything else gets plain dataclasses from here.
+
+Every create call carries an idempotency key derived from our own record (e.g. ``topup-42-checkout``),
+so a retried request never creates a second payment. Stripe errors become :class:`PaymentError`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import stripe
+
+WEBHOOK_TOLERANCE_SECONDS = 300
+DEVELOPMENT_WEBHOOK_SECRET = "whsec_development_only"
+
+
+@dataclass
+class PaymentError(Exception):
+    """A Stripe error in our terms. ``message`` is safe to show; ``kind`` is card/request/api/auth/network."""
+
+    kind: str
+    code: str | None = None
+    decline_code: str | None = None
+    message: str = ""
+    payment_intent: dict[str, Any] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.code or ''} {self.decline_code or ''} {self.message}".strip()
+
+
+class InvalidWebhook(Exception):
+    """Bad, missing or stale signature, or a body that is not an event."""
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    id: str
+    url: str | None
+    status: str | None
+    payment_status: str | None
+    mode: str
+    customer_id: str | None
+    payment_intent_id: str | None
+    setup_intent_id: str | None
+    amount_total: int | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PaymentIntent:
+    id: str
+    status: str
+    amount: int
+    customer_id: str | None
+    payment_method_id: str | None
+    payment_method_types: tuple[str, ...]
+    latest_charge_id: str | None
+    error_code: str | None
+    decline_code: str | None
+    error_message: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PaymentMethod:
+    id: str
+    type: str  # card | sepa_debit
+    customer_id: str | None
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+    bank_code: str | None
+    country: str | None
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    amount: int
+    status: str
+    payment_intent_id: str | None
+    charge_id: str | None
+
+
+class StripeGateway:
+    def __init__(self, secret_key: str, webhook_secret: str | None, *, api_base: str | None = None,
+                 http_client: Any = None, sandbox: bool = False):
+        options: dict[str, Any] = {"max_network_retries": 2}
+        if api_base:
+            options["base_addresses"] = {"api": api_base}
+        if http_client is not None:
+            options["http_client"] = http_client
+        self._client = stripe.StripeClient(secret_key, **options)
+        self._webhook_secret = webhook_secret or DEVELOPMENT_WEBHOOK_SECRET
+        self.is_sandbox = sandbox
+        self.is_test_mode = sandbox or secret_key.startswith(("sk_test_", "rk_test_"))
+
+    # -- customers -------------------------------------------------------------------------
+
+    def create_customer(self, company_id: int, name: str, email: str | None) -> str:
+        params = {"name": name, "metadata": {"company_id": str(company_id)}}
+        if email:
+            params["email"] = email
+        customer = self._call(self._client.v1.customers.create, params, key=f"company-{company_id}-customer")
+        return customer["id"]
+
+    # -- checkout ---------------------------------------------------------------------------
+
+    def create_payment_checkout(self, *, topup_id: int, customer_id: str, amount_cents: int, description: str,
+                                payment_method_types: list[str], save_payment_method: bool,
+                                success_url: str, cancel_url: str, locale: str) -> CheckoutSession:
+        metadata = {"topup_id": str(topup_id)}
+        intent_data: dict[str, Any] = {"metadata": metadata, "description": description}
+        if save_payment_method:
+            intent_data["setup_future_usage"] = "off_session"
+        params = {
+            "mode": "payment",
+            "customer": customer_id,
+            "client_reference_id": str(topup_id),
+            "payment_method_types": payment_method_types,
+            "line_items": [{
+                "quantity": 1,
+                "price_data": {"currency": "eur", "unit_amount": amount_cents, "product_data": {"name": description}},
+            }],
+            "payment_intent_data": intent_data,
+            "metadata": metadata,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "locale": locale,
+        }
+        session = self._call(self._client.v1.checkout.sessions.create, params, key=f"topup-{topup_id}-checkout")
+        return _checkout_session(session)
+
+    def create_setup_checkout(self, *, company_id: int, request_key: str, customer_id: str,
+                              payment_method_types: list[str], success_url: str, cancel_url: str,
+                              locale: str) -> CheckoutSession:
+        params = {
+            "mode": "setup",
+            "customer": customer_id,
+            "currency": "eur",
+            "payment_method_types": payment_method_types,
+            "metadata": {"company_id": str(company_id), "purpose": "save_payment_method"},
+            "setup_intent_data": {"metadata": {"company_id": str(company_id)}},
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "locale": locale,
+        }
+        session = self._call(self._client.v1.checkout.sessions.create, params, key=f"setup-{request_key}")
+        return _checkout_session(session)
+
+    def retrieve_checkout_session(self, session_id: str) -> CheckoutSession:
+        return _checkout_session(self._call(self._client.v1.checkout.sessions.retrieve, session_id))
+
+    def expire_checkout_session(self, session_id: str) -> CheckoutSession:
+        return _checkout_session(self._call(self._client.v1.checkout.sessions.expire, session_id))
+
+    # -- payments -----------------------------------------------------------------------------
+
+    def retrieve_payment_intent(self, intent_id: str) -> PaymentIntent:
+        return payment_intent_from(self._call(self._client.v1.payment_intents.retrieve, intent_id))
+
+    def charge_saved_method(self, *, attempt_key: str, customer_id: str, payment_method_id: str,
+                            amount_cents: int, description: str, metadata: dict[str, str]) -> PaymentIntent:
+        params = {
+            "amount": amount_cents,
+            "currency": "eur",
+            "customer": customer_id,
+            "payment_method": payment_method_id,
+            "confirm": True,
+            "off_session": True,
+            "description": description,
+            "metadata": metadata,
+        }
+        return payment_intent_from(self._call(self._client.v1.payment_intents.create, params, key=attempt_key))
+
+    def refund(self, *, refund_key: str, payment_intent_id: str, amount_cents: int | None,
+               metadata: dict[str, str]) -> Refund:
+        params: dict[str, Any] = {"payment_intent": payment_intent_id, "metadata": metadata}
+        if amount_cents is not None:
+            params["amount"] = amount_cents
+        return refund_from(self._call(self._client.v1.refunds.create, params, key=refund_key))
+
+    def list_refunds(self, payment_intent_id: str) -> list[Refund]:
+        listing = self._call(self._client.v1.refunds.list, {"payment_intent": payment_intent_id, "limit": 100})
+        return [refund_from(item) for item in listing["data"]]
+
+    # -- saved payment methods ------------------------------------------------------------------
+
+    def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
+        methods = []
+        for method_type in ("card", "sepa_debit"):
+            listing = self._call(self._client.v1.payment_methods.list,
+                                 {"customer": customer_id, "type": method_type, "limit": 100})
+            methods.extend(payment_method_from(item) for item in listing["data"])
+        return methods
+
+    def retrieve_payment_method(self, method_id: str) -> PaymentMethod:
+        return payment_method_from(self._call(self._client.v1.payment_methods.retrieve, method_id))
+
+    def detach_payment_method(self, method_id: str) -> None:
+        self._call(self._client.v1.payment_methods.detach, method_id)
+
+    # -- webhooks --------------------------------------------------------------------------------
+
+    def verify_event(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:
+        """The event as a plain dict, if the signature over the raw body is valid and fresh."""
+        try:
+            text = payload.decode("utf-8")
+            stripe.WebhookSignature.verify_header(text, signature_header, self._webhook_secret,
+                                                  WEBHOOK_TOLERANCE_SECONDS)
+            event = json.loads(text)
+        except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as error:
+            raise InvalidWebhook(str(error)) from None
+        if not isinstance(event, dict) or not isinstance(event.get("id"), str) or event.get("object") != "event":
+            raise InvalidWebhook("not an event")
+        return event
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _call(self, method, *args, key: str | None = None):
+        options = {"idempotency_key": key} if key else None
+        try:
+            if options:
+                return _as_dict(method(*args, options=options))
+            return _as_dict(method(*args))
+        except stripe.StripeError as error:
+            raise _payment_error(error) from None
+
+
+def _as_dict(obj) -> dict[str, Any]:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+def _payment_error(error: stripe.StripeError) -> PaymentError:
+    body = (error.json_body or {}).get("error", {}) if isinstance(error.json_body, dict) else {}
+    kinds = {
+        stripe.CardError: "card",
+        stripe.InvalidRequestError: "request",
+        stripe.IdempotencyError: "request",
+        stripe.AuthenticationError: "auth",
+        stripe.PermissionError: "auth",
+        stripe.APIConnectionError: "network",
+        stripe.RateLimitError: "network",
+    }
+    kind = next((name for cls, name in kinds.items() if isinstance(error, cls)), "api")
+    return PaymentError(
+        kind=kind,
+        code=body.get("code") or error.code,
+        decline_code=body.get("decline_code"),
+        message=error.user_message or body.get("message") or "",
+        payment_intent=body.get("payment_intent"),
+    )
+
+
+def _id_of(value) -> str | None:
+    """Stripe fields hold an id or, when expanded, the object."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.get("id")
+
+
+def _checkout_session(data: dict[str, Any]) -> CheckoutSession:
+    return CheckoutSession(
+        id=data["id"],
+        url=data.get("url"),
+        status=data.get("status"),
+        payment_status=data.get("payment_status"),
+        mode=data.get("mode") or "payment",
+        customer_id=_id_of(data.get("customer")),
+        payment_intent_id=_id_of(data.get("payment_intent")),
+        setup_intent_id=_id_of(data.get("setup_intent")),
+        amount_total=data.get("amount_total"),
+        metadata=dict(data.get("metadata") or {}),
+    )
+
+
+def checkout_session_from(data: dict[str, Any]) -> CheckoutSession:
+    """A checkout session from an event payload."""
+    return _checkout_session(data)
+
+
+def payment_intent_from(data: dict[str, Any]) -> PaymentIntent:
+    error = data.get("last_payment_error") or {}
+    return PaymentIntent(
+        id=data["id"],
+        status=data.get("status") or "",
+        amount=data.get("amount") or 0,
+        customer_id=_id_of(data.get("customer")),
+        payment_method_id=_id_of(data.get("payment_method")),
+        payment_method_types=tuple(data.get("payment_method_types") or ()),
+        latest_charge_id=_id_of(data.get("latest_charge")),
+        error_code=error.get("code"),
+        decline_code=error.get("decline_code"),
+        error_message=error.get("message"),
+        metadata=dict(data.get("metadata") or {}),
+    )
+
+
+def payment_method_from(data: dict[str, Any]) -> PaymentMethod:
+    card = data.get("card") or {}
+    sepa = data.get("sepa_debit") or {}
+    return PaymentMethod(
+        id=data["id"],
+        type=data.get("type") or "",
+        customer_id=_id_of(data.get("customer")),
+        brand=card.get("brand"),
+        last4=card.get("last4") or sepa.get("last4"),
+        exp_month=card.get("exp_month"),
+        exp_year=card.get("exp_year"),
+        bank_code=sepa.get("bank_code"),
+        country=sepa.get("country") or card.get("country"),
+    )
+
+
+def refund_from(data: dict[str, Any]) -> Refund:
+    return Refund(
+        id=data["id"],
+        amount=data.get("amount") or 0,
+        status=data.get("status") or "",
+        payment_intent_id=_id_of(data.get("payment_intent")),
+        charge_id=_id_of(data.get("charge")),
+    )

@@ -1,0 +1,220 @@
+"""Customer top-ups through Stripe Checkout and saved payment methods (thin views)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, make_response, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from core.bonuses import best_bonus
+from core.clock import utcnow
+from core.extensions import limiter
+from core.i18n import active_language, money
+from core.models import db
+from core.money import InvalidAmount, eur, parse_amount
+from core.payment_methods import (
+    PaymentMethodNotFound, choose_auto_topup_method, company_payment_methods, remove_payment_method,
+    start_adding_method,
+)
+from core.balances import account_summary
+from core.stripe_gateway import PaymentError
+from core.topups import (
+    AmountOutOfRange, CheckoutFailed, ReturnUrls, TopupLimits, TopupNotFound, cancel_topup, company_topup,
+    confirm_with_stripe, recent_topups, start_checkout_topup, topup_for_checkout,
+)
+from core.web import company_admin_required, company_user_required, redirect_to, render_page, stripe_gateway
+from portal.forms import AMOUNT_ERRORS, AddPaymentMethodForm, TopupForm
+
+bp = Blueprint("payments", __name__, url_prefix="/business/billing")
+
+STOP_POLLING = 286  # htmx stops polling on this status
+
+
+def _limits() -> TopupLimits:
+    return TopupLimits(eur(current_app.config["TOPUP_MIN_EUR"]), eur(current_app.config["TOPUP_MAX_EUR"]))
+
+
+def _read_amount(form: TopupForm) -> tuple[int | None, str | None]:
+    limits = _limits()
+    try:
+        amount = parse_amount(form.chosen_text(), active_language())
+        limits.check(amount)
+    except InvalidAmount as error:
+        return None, str(AMOUNT_ERRORS[error.reason if error.reason in AMOUNT_ERRORS else "not_a_number"])
+    except AmountOutOfRange:
+        return None, str(AMOUNT_ERRORS["out_of_range"]) % {"minimum": money(limits.minimum),
+                                                           "maximum": money(limits.maximum)}
+    return amount, None
+
+
+def _topup_page(form: TopupForm, *, error: str | None = None, status: int = 200):
+    company_id = current_user.company_id
+    amount, preview_error = _read_amount(form) if form.chosen_text() else (None, None)
+    return render_template(
+        "portal/topup.html", form=form, error=error, presets=current_app.config["TOPUP_PRESETS_EUR"],
+        limits=_limits(), preview=_preview(company_id, amount), preview_error=preview_error,
+        topups=recent_topups(db.session, company_id), summary=account_summary(db.session, company_id),
+    ), status
+
+
+def _preview(company_id: int, amount: int | None):
+    if amount is None:
+        return None
+    return {"amount": amount, "bonus": best_bonus(db.session, company_id, amount, utcnow())}
+
+
+@bp.get("/topup")
+@company_user_required
+def topup():
+    form = TopupForm(formdata=None, amount=request.args.get("amount", "")[:30])
+    return _topup_page(form)
+
+
+@bp.get("/topup/preview")
+@company_user_required
+def topup_preview():
+    form = TopupForm(request.args, meta={"csrf": False})
+    amount, error = _read_amount(form)
+    return render_page("partials/bonus_preview.html", "partials/bonus_preview.html",
+                       preview=_preview(current_user.company_id, amount), preview_error=error)
+
+
+def _company_rate_key() -> str:
+    return f"topup-company:{current_user.company_id}"
+
+
+@bp.post("/topup")
+@company_admin_required
+@limiter.limit(lambda: current_app.config["TOPUP_RATE_LIMIT"], key_func=_company_rate_key)
+def start_topup():
+    form = TopupForm()
+    if not form.validate():
+        return _topup_page(form, error=_("The form has expired. Please try again."), status=422)
+    amount, error = _read_amount(form)
+    if error:
+        return _topup_page(form, error=error, status=422)
+    try:
+        _topup, checkout_url = start_checkout_topup(
+            db.session, stripe_gateway(), company_id=current_user.company_id, user_id=current_user.id,
+            amount=amount, save_payment_method=form.save_payment_method.data, limits=_limits(),
+            payment_method_types=current_app.config["PAYMENT_METHOD_TYPES"],
+            description=_("Prepaid credit %(amount)s", amount=money(amount)), locale=active_language(),
+            return_urls=lambda topup_id: ReturnUrls(
+                success=url_for("payments.topup_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
+                cancel=url_for("payments.topup_cancel", topup=topup_id, _external=True),
+            ),
+        )
+    except CheckoutFailed:
+        return _topup_page(form, error=_("The payment provider is not reachable right now. Nothing was charged. "
+                                         "Please try again in a few minutes."), status=422)
+    return redirect_to(checkout_url)
+
+
+@bp.get("/topup/success")
+@company_user_required
+def topup_success():
+    session_id = request.args.get("session_id", "")
+    try:
+        found = topup_for_checkout(db.session, current_user.company_id, session_id) if session_id else None
+    except TopupNotFound:
+        found = None
+    if found is None:
+        abort(404)
+    found = confirm_with_stripe(db.session, stripe_gateway(), found)
+    return render_template("portal/topup_success.html", topup=found)
+
+
+@bp.get("/topup/<int:topup_id>/status")
+@company_user_required
+def topup_status(topup_id: int):
+    try:
+        found = company_topup(db.session, current_user.company_id, topup_id)
+    except TopupNotFound:
+        abort(404)
+    found = confirm_with_stripe(db.session, stripe_gateway(), found)
+    response = make_response(render_template("partials/topup_status.html", topup=found))
+    if found.is_final and request.htmx:
+        response.status_code = STOP_POLLING
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.get("/topup/cancel")
+@company_user_required
+def topup_cancel():
+    raw = request.args.get("topup", "")
+    try:
+        found = company_topup(db.session, current_user.company_id, int(raw)) if raw.isdigit() else None
+    except TopupNotFound:
+        found = None
+    if found is None:
+        abort(404)
+    found = cancel_topup(db.session, stripe_gateway(), current_user.company_id, found.id)
+    if found.status == "canceled":
+        flash(_("The top-up was canceled. Nothing was charged."), "info")
+    return redirect_to(url_for("payments.topup", amount=_plain_amount(found.amount)))
+
+
+def _plain_amount(units: int) -> str:
+    return money(units).replace("€", "").replace("\xa0", "").strip()
+
+
+# -- saved payment methods ------------------------------------------------------------------------------
+
+@bp.get("/payment-methods")
+@company_user_required
+def payment_methods():
+    company_id = current_user.company_id
+    try:
+        methods = company_payment_methods(db.session, stripe_gateway(), company_id)
+        error = None
+    except PaymentError:
+        methods, error = [], _("Your saved payment methods cannot be loaded right now. Please try again later.")
+    return render_template("portal/payment_methods.html", methods=methods, error=error,
+                           summary=account_summary(db.session, company_id), form=AddPaymentMethodForm())
+
+
+@bp.post("/payment-methods")
+@company_admin_required
+def add_payment_method():
+    if not AddPaymentMethodForm().validate():
+        abort(400)
+    try:
+        url = start_adding_method(
+            db.session, stripe_gateway(), current_user.company_id, current_app.config["PAYMENT_METHOD_TYPES"],
+            active_language(), lambda _company: ReturnUrls(
+                success=url_for("payments.payment_methods", added=1, _external=True),
+                cancel=url_for("payments.payment_methods", _external=True),
+            ),
+        )
+    except PaymentError:
+        flash(_("The payment provider is not reachable right now. Please try again in a few minutes."), "error")
+        return redirect_to(url_for("payments.payment_methods"))
+    return redirect_to(url)
+
+
+@bp.post("/payment-methods/<method_id>/remove")
+@company_admin_required
+def remove_method(method_id: str):
+    return _method_action(method_id, remove_payment_method, _("The payment method was removed."))
+
+
+@bp.post("/payment-methods/<method_id>/auto-topup")
+@company_admin_required
+def choose_method(method_id: str):
+    return _method_action(method_id, choose_auto_topup_method,
+                          _("This payment method will be used for automatic top-ups."))
+
+
+def _method_action(method_id: str, action, success_message: str):
+    if not AddPaymentMethodForm().validate():
+        abort(400)
+    try:
+        action(db.session, stripe_gateway(), current_user.company_id, method_id[:100])
+    except PaymentMethodNotFound:
+        abort(404)
+    except PaymentError:
+        flash(_("The payment provider is not reachable right now. Please try again in a few minutes."), "error")
+        return redirect_to(url_for("payments.payment_methods"))
+    flash(success_message, "success")
+    return redirect_to(url_for("payments.payment_methods"))

@@ -1,0 +1,261 @@
+"""StripeSandbox: the state, the clock, events and their webhook delivery."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
+
+from . import objects, payments, sessions
+from .errors import no_such
+from .objects import Fixtures
+from .store import Store, new_id
+from .webhooks import DEV_WEBHOOK_SECRET, Deliver, DeliveryWorker, signature_header
+
+log = logging.getLogger(__name__)
+
+CHECKOUT_PATH = "/sandbox/stripe/checkout"
+
+
+class StripeSandbox:
+    """Plays Stripe in memory. The application reaches it through the `stripe` library only.
+
+    - `webhook_secret`: signs webhooks (`whsec_...`), as the endpoint's signing secret does.
+    - `checkout_base_url`: external URL of the app serving the checkout blueprint; a
+      session's `url` is `{checkout_base_url}/sandbox/stripe/checkout/{id}`. None: the
+      origin of the session's success URL (the app serves the page itself).
+    - `deliver(payload, signature_header)`: called for every event; see webhooks.HTTPDeliverer.
+    - `settle_delay_seconds`: how long SEPA debits stay `processing`; None: until settle_pending().
+    - `fixtures_path`: Stripe's fixtures3.json (default: env STRIPE_FIXTURES_PATH, then
+      ../shared/stripe/fixtures3.json next to the repository).
+    - `state_path`: JSON file to keep the state in across restarts.
+    - `clock`: returns the current unix time; tests may replace `sandbox.clock`.
+    """
+
+    def __init__(
+        self,
+        webhook_secret: str = DEV_WEBHOOK_SECRET,
+        checkout_base_url: str | None = "http://127.0.0.1:5000",
+        deliver: Deliver | None = None,
+        settle_delay_seconds: float | None = 5.0,
+        fixtures_path: str | Path | None = None,
+        state_path: str | Path | None = None,
+        clock: Callable[[], float] | None = None,
+    ):
+        self.webhook_secret = webhook_secret
+        self.checkout_base_url = checkout_base_url.rstrip("/") if checkout_base_url else None
+        self.settle_delay_seconds = settle_delay_seconds
+        self.clock = clock or time.time
+        self.fixtures = Fixtures(fixtures_path)
+        self.state_path = Path(state_path) if state_path else None
+        self.store = self._load_store()
+        self.deliver = deliver
+        self.request_context: tuple[str | None, str | None] = (None, None)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._outbox: list[str] = []
+        self._worker: DeliveryWorker | None = None
+        self._schedule_pending_settlements()
+
+    # ---- state and transactions -------------------------------------------------------
+
+    def _load_store(self) -> Store:
+        if self.state_path and self.state_path.exists():
+            try:
+                return Store.load(self.state_path)
+            except (OSError, ValueError) as exc:
+                log.warning("stripe sandbox: starting afresh, cannot read %s: %s", self.state_path, exc)
+        return Store()
+
+    @contextmanager
+    def transaction(self) -> Iterator["StripeSandbox"]:
+        """Hold the lock; on the way out persist changes and deliver the events raised."""
+        with self._lock:
+            self._depth += 1
+            try:
+                if self._depth == 1:
+                    self._tick()
+                yield self
+            finally:
+                self._depth -= 1
+                outbox: list[str] = []
+                if self._depth == 0:
+                    self._persist()
+                    outbox, self._outbox = self._outbox, []
+                    if self._background_delivery():
+                        for event_id in outbox:  # queued under the lock: keeps event order
+                            self._delivery_worker().submit(event_id)
+                        outbox = []
+        for event_id in outbox:
+            self._deliver_event(event_id)
+
+    def _persist(self) -> None:
+        if self.state_path and self.store.dirty:
+            self.store.save(self.state_path)
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def get(self, object_id: str, object_type: str, label: str | None = None,
+            param: str | None = "id", status: int = 404) -> dict[str, Any]:
+        obj = self.store.get(object_id or "", object_type)
+        if obj is None:
+            raise no_such(label or object_type.replace("_", " "), object_id, param, status)
+        return obj
+
+    def put(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return self.store.put(obj)
+
+    def private(self, object_id: str) -> dict[str, Any]:
+        return self.store.private_of(object_id)
+
+    def checkout_url(self, session_id: str, success_url: str | None = None) -> str:
+        """The hosted page's URL; without a configured base, on the origin of the success URL."""
+        base = self.checkout_base_url
+        if base is None:
+            parts = urlsplit(success_url or "")
+            base = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "http://127.0.0.1:5000"
+        return f"{base}{CHECKOUT_PATH}/{session_id}"
+
+    # ---- time passing -----------------------------------------------------------------
+
+    def _tick(self) -> None:
+        """Settle SEPA debits and expire sessions whose time has come."""
+        now = self.clock()
+        for settlement in list(self.store.settlements):
+            if settlement["due"] is not None and settlement["due"] <= now:
+                self._settle(settlement)
+        for session in self.store.of_type("checkout.session"):
+            if session["status"] == "open" and session["expires_at"] <= now:
+                sessions.expire(self, session)
+
+    def schedule_settlement(self, payment_intent_id: str, session_id: str | None) -> None:
+        delay = self.settle_delay_seconds
+        due = None if delay is None else self.clock() + delay
+        self.store.settlements.append(
+            {"payment_intent": payment_intent_id, "checkout_session": session_id, "due": due}
+        )
+        self.store.dirty = True
+        if delay is not None:
+            self._start_timer(delay)
+
+    def _schedule_pending_settlements(self) -> None:
+        for settlement in self.store.settlements:
+            if settlement["due"] is not None:
+                self._start_timer(max(0.0, settlement["due"] - self.clock()))
+
+    def _start_timer(self, delay: float) -> None:
+        timer = threading.Timer(delay + 0.05, self._on_timer)
+        timer.daemon = True
+        timer.start()
+
+    def _on_timer(self) -> None:
+        with self.transaction():
+            pass  # the transaction's tick settles what is due
+
+    def _settle(self, settlement: dict[str, Any]) -> None:
+        self.store.settlements.remove(settlement)
+        self.store.dirty = True
+        succeeded = payments.settle_sepa_debit(self, settlement["payment_intent"])
+        if settlement["checkout_session"]:
+            sessions.record_async_result(self, settlement["checkout_session"], succeeded)
+
+    # ---- events and webhooks ----------------------------------------------------------
+
+    def emit(self, event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
+        request_id, idempotency_key = self.request_context
+        event = objects.event(
+            self.fixtures, id=new_id("evt"), created=self.now(), type=event_type, data_object=obj,
+            request_id=request_id, idempotency_key=idempotency_key,
+            pending_webhooks=1 if self.deliver else 0,
+        )
+        self.put(event)
+        self.store.deliveries[event["id"]] = {"status": "pending", "attempts": 0, "last_error": None}
+        if self.deliver:
+            self._outbox.append(event["id"])
+        return event
+
+    def _background_delivery(self) -> bool:
+        return bool(getattr(self.deliver, "background", False))
+
+    def _delivery_worker(self) -> DeliveryWorker:
+        if self._worker is None:
+            self._worker = DeliveryWorker(self._deliver_event)
+        return self._worker
+
+    def _deliver_event(self, event_id: str) -> bool:
+        deliver = self.deliver
+        with self._lock:
+            event = copy.deepcopy(self.store.objects[event_id])
+        if deliver is None:
+            return False
+        payload = json.dumps(event, indent=2)
+        error = None
+        try:
+            delivered = deliver(payload, signature_header(payload, self.webhook_secret)) is not False
+        except Exception as exc:  # the application's handler failing must not break the sandbox
+            delivered, error = False, f"{type(exc).__name__}: {exc}"
+            log.warning("stripe sandbox: webhook %s (%s) not delivered: %s", event_id, event["type"], error)
+        with self.transaction():
+            record = self.store.deliveries.setdefault(event_id, {"attempts": 0})
+            record.update(status="delivered" if delivered else "failed", last_error=error,
+                          attempts=record.get("attempts", 0) + 1)
+            if delivered:
+                self.store.objects[event_id]["pending_webhooks"] = 0
+            self.store.dirty = True
+        return delivered
+
+    # ---- the public Python interface --------------------------------------------------
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every event so far, oldest first (copies)."""
+        with self._lock:
+            return copy.deepcopy(list(reversed(self.store.of_type("event"))))
+
+    def undelivered_events(self) -> list[dict[str, Any]]:
+        """Events whose webhook has not (yet) been delivered, oldest first."""
+        with self._lock:
+            return [e for e in self.events
+                    if self.store.deliveries.get(e["id"], {}).get("status") != "delivered"]
+
+    def redeliver(self, event_id: str) -> bool | None:
+        """Send an event's webhook again. Inline deliverers: returns whether it was delivered."""
+        with self._lock:
+            self.get(event_id, "event")
+        if self._background_delivery():
+            self._delivery_worker().submit(event_id)
+            return None
+        return self._deliver_event(event_id)
+
+    def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
+        """For a background deliverer: wait until the queued webhooks have been attempted."""
+        return self._worker.wait_idle(timeout) if self._worker else True
+
+    def settle_pending(self) -> int:
+        """Settle every processing SEPA debit now, whatever the delay; returns how many."""
+        with self.transaction():
+            pending = list(self.store.settlements)
+            for settlement in pending:
+                self._settle(settlement)
+            return len(pending)
+
+    def expire_session(self, session_id: str) -> dict[str, Any]:
+        """Expire an open Checkout Session, as if its `expires_at` had passed."""
+        with self.transaction():
+            return copy.deepcopy(sessions.expire(self, self.get(session_id, "checkout.session",
+                                                                "checkout.session")))
+
+    def refund_from_dashboard(self, payment_intent_id: str, amount: int | None = None,
+                              reason: str | None = None) -> dict[str, Any]:
+        """Refund as a person would in Stripe's dashboard: no API call by the application."""
+        with self.transaction():
+            pi = self.get(payment_intent_id, "payment_intent", "payment_intent")
+            charge = payments.refundable_charge(self, pi)
+            return copy.deepcopy(payments.create_refund(self, charge, amount, {}, reason))
