@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -202,6 +203,8 @@ class Topup(db.Model):
     __table_args__ = (Index("ix_topups_company_created", "company_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Stripe idempotency keys derive from this, never from the id alone: ids restart in a fresh database.
+    request_key: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: uuid.uuid4().hex)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
     kind: Mapped[str] = mapped_column(String(20), default="checkout")  # checkout | auto
     amount: Mapped[int] = mapped_column(BigInteger)

@@ -100,16 +100,16 @@ class StripeGateway:
 
     # -- customers -------------------------------------------------------------------------
 
-    def create_customer(self, company_id: int, name: str, email: str | None) -> str:
+    def create_customer(self, company_id: int, request_key: str, name: str, email: str | None) -> str:
         params = {"name": name, "metadata": {"company_id": str(company_id)}}
         if email:
             params["email"] = email
-        customer = self._call(self._client.v1.customers.create, params, key=f"company-{company_id}-customer")
+        customer = self._call(self._client.v1.customers.create, params, key=f"customer-{request_key}")
         return customer["id"]
 
     # -- checkout ---------------------------------------------------------------------------
 
-    def create_payment_checkout(self, *, topup_id: int, customer_id: str, amount_cents: int, description: str,
+    def create_payment_checkout(self, *, topup_id: int, request_key: str, customer_id: str, amount_cents: int, description: str,
                                 payment_method_types: list[str], save_payment_method: bool,
                                 success_url: str, cancel_url: str, locale: str) -> CheckoutSession:
         metadata = {"topup_id": str(topup_id)}
@@ -131,7 +131,7 @@ class StripeGateway:
             "cancel_url": cancel_url,
             "locale": locale,
         }
-        session = self._call(self._client.v1.checkout.sessions.create, params, key=f"topup-{topup_id}-checkout")
+        session = self._call(self._client.v1.checkout.sessions.create, params, key=f"topup-{request_key}-checkout")
         return _checkout_session(session)
 
     def create_setup_checkout(self, *, company_id: int, request_key: str, customer_id: str,

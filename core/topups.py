@@ -8,6 +8,7 @@ and the ledger's unique (type, reference) constraint stands behind it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -77,7 +78,8 @@ def start_checkout_topup(
     try:
         customer_id = ensure_customer(session, gateway, company_id)
         checkout = gateway.create_payment_checkout(
-            topup_id=topup.id, customer_id=customer_id, amount_cents=cents(amount), description=description,
+            topup_id=topup.id, request_key=topup.request_key, customer_id=customer_id,
+            amount_cents=cents(amount), description=description,
             payment_method_types=payment_method_types, save_payment_method=save_payment_method,
             success_url=urls.success, cancel_url=urls.cancel, locale=locale,
         )
@@ -98,7 +100,8 @@ def ensure_customer(session: Session, gateway: StripeGateway, company_id: int) -
     admin_email = session.scalar(
         select(User.email).where(User.company_id == company_id, User.role == "company_admin").order_by(User.id)
     )
-    customer_id = gateway.create_customer(company_id, company.name, admin_email)
+    request_key = f"{company_id}-{company.created_at:%Y%m%d%H%M%S%f}"
+    customer_id = gateway.create_customer(company_id, request_key, company.name, admin_email)
     session.execute(
         update(Company).where(Company.id == company_id, Company.stripe_customer_id.is_(None))
         .values(stripe_customer_id=customer_id)
@@ -166,17 +169,14 @@ def mark_failed(session: Session, topup_id: int, code: str | None, decline_code:
 
 
 def cancel_topup(session: Session, gateway: StripeGateway, company_id: int, topup_id: int) -> Topup:
-    """The customer left checkout: close the Checkout Session so it cannot be paid later."""
+    """The customer left checkout: mark it canceled, then close the Checkout Session at Stripe."""
     topup = company_topup(session, company_id, topup_id)
-    if topup.status in _OPEN and topup.stripe_checkout_session_id:
+    if _move(session, topup.id, TopupStatus.CANCELED, _OPEN) and topup.stripe_checkout_session_id:
         try:
-            checkout = gateway.expire_checkout_session(topup.stripe_checkout_session_id)
-        except PaymentError:
-            checkout = gateway.retrieve_checkout_session(topup.stripe_checkout_session_id)
-        if checkout.payment_status == "paid" or checkout.status == "complete":
-            apply_checkout_session(session, checkout)  # paid at the last second: honour it
-        else:
-            _move(session, topup.id, TopupStatus.CANCELED, _OPEN)
+            gateway.expire_checkout_session(topup.stripe_checkout_session_id)
+        except PaymentError:  # already paid or expired: what Stripe says decides (a payment still credits)
+            with suppress(PaymentError):
+                apply_checkout_session(session, gateway.retrieve_checkout_session(topup.stripe_checkout_session_id))
     session.refresh(topup)
     return topup
 

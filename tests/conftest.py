@@ -95,6 +95,13 @@ def _push_request_context():
     yield
 
 
+@pytest.fixture
+def client(app):
+    """Replaces pytest-flask's client, which keeps the last request's context pushed (`with client`),
+    so a second client's requests would share that request's `g` and logged-in user."""
+    return app.test_client()
+
+
 @pytest.fixture(autouse=True)
 def _clean_database(request):
     """After each test that touched the database: invariants must hold, then wipe all rows."""

@@ -1,8 +1,8 @@
 """top-ups, bonus rules, refunds, webhook events, stripe customer
 
-Revision ID: ee708e861a4c
+Revision ID: aa808096aadf
 Revises: 99cd9d6c17e1
-Create Date: 2026-11-21 20:52:12.698789
+Create Date: 2026-11-21 20:55:10.210962
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'ee708e861a4c'
+revision = 'aa808096aadf'
 down_revision = '99cd9d6c17e1'
 branch_labels = None
 depends_on = None
@@ -53,6 +53,7 @@ def upgrade():
 
     op.create_table('topups',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('request_key', sa.String(length=64), nullable=False),
     sa.Column('company_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
@@ -75,6 +76,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_topups_company_id_companies')),
     sa.ForeignKeyConstraint(['created_by_user_id'], ['users.id'], name=op.f('fk_topups_created_by_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_topups')),
+    sa.UniqueConstraint('request_key', name=op.f('uq_topups_request_key')),
     sa.UniqueConstraint('stripe_checkout_session_id', name=op.f('uq_topups_stripe_checkout_session_id')),
     sa.UniqueConstraint('stripe_payment_intent_id', name=op.f('uq_topups_stripe_payment_intent_id'))
     )
