@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone, tzinfo
 
-from flask import request, session
-from flask_babel import format_date, format_datetime, format_decimal, get_locale
+from babel import Locale, dates
+
+from flask import g, request, session
+from flask_babel import format_date, format_decimal, get_locale, get_timezone
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -69,8 +71,25 @@ def select_locale() -> str:
     return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
 
 
+def _display() -> tuple[str, Locale, tzinfo]:
+    """(language, Babel locale, display time zone), looked up once per request.
+
+    A page formats hundreds of values; asking Flask-Babel each time costs more than the rest of
+    the page. The cache is checked against Flask-Babel's current locale object, so a
+    ``force_locale`` block (e.g. an email in the customer's language) still switches language.
+    """
+    context = g._get_current_object()
+    current = getattr(getattr(context, "_flask_babel", None), "babel_locale", None)
+    cached = getattr(context, "_display_formatting", None)
+    if current is None or cached is None or cached[1] is not current:
+        locale = get_locale()
+        cached = (str(locale or DEFAULT_LANGUAGE), locale, get_timezone())
+        context._display_formatting = cached
+    return cached
+
+
 def active_language() -> str:
-    return str(get_locale() or DEFAULT_LANGUAGE)
+    return _display()[0] if g else DEFAULT_LANGUAGE  # g is falsy outside an app context
 
 
 def money(units: int | None) -> str:
@@ -78,7 +97,11 @@ def money(units: int | None) -> str:
 
 
 def local_datetime(value: datetime | None, style: str = "medium") -> str:
-    return "" if value is None else format_datetime(value, style)
+    """A naive-UTC database time in the display time zone and the active locale."""
+    if value is None:
+        return ""
+    _language, locale, zone = _display()
+    return dates.format_datetime(value.replace(tzinfo=timezone.utc), style, tzinfo=zone, locale=locale)
 
 
 def local_date(value: date | datetime | None, style: str = "medium") -> str:
@@ -89,6 +112,11 @@ def number(value: int | None) -> str:
     return "" if value is None else format_decimal(value)
 
 
+def entry_type_labels() -> dict[str, str]:
+    """The ledger type names in the active language, translated once for a whole table."""
+    return {key: str(label) for key, label in ENTRY_TYPE_LABELS.items()}
+
+
 def register_template_helpers(app) -> None:
     app.add_template_filter(number, "number")
     app.add_template_filter(money, "money")
@@ -96,6 +124,6 @@ def register_template_helpers(app) -> None:
     app.add_template_filter(local_date, "date")
     app.add_template_global(LANGUAGES, "LANGUAGES")
     app.add_template_global(active_language, "active_language")
-    app.add_template_global(ENTRY_TYPE_LABELS, "ENTRY_TYPE_LABELS")
+    app.add_template_global(entry_type_labels, "entry_type_labels")
     app.add_template_global(TOPUP_STATUS_LABELS, "TOPUP_STATUS_LABELS")
     app.add_template_global(payment_failure_reason, "payment_failure_reason")

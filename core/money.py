@@ -12,16 +12,16 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from babel.numbers import format_currency, format_decimal
+from functools import lru_cache
+
+from babel import Locale
+from babel.numbers import format_decimal
 
 UNITS_PER_EUR = 10_000
 UNITS_PER_CENT = 100
 CURRENCY = "EUR"
 DECIMAL_PLACES = 4
 
-# Display with at least cents and at most the ledger's precision: 1.234,56 € / 0,007 €.
-_CURRENCY_PATTERN = "#,##0.00##\u00a0¤"
-_CURRENCY_PATTERN_EN = "¤#,##0.00##"
 _MAX_EUR = Decimal("1000000000")  # no amount anywhere in the product comes near this
 
 
@@ -102,19 +102,28 @@ def divide_half_up(numerator: int, denominator: int) -> int:
     return quotient if numerator >= 0 else -quotient
 
 
+@lru_cache(maxsize=16)
+def _currency_symbols(locale: str) -> tuple[str, str, str, str]:
+    """(decimal, group, minus, €-sign) of a locale, read from CLDR once."""
+    data = Locale.parse(locale)
+    numbers = data.number_symbols["latn"]
+    return numbers["decimal"], numbers["group"], numbers["minusSign"], data.currency_symbols[CURRENCY]
+
+
 def format_money(units: int, locale: str = "de") -> str:
     """Locale-formatted EUR for people: ``1.234,56 €`` (de) / ``€1,234.56`` (en).
 
-    Amounts finer than a cent (per-second call charges) keep their exact digits.
+    At least cents; amounts finer than a cent (per-second call charges) keep their exact digits.
+    Pages format hundreds of amounts, so this formats the integer directly with CLDR's symbols.
     """
-    pattern = _CURRENCY_PATTERN if locale.startswith("de") else _CURRENCY_PATTERN_EN
-    return format_currency(
-        units_to_decimal(units),
-        CURRENCY,
-        format=pattern,
-        locale=locale,
-        currency_digits=False,
-    )
+    decimal, group, minus, symbol = _currency_symbols(locale)
+    euros, fraction = divmod(abs(units), UNITS_PER_EUR)
+    digits = f"{fraction:0{DECIMAL_PLACES}d}".rstrip("0").ljust(2, "0")
+    number = f"{euros:,}".replace(",", group) + decimal + digits
+    sign = minus if units < 0 else ""
+    if locale.startswith("de"):
+        return f"{sign}{number}\u00a0{symbol}"
+    return f"{sign}{symbol}{number}"
 
 
 def format_amount_plain(units: int, locale: str = "de") -> str:
