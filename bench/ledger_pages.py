@@ -1,23 +1,40 @@
 """Ledger page speed on a big ledger: one company with 1,000,000 rows on PostgreSQL.
 
-Run it (PostgreSQL on 127.0.0.1:5432, user ``postgres``, trust auth):
+Run it (PostgreSQL on 127.0.0.1:5432, user ``postgres``, trust auth; ``wrk`` for the HTTP mode,
+on Debian: ``apt-get install -y wrk``):
 
     .venv/bin/python bench/ledger_pages.py             # or: make bench
     .venv/bin/python bench/ledger_pages.py --reload    # throw the data away and load it again
+    .venv/bin/python bench/ledger_pages.py --skip-http # only the in-process mode
 
 It uses its own database (``portal_bench``, created if missing; the database name must contain
 "bench", because the script rebuilds its schema). The first run builds the schema with the
 migrations and loads the ledger with one set-based INSERT; later runs reuse the data while the
 row count matches ``--rows``.
 
-Measured in-process with the Flask test client, logged in as the company's admin through the
-real login form: the trivial route ``/healthz``, the dashboard, transactions page 1 and the
-transactions page 5,000 pages deep (row offset 249,950 with 50 rows a page), each warmed up and
-then timed for ``--requests`` requests, in 3 rounds; the median requests/second per route is
-printed as a ratio to the trivial route's throughput. Goals: the deep page takes at most 1.5x as
-long as page 1, and the dashboard and page 1 reach at least 20% of the trivial route's
-throughput. It also prints EXPLAIN (ANALYZE, BUFFERS) of the two transactions-page queries and
-whether the ledger invariants (core.ledger.verify_ledger) hold. It prints numbers; it is not a test.
+It measures four routes, logged in as the company's admin through the real login form: the
+trivial route ``/healthz``, the dashboard, transactions page 1 and the transactions page 5,000
+pages deep (row offset 249,950 with 50 rows a page). Each route is first checked (HTTP 200, full
+ledger pages, the deep page is exactly page 5,000), warmed up, then timed in 3 rounds interleaved
+across the routes; the median requests/second per route is printed as a ratio to the trivial
+route's throughput. Two modes, in the same run:
+
+* in-process, with the Flask test client: ``--requests`` sequential requests per route and round.
+  This isolates the app's own cost per request (routing, queries, templates), but the trivial
+  route costs almost nothing here, so the ratios compare a page with an empty call.
+* over HTTP, as deployed: gunicorn (``wsgi:app``, 2 workers x 4 gthread threads) on a free port of
+  127.0.0.1 serving the bench database, loaded by ``wrk`` (1 thread, 8 keep-alive connections,
+  the session cookie of one HTTP login) for ``--http-seconds`` per route and round after a 2 s
+  warm-up. Every request also pays HTTP parsing, the socket and the server's per-request work,
+  which is what the trivial route's baseline stands for. It also prints wrk's latency
+  percentiles and the CPU (in cores) used by wrk, by gunicorn and by the whole machine (which
+  includes PostgreSQL), to show what saturated. ``--skip-http`` leaves it out; without ``wrk``
+  it is skipped with a message.
+
+Goals, checked in both modes: the deep page takes at most 1.5x as long as page 1, and the
+dashboard and page 1 reach at least 20% of the trivial route's throughput. It also prints
+EXPLAIN (ANALYZE, BUFFERS) of the two transactions-page queries and whether the ledger
+invariants (core.ledger.verify_ledger) hold. It prints numbers; it is not a test.
 """
 
 from __future__ import annotations

@@ -248,7 +248,7 @@ def _payment_error(error: stripe.StripeError) -> PaymentError:
     kind = next((name for cls, name in kinds.items() if isinstance(error, cls)), "api")
     return PaymentError(
         kind=kind,
-        code=body.get("code") or error.code,
+        code=body.get("code") or error.code or body.get("type"),
         decline_code=body.get("decline_code"),
         message=error.user_message or body.get("message") or "",
         payment_intent=body.get("payment_intent"),
