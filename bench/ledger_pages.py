@@ -42,13 +42,24 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
+import shutil
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
+from http.cookiejar import CookieJar
 from pathlib import Path
+from urllib.parse import urlencode
 
 import psycopg
 from psycopg import sql
@@ -56,7 +67,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/portal_bench"
 COMPANY_NAME = "Bench Ledger GmbH"
@@ -67,6 +79,15 @@ WARMUP = 20
 ROUNDS = 3
 HISTORY = timedelta(days=730)
 BASE_URL = "https://localhost"  # session cookies are Secure outside the demo mode
+SECRET_KEY = "bench-only-secret-key"
+
+# HTTP mode: gunicorn as deployed on a 2-core machine, wrk on the same machine, all on loopback.
+HTTP_HOST = "127.0.0.1"
+GUNICORN_WORKERS = 2
+GUNICORN_THREADS = 4
+WRK_CONNECTIONS = 8
+WRK_WARMUP_SECONDS = 2
+PERCENTILES = ("50%", "90%", "99%")
 
 # Rows 0, 40, 80, ... are top-ups of 250 EUR; the others are calls of 10..428 s at
 # 0.42 EUR/min (70 units a second), so -700 .. -29,960 units. Row i lies in the first half of
@@ -101,12 +122,23 @@ ORDER BY i
 """
 
 
-@dataclass
+@dataclass(frozen=True)
 class Route:
     name: str
     url: str
     expected_rows: int
-    rates: list[float]
+
+
+@dataclass
+class Run:
+    """One timed run of one route. wrk runs also carry latency percentiles and CPU use."""
+    rate: float  # requests per second
+    latency_ms: dict[str, float] = field(default_factory=dict)  # "50%" -> ms
+    cpu: dict[str, float] = field(default_factory=dict)  # "wrk" / "gunicorn" / "machine" -> cores busy
+
+
+Results = dict[str, list[Run]]  # route name -> its runs
+Fetch = Callable[[str], str]  # URL path -> body of its 200 response
 
 
 # --- database --------------------------------------------------------------------------------
@@ -127,7 +159,7 @@ def ensure_database(url: str) -> None:
 
 def make_bench_app(url: str):
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+    os.environ.setdefault("SECRET_KEY", SECRET_KEY)
     os.environ.setdefault("STRIPE_SANDBOX", "1")  # no real Stripe account, as in the tests
     os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="portal-bench-")
     from core.app import create_app
