@@ -254,13 +254,16 @@ def check_invariants(db) -> None:
     print(f"ledger invariants (verify_ledger, {time.perf_counter() - started:.1f} s): {verdict}")
 
 
-# --- requests --------------------------------------------------------------------------------
+# --- requests, in-process ----------------------------------------------------------------------
+
+
+def csrf_token(login_page: str) -> str:
+    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', login_page).group(1)
 
 
 def logged_in_client(app):
     client = app.test_client()
-    page = client.get("/login", base_url=BASE_URL)
-    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page.text).group(1)
+    token = csrf_token(client.get("/login", base_url=BASE_URL).text)
     response = client.post("/login", base_url=BASE_URL, headers={"Referer": f"{BASE_URL}/login"},  # CSRF over https
                            data={"email": EMAIL, "password": PASSWORD, "csrf_token": token})
     assert response.status_code in (302, 303), f"login failed: {response.status_code}"
@@ -273,16 +276,16 @@ def get(client, url: str):
     return response
 
 
-def ledger_rows(response) -> int:
-    return response.text.count("<tr data-type=")
+def ledger_rows(body: str) -> int:
+    return body.count("<tr data-type=")
 
 
-def check_pages(client, routes: list[Route], expected_older: str) -> None:
+def check_pages(fetch: Fetch, routes: list[Route], expected_older: str) -> None:
     """Every route answers, the ledger pages are full, and the deep page is exactly page 5,000."""
     for route in routes:
-        rows = ledger_rows(get(client, route.url))
+        rows = ledger_rows(fetch(route.url))
         assert rows == route.expected_rows, f"{route.name}: {rows} rows, expected {route.expected_rows}"
-    older = re.search(r'href="[^"]*after=([\w-]+)[^"]*"[^>]*rel="next"', get(client, routes[-1].url).text)
+    older = re.search(r'href="[^"]*after=([\w-]+)[^"]*"[^>]*rel="next"', fetch(routes[-1].url))
     assert older and older.group(1) == expected_older, "deep page is not the expected page"
 
 
@@ -292,30 +295,277 @@ def time_route(client, route: Route, requests: int) -> float:
     for _ in range(requests):
         response = get(client, route.url)
     elapsed = time.perf_counter() - started
-    assert ledger_rows(response) == route.expected_rows, f"{route.name}: page lost its rows"
+    assert ledger_rows(response.text) == route.expected_rows, f"{route.name}: page lost its rows"
     return requests / elapsed
 
 
-def measure(client, routes: list[Route], requests: int) -> None:
+def print_round(number: int, routes: list[Route], results: Results) -> None:
+    print(f"round {number}: " + ", ".join(f"{r.name} {results[r.name][-1].rate:.0f}/s" for r in routes), flush=True)
+
+
+def measure(client, routes: list[Route], requests: int) -> Results:
     for route in routes:
         for _ in range(WARMUP):
             get(client, route.url)
+    results: Results = {route.name: [] for route in routes}
     for number in range(1, ROUNDS + 1):
         for route in routes:
-            route.rates.append(time_route(client, route, requests))
-        print(f"round {number}: " + ", ".join(f"{r.name} {r.rates[-1]:.0f}/s" for r in routes), flush=True)
+            results[route.name].append(Run(time_route(client, route, requests)))
+        print_round(number, routes, results)
+    return results
+
+
+# --- requests, over HTTP ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    pid: int  # the gunicorn master
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HTTP_HOST, 0))
+        return probe.getsockname()[1]
+
+
+def gunicorn_env(database_url: str, instance_path: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": os.environ.get("SECRET_KEY", SECRET_KEY),
+            "STRIPE_SANDBOX": "1", "SESSION_COOKIE_SECURE": "0",  # plain HTTP on loopback
+            "INSTANCE_PATH": instance_path}
+
+
+def gunicorn_command(port: int) -> list[str]:
+    # No --access-logfile: gunicorn writes no access log without it.
+    return [str(ROOT / ".venv" / "bin" / "gunicorn"), "--chdir", str(ROOT), "--bind", f"{HTTP_HOST}:{port}",
+            "--workers", str(GUNICORN_WORKERS), "--worker-class", "gthread", "--threads", str(GUNICORN_THREADS),
+            "--log-level", "warning", "--graceful-timeout", "5", "wsgi:app"]
+
+
+@contextmanager
+def gunicorn_server(database_url: str) -> Iterator[Server]:
+    """gunicorn serving the app on the bench database; stopped on the way out, also on errors."""
+    instance_path = tempfile.mkdtemp(prefix="portal-bench-http-")
+    log_path = Path(instance_path) / "gunicorn.log"
+    port = free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(gunicorn_command(port), env=gunicorn_env(database_url, instance_path),
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)  # its own process group, to kill the workers too
+    server = Server(f"http://{HTTP_HOST}:{port}", process.pid)
+    try:
+        wait_until_up(server, process, log_path)
+        yield server
+    finally:
+        stop(process)
+        print_log(log_path)
+
+
+def wait_until_up(server: Server, process: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}, see {log_path}")
+        try:
+            with opener().open(server.base_url + "/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s, see {log_path}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM (graceful), then SIGKILL to the whole process group if it is still there."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # leftover workers, if any
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def print_log(log_path: Path) -> None:
+    lines = log_path.read_text().splitlines()
+    if lines:
+        print(f"gunicorn log ({log_path}, last lines):")
+        for line in lines[-15:]:
+            print("  " + line)
+
+
+class KeepEveryResponse(urllib.request.HTTPErrorProcessor):
+    """Hands back every response as it is: no redirects followed, no exception for 4xx/5xx."""
+
+    def http_response(self, request, response):
+        return response
+
+
+def opener(*handlers) -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), KeepEveryResponse(), *handlers)  # no proxy
+
+
+def http_login(server: Server) -> str:
+    """Log in through the form once; the Cookie header that carries the session."""
+    jar = CookieJar()
+    browser = opener(urllib.request.HTTPCookieProcessor(jar))
+    with browser.open(server.base_url + "/login", timeout=10) as page:
+        token = csrf_token(page.read().decode())
+    form = urlencode({"email": EMAIL, "password": PASSWORD, "csrf_token": token}).encode()
+    with browser.open(server.base_url + "/login", data=form, timeout=10) as response:
+        assert response.status == 303, f"login over HTTP failed: {response.status}"
+    return "; ".join(f"{cookie.name}={cookie.value}" for cookie in jar)
+
+
+def http_fetcher(server: Server, cookie: str) -> Fetch:
+    client = opener()
+
+    def fetch(url: str) -> str:
+        request = urllib.request.Request(server.base_url + url, headers={"Cookie": cookie})
+        with client.open(request, timeout=30) as response:
+            body = response.read().decode()
+        assert response.status == 200, f"{url}: HTTP {response.status}"
+        return body
+
+    return fetch
+
+
+# wrk reports sizes and times with these units (sizes in powers of 1024).
+SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
+TIME_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000}
+
+
+def parse_wrk(output: str, min_bytes: int) -> Run:
+    """Requests/sec and latency percentiles. Fails on errors or on responses smaller than the page."""
+    assert "Non-2xx or 3xx responses" not in output and "Socket errors" not in output, output
+    count, size, unit = re.search(r"(\d+) requests in [\d.]+\w+, ([\d.]+)(\w+) read", output).groups()
+    # a 3xx (say, a lost session redirecting to /login) counts as success in wrk, but is small
+    assert float(size) * SIZE_UNITS[unit] / int(count) >= 0.95 * min_bytes, f"responses too small:\n{output}"
+    latency = {p: float(value) * TIME_UNITS_MS[unit]
+               for p, value, unit in re.findall(r"^\s+(\d+%)\s+([\d.]+)(\w+)$", output, re.MULTILINE)}
+    return Run(float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+               {p: latency[p] for p in PERCENTILES})
+
+
+def run_wrk(wrk: str, url: str, cookie: str, seconds: int) -> str:
+    command = [wrk, "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+               "-H", f"Cookie: {cookie}", url]
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
+
+
+# --- CPU use from /proc, to see what saturated during a wrk run ------------------------------
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent on all cores, other than idle and iowait, since boot."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / TICKS
+
+
+def process_stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # fields from "state" on
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of a process and its children (gunicorn's master and workers)."""
+    seconds = {}
+    for entry in Path("/proc").iterdir():
+        stat = process_stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat and (int(entry.name) == pid or int(stat[1]) == pid):  # stat[1] is the parent pid
+            seconds[int(entry.name)] = (int(stat[11]) + int(stat[12])) / TICKS  # utime + stime
+    return seconds
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # finished children only: here, wrk
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_wrk_run(wrk: str, server: Server, route: Route, cookie: str, seconds: int, min_bytes: int) -> Run:
+    app_before, wrk_before, machine_before = tree_cpu_seconds(server.pid), children_cpu_seconds(), machine_busy_seconds()
+    started = time.perf_counter()
+    output = run_wrk(wrk, server.base_url + route.url, cookie, seconds)
+    elapsed = time.perf_counter() - started
+    app_after = tree_cpu_seconds(server.pid)
+    app = sum(app_after[pid] - app_before.get(pid, 0.0) for pid in app_after)
+    run = parse_wrk(output, min_bytes)
+    run.cpu = {"wrk": (children_cpu_seconds() - wrk_before) / elapsed, "gunicorn": app / elapsed,
+               "machine": (machine_busy_seconds() - machine_before) / elapsed}
+    return run
+
+
+def measure_http(wrk: str, server: Server, routes: list[Route], cookie: str, seconds: int,
+                 min_bytes: dict[str, int]) -> Results:
+    for route in routes:
+        run_wrk(wrk, server.base_url + route.url, cookie, WRK_WARMUP_SECONDS)
+    results: Results = {route.name: [] for route in routes}
+    for number in range(1, ROUNDS + 1):
+        for route in routes:
+            results[route.name].append(timed_wrk_run(wrk, server, route, cookie, seconds, min_bytes[route.name]))
+        print_round(number, routes, results)
+    return results
+
+
+def http_mode(database_url: str, routes: list[Route], expected_older: str, seconds: int) -> None:
+    print(f"\n=== over HTTP: gunicorn wsgi:app, {GUNICORN_WORKERS} workers x {GUNICORN_THREADS} gthread threads; "
+          f"wrk -t1 -c{WRK_CONNECTIONS} ===")
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print("wrk is not installed (Debian: apt-get install -y wrk): skipping the HTTP mode")
+        return
+    with gunicorn_server(database_url) as server:
+        cookie = http_login(server)
+        fetch = http_fetcher(server, cookie)
+        check_pages(fetch, routes, expected_older)
+        min_bytes = {route.name: len(fetch(route.url).encode()) for route in routes}
+        print(f"{server.base_url}: timing {seconds} s per route, {ROUNDS} rounds, "
+              f"after a {WRK_WARMUP_SECONDS} s warm-up each", flush=True)
+        results = measure_http(wrk, server, routes, cookie, seconds, min_bytes)
+    print_goals(print_http_table(routes, results))
 
 
 # --- report ----------------------------------------------------------------------------------
 
 
-def print_table(routes: list[Route]) -> dict[str, float]:
-    medians = {route.name: statistics.median(route.rates) for route in routes}
+def median(routes: list[Route], results: Results, value: Callable[[Run], float]) -> dict[str, float]:
+    return {route.name: statistics.median(value(run) for run in results[route.name]) for route in routes}
+
+
+def print_table(routes: list[Route], results: Results) -> dict[str, float]:
+    medians = median(routes, results, lambda run: run.rate)
     trivial = medians[routes[0].name]
     print(f"\n{'route':<22}{'req/s':>10}{'mean ms':>10}{'vs trivial':>12}")
     for route in routes:
         rate = medians[route.name]
         print(f"{route.name:<22}{rate:>10.0f}{1000 / rate:>10.2f}{rate / trivial:>11.1%}")
+    return medians
+
+
+def print_http_table(routes: list[Route], results: Results) -> dict[str, float]:
+    medians = median(routes, results, lambda run: run.rate)
+    latency = {p: median(routes, results, lambda run: run.latency_ms[p]) for p in PERCENTILES}
+    cpu = {key: median(routes, results, lambda run: run.cpu[key]) for key in ("wrk", "gunicorn", "machine")}
+    trivial = medians[routes[0].name]
+    print(f"\n{'route':<22}{'req/s':>10}{'vs trivial':>12}" + "".join(f"{'p' + p[:-1] + ' ms':>9}" for p in PERCENTILES)
+          + f"{'cpu: wrk':>10}{'gunicorn':>10}{'machine':>9}")
+    for route in routes:
+        rate = medians[route.name]
+        print(f"{route.name:<22}{rate:>10.0f}{rate / trivial:>11.1%} "
+              + "".join(f"{latency[p][route.name]:>9.2f}" for p in PERCENTILES)
+              + "".join(f"{cpu[key][route.name]:>10.2f}" for key in ("wrk", "gunicorn")) + f"{cpu['machine'][route.name]:>9.2f}")
+    print(f"(latency: wrk percentiles over {WRK_CONNECTIONS} connections; cpu: cores busy during the run, "
+          f"of {os.cpu_count()}; machine includes PostgreSQL)")
     return medians
 
 
@@ -378,6 +628,9 @@ def parse_args() -> argparse.Namespace:
                         help=f"PostgreSQL URL of the bench database (default {DEFAULT_DATABASE_URL})")
     parser.add_argument("--rows", type=int, default=1_000_000, help="ledger rows to load (default 1,000,000)")
     parser.add_argument("--requests", type=int, default=300, help="timed requests per route and round (default 300)")
+    parser.add_argument("--http-seconds", type=int, default=8,
+                        help="seconds of wrk load per route and round in the HTTP mode (default 8)")
+    parser.add_argument("--skip-http", action="store_true", help="leave out the HTTP mode (gunicorn + wrk)")
     parser.add_argument("--reload", action="store_true", help="drop the loaded data and load it again")
     return parser.parse_args()
 
@@ -395,21 +648,23 @@ def main() -> None:
     with app.app_context():
         company_id = prepare_data(db, args.rows, args.reload)
         cursor = deep_cursor(db, company_id, DEEP_PAGE, page_size)
-        last_on_deep_page = deep_cursor(db, company_id, DEEP_PAGE + 1, page_size)
+        last_on_deep_page = deep_cursor(db, company_id, DEEP_PAGE + 1, page_size).encode()
         db.session.remove()
 
     routes = [
-        Route("trivial /healthz", "/healthz", 0, []),
-        Route("dashboard", "/business/billing", 10, []),
-        Route("transactions page 1", "/business/billing/transactions", page_size, []),
-        Route(f"transactions p.{DEEP_PAGE:,}", f"/business/billing/transactions?after={cursor.encode()}", page_size, []),
+        Route("trivial /healthz", "/healthz", 0),
+        Route("dashboard", "/business/billing", 10),
+        Route("transactions page 1", "/business/billing/transactions", page_size),
+        Route(f"transactions p.{DEEP_PAGE:,}", f"/business/billing/transactions?after={cursor.encode()}", page_size),
     ]
     client = logged_in_client(app)
-    check_pages(client, routes, last_on_deep_page.encode())
+    check_pages(lambda url: get(client, url).text, routes, last_on_deep_page)
     print(f"deep page: row offset {(DEEP_PAGE - 1) * page_size:,}, {routes[-1].url}")
+    print("\n=== in-process: Flask test client ===")
     print(f"timing {args.requests} requests per route, {ROUNDS} rounds, after {WARMUP} warm-up requests each")
-    measure(client, routes, args.requests)
-    print_goals(print_table(routes))
+    print_goals(print_table(routes, measure(client, routes, args.requests)))
+    if not args.skip_http:
+        http_mode(args.database_url, routes, last_on_deep_page, args.http_seconds)
     print_explains(app, client, routes[2:])
     print()
     with app.app_context():

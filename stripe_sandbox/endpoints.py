@@ -56,6 +56,16 @@ def _created_filter(p: Params) -> Callable[[int], bool]:
     return lambda created: all(check(created, limit) for check, limit in limits)
 
 
+def _list_matching(sb: "StripeSandbox", data: dict, object_type: str, fields: tuple[str, ...], url: str) -> dict:
+    """A list endpoint: objects of a type filtered by `created` and exact matches on `fields`."""
+    p = Params(data, LIST_PARAMS | set(fields) | {"created"})
+    wanted = {key: p.text(key) for key in fields if p.has(key)}
+    in_range = _created_filter(p)
+    found = [obj for obj in sb.store.of_type(object_type)
+             if in_range(obj["created"]) and all(obj[k] == v for k, v in wanted.items())]
+    return paginate(found, p, url)
+
+
 def _email(p: Params, key: str) -> str | None:
     email = p.text(key, max_length=512)
     if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+", email):
@@ -231,12 +241,8 @@ def retrieve_checkout_session(sb: "StripeSandbox", data: dict, id: str) -> dict:
 
 
 def list_checkout_sessions(sb: "StripeSandbox", data: dict) -> dict:
-    p = Params(data, LIST_PARAMS | {"customer", "payment_intent", "status", "created"})
-    in_range = _created_filter(p)
-    wanted = {key: p.text(key) for key in ("customer", "payment_intent", "status") if p.has(key)}
-    found = [s for s in sb.store.of_type("checkout.session")
-             if in_range(s["created"]) and all(s[k] == v for k, v in wanted.items())]
-    return paginate(found, p, "/v1/checkout/sessions")
+    return _list_matching(sb, data, "checkout.session", ("customer", "payment_intent", "status"),
+                          "/v1/checkout/sessions")
 
 
 def expire_checkout_session(sb: "StripeSandbox", data: dict, id: str) -> dict:
@@ -311,11 +317,7 @@ def retrieve_payment_intent(sb: "StripeSandbox", data: dict, id: str) -> dict:
 
 
 def list_payment_intents(sb: "StripeSandbox", data: dict) -> dict:
-    p = Params(data, LIST_PARAMS | {"customer", "created"})
-    customer, in_range = p.text("customer"), _created_filter(p)
-    found = [pi for pi in sb.store.of_type("payment_intent")
-             if in_range(pi["created"]) and (customer is None or pi["customer"] == customer)]
-    return paginate(found, p, "/v1/payment_intents")
+    return _list_matching(sb, data, "payment_intent", ("customer",), "/v1/payment_intents")
 
 
 # ---- payment methods ----------------------------------------------------------------------
@@ -356,12 +358,7 @@ def retrieve_setup_intent(sb: "StripeSandbox", data: dict, id: str) -> dict:
 
 
 def list_setup_intents(sb: "StripeSandbox", data: dict) -> dict:
-    p = Params(data, LIST_PARAMS | {"customer", "payment_method", "created"})
-    wanted = {key: p.text(key) for key in ("customer", "payment_method") if p.has(key)}
-    in_range = _created_filter(p)
-    found = [s for s in sb.store.of_type("setup_intent")
-             if in_range(s["created"]) and all(s[k] == v for k, v in wanted.items())]
-    return paginate(found, p, "/v1/setup_intents")
+    return _list_matching(sb, data, "setup_intent", ("customer", "payment_method"), "/v1/setup_intents")
 
 
 def retrieve_charge(sb: "StripeSandbox", data: dict, id: str) -> dict:
@@ -370,12 +367,7 @@ def retrieve_charge(sb: "StripeSandbox", data: dict, id: str) -> dict:
 
 
 def list_charges(sb: "StripeSandbox", data: dict) -> dict:
-    p = Params(data, LIST_PARAMS | {"customer", "payment_intent", "created"})
-    wanted = {key: p.text(key) for key in ("customer", "payment_intent") if p.has(key)}
-    in_range = _created_filter(p)
-    found = [c for c in sb.store.of_type("charge")
-             if in_range(c["created"]) and all(c[k] == v for k, v in wanted.items())]
-    return paginate(found, p, "/v1/charges")
+    return _list_matching(sb, data, "charge", ("customer", "payment_intent"), "/v1/charges")
 
 
 # ---- refunds ------------------------------------------------------------------------------
@@ -402,12 +394,7 @@ def retrieve_refund(sb: "StripeSandbox", data: dict, id: str) -> dict:
 
 
 def list_refunds(sb: "StripeSandbox", data: dict) -> dict:
-    p = Params(data, LIST_PARAMS | {"charge", "payment_intent", "created"})
-    wanted = {key: p.text(key) for key in ("charge", "payment_intent") if p.has(key)}
-    in_range = _created_filter(p)
-    found = [r for r in sb.store.of_type("refund")
-             if in_range(r["created"]) and all(r[k] == v for k, v in wanted.items())]
-    return paginate(found, p, "/v1/refunds")
+    return _list_matching(sb, data, "refund", ("charge", "payment_intent"), "/v1/refunds")
 
 
 # ---- events -------------------------------------------------------------------------------

@@ -40,3 +40,4 @@ def page(browser):
     tab = context.new_page()
     yield tab
     context.close()
+

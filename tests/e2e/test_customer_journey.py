@@ -5,6 +5,8 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.browser import log_in_as
+
 from core.clock import utcnow
 from core.ledger import Reference, post_entry
 from core.models import EntryType, db
@@ -28,10 +30,7 @@ def customer(app, make_company):
 
 
 def test_customer_logs_in_filters_transactions_in_place_and_switches_to_english(page, live_url, customer):
-    page.goto(f"{live_url}/login")
-    page.get_by_label("E-Mail-Adresse").fill(customer)
-    page.get_by_label("Passwort").fill("company-password")
-    page.get_by_role("button", name="Anmelden").click()
+    log_in_as(page, live_url, customer)
 
     expect(page.get_by_test_id("balance")).to_have_text("1.221,75\xa0€")  # 1200 + 34.56 - 30 × 0.427
     expect(page.get_by_test_id("available")).to_have_text("1.221,75\xa0€")

@@ -3,6 +3,8 @@
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.browser import log_in_as
+
 from core.bonuses import create_rule
 from core.models import db
 from core.money import eur
@@ -20,10 +22,7 @@ def customer(app, make_company):
 
 
 def test_customer_tops_up_through_the_hosted_checkout_and_sees_balance_and_bonus(page, live_url, customer):
-    page.goto(f"{live_url}/login")
-    page.get_by_label("E-Mail-Adresse").fill(customer)
-    page.get_by_label("Passwort").fill("company-password")
-    page.get_by_role("button", name="Anmelden").click()
+    log_in_as(page, live_url, customer)
     expect(page.get_by_test_id("test-mode")).to_be_visible()
 
     page.get_by_test_id("topup-link").click()
