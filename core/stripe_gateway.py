@@ -13,7 +13,6 @@ from typing import Any
 import stripe
 
 WEBHOOK_TOLERANCE_SECONDS = 300
-DEVELOPMENT_WEBHOOK_SECRET = "whsec_development_only"
 
 
 @dataclass
@@ -77,6 +76,15 @@ class PaymentMethod:
 
 
 @dataclass(frozen=True)
+class Charge:
+    id: str
+    amount: int
+    amount_refunded: int
+    payment_intent_id: str | None
+    status: str
+
+
+@dataclass(frozen=True)
 class Refund:
     id: str
     amount: int
@@ -94,7 +102,7 @@ class StripeGateway:
         if http_client is not None:
             options["http_client"] = http_client
         self._client = stripe.StripeClient(secret_key, **options)
-        self._webhook_secret = webhook_secret or DEVELOPMENT_WEBHOOK_SECRET
+        self._webhook_secret = webhook_secret
         self.is_sandbox = sandbox
         self.is_test_mode = sandbox or secret_key.startswith(("sk_test_", "rk_test_"))
 
@@ -162,6 +170,11 @@ class StripeGateway:
     def retrieve_payment_intent(self, intent_id: str) -> PaymentIntent:
         return payment_intent_from(self._call(self._client.v1.payment_intents.retrieve, intent_id))
 
+    def retrieve_charge(self, charge_id: str) -> Charge:
+        data = self._call(self._client.v1.charges.retrieve, charge_id)
+        return Charge(id=data["id"], amount=data.get("amount") or 0, amount_refunded=data.get("amount_refunded") or 0,
+                      payment_intent_id=_id_of(data.get("payment_intent")), status=data.get("status") or "")
+
     def charge_saved_method(self, *, attempt_key: str, customer_id: str, payment_method_id: str,
                             amount_cents: int, description: str, metadata: dict[str, str]) -> PaymentIntent:
         params = {
@@ -207,6 +220,8 @@ class StripeGateway:
 
     def verify_event(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:
         """The event as a plain dict, if the signature over the raw body is valid and fresh."""
+        if not self._webhook_secret:
+            raise InvalidWebhook("no webhook secret configured")
         try:
             text = payload.decode("utf-8")
             stripe.WebhookSignature.verify_header(text, signature_header, self._webhook_secret,

@@ -69,6 +69,8 @@ def test_a_saved_card_is_charged_off_session_and_listed(gateway, sandbox):
     assert (method.type, method.brand, method.last4, method.customer_id) == ("card", "visa", "4242", customer_id)
     refund = gateway.refund(refund_key="r1", payment_intent_id=intent.id, amount_cents=500, metadata={})
     assert refund.amount == 500 and [r.id for r in gateway.list_refunds(intent.id)] == [refund.id]
+    charge = gateway.retrieve_charge(intent.latest_charge_id)
+    assert (charge.amount, charge.amount_refunded, charge.payment_intent_id) == (2000, 500, intent.id)
 
 
 def test_webhook_signatures_are_verified_on_the_raw_body(gateway, sandbox):
