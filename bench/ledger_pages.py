@@ -254,7 +254,7 @@ def check_invariants(db) -> None:
     print(f"ledger invariants (verify_ledger, {time.perf_counter() - started:.1f} s): {verdict}")
 
 
-# --- requests, in-process ----------------------------------------------------------------------
+# --- requests, in-process --------------------------------------------------------------------
 
 
 def csrf_token(login_page: str) -> str:
@@ -453,9 +453,17 @@ def parse_wrk(output: str, min_bytes: int) -> Run:
                {p: latency[p] for p in PERCENTILES})
 
 
-def run_wrk(wrk: str, url: str, cookie: str, seconds: int) -> str:
-    command = [wrk, "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "--latency",
-               "-H", f"Cookie: {cookie}", url]
+@dataclass(frozen=True)
+class Load:
+    """wrk against one gunicorn server, with the session cookie of one login."""
+    wrk: str
+    server: Server
+    cookie: str
+
+
+def run_wrk(load: Load, route: Route, seconds: int) -> str:
+    command = [load.wrk, "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+               "-H", f"Cookie: {load.cookie}", load.server.base_url + route.url]
     return subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
 
 
@@ -492,27 +500,27 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed_wrk_run(wrk: str, server: Server, route: Route, cookie: str, seconds: int, min_bytes: int) -> Run:
-    app_before, wrk_before, machine_before = tree_cpu_seconds(server.pid), children_cpu_seconds(), machine_busy_seconds()
-    started = time.perf_counter()
-    output = run_wrk(wrk, server.base_url + route.url, cookie, seconds)
+def timed_wrk_run(load: Load, route: Route, seconds: int, min_bytes: int) -> Run:
+    """One wrk run, with the CPU that wrk, gunicorn and the whole machine used meanwhile."""
+    app_before, wrk_before = tree_cpu_seconds(load.server.pid), children_cpu_seconds()
+    machine_before, started = machine_busy_seconds(), time.perf_counter()
+    output = run_wrk(load, route, seconds)
     elapsed = time.perf_counter() - started
-    app_after = tree_cpu_seconds(server.pid)
-    app = sum(app_after[pid] - app_before.get(pid, 0.0) for pid in app_after)
+    machine, app_after = machine_busy_seconds() - machine_before, tree_cpu_seconds(load.server.pid)
+    app = sum(after - app_before.get(pid, 0.0) for pid, after in app_after.items())
     run = parse_wrk(output, min_bytes)
     run.cpu = {"wrk": (children_cpu_seconds() - wrk_before) / elapsed, "gunicorn": app / elapsed,
-               "machine": (machine_busy_seconds() - machine_before) / elapsed}
+               "machine": machine / elapsed}
     return run
 
 
-def measure_http(wrk: str, server: Server, routes: list[Route], cookie: str, seconds: int,
-                 min_bytes: dict[str, int]) -> Results:
+def measure_http(load: Load, routes: list[Route], seconds: int, min_bytes: dict[str, int]) -> Results:
     for route in routes:
-        run_wrk(wrk, server.base_url + route.url, cookie, WRK_WARMUP_SECONDS)
+        run_wrk(load, route, WRK_WARMUP_SECONDS)
     results: Results = {route.name: [] for route in routes}
     for number in range(1, ROUNDS + 1):
         for route in routes:
-            results[route.name].append(timed_wrk_run(wrk, server, route, cookie, seconds, min_bytes[route.name]))
+            results[route.name].append(timed_wrk_run(load, route, seconds, min_bytes[route.name]))
         print_round(number, routes, results)
     return results
 
@@ -525,13 +533,13 @@ def http_mode(database_url: str, routes: list[Route], expected_older: str, secon
         print("wrk is not installed (Debian: apt-get install -y wrk): skipping the HTTP mode")
         return
     with gunicorn_server(database_url) as server:
-        cookie = http_login(server)
-        fetch = http_fetcher(server, cookie)
+        load = Load(wrk, server, http_login(server))
+        fetch = http_fetcher(server, load.cookie)
         check_pages(fetch, routes, expected_older)
-        min_bytes = {route.name: len(fetch(route.url).encode()) for route in routes}
+        min_bytes = {route.name: len(fetch(route.url).encode()) for route in routes}  # to spot redirects
         print(f"{server.base_url}: timing {seconds} s per route, {ROUNDS} rounds, "
               f"after a {WRK_WARMUP_SECONDS} s warm-up each", flush=True)
-        results = measure_http(wrk, server, routes, cookie, seconds, min_bytes)
+        results = measure_http(load, routes, seconds, min_bytes)
     print_goals(print_http_table(routes, results))
 
 
@@ -552,20 +560,23 @@ def print_table(routes: list[Route], results: Results) -> dict[str, float]:
     return medians
 
 
+CPU_COLUMNS = {"wrk": "cpu: wrk", "gunicorn": "gunicorn", "machine": "machine"}
+
+
 def print_http_table(routes: list[Route], results: Results) -> dict[str, float]:
     medians = median(routes, results, lambda run: run.rate)
     latency = {p: median(routes, results, lambda run: run.latency_ms[p]) for p in PERCENTILES}
-    cpu = {key: median(routes, results, lambda run: run.cpu[key]) for key in ("wrk", "gunicorn", "machine")}
+    cpu = {key: median(routes, results, lambda run: run.cpu[key]) for key in CPU_COLUMNS}
     trivial = medians[routes[0].name]
     print(f"\n{'route':<22}{'req/s':>10}{'vs trivial':>12}" + "".join(f"{'p' + p[:-1] + ' ms':>9}" for p in PERCENTILES)
-          + f"{'cpu: wrk':>10}{'gunicorn':>10}{'machine':>9}")
+          + "".join(f"{header:>10}" for header in CPU_COLUMNS.values()))
     for route in routes:
         rate = medians[route.name]
         print(f"{route.name:<22}{rate:>10.0f}{rate / trivial:>11.1%} "
               + "".join(f"{latency[p][route.name]:>9.2f}" for p in PERCENTILES)
-              + "".join(f"{cpu[key][route.name]:>10.2f}" for key in ("wrk", "gunicorn")) + f"{cpu['machine'][route.name]:>9.2f}")
-    print(f"(latency: wrk percentiles over {WRK_CONNECTIONS} connections; cpu: cores busy during the run, "
-          f"of {os.cpu_count()}; machine includes PostgreSQL)")
+              + "".join(f"{cpu[key][route.name]:>10.2f}" for key in CPU_COLUMNS))
+    print(f"(latency: wrk's percentiles over {WRK_CONNECTIONS} connections; cpu: cores busy during the timed run, "
+          f"of {os.cpu_count()}; 'machine' also counts PostgreSQL and anything else running)")
     return medians
 
 

@@ -18,7 +18,9 @@ from typing import Any
 
 import stripe
 
-DEFAULT_FIXTURES_PATH = Path(__file__).resolve().parents[2] / "shared/stripe/fixtures3.json"
+# Stripe's own example objects (MIT licence beside the file), copied from ../shared/stripe/ so that
+# the demo and the tests work from a plain clone of this repository.
+DEFAULT_FIXTURES_PATH = Path(__file__).resolve().parent / "fixtures" / "fixtures3.json"
 
 # Real Stripe fields absent from the fixture examples; each is declared by the stripe
 # library's own types (stripe.PaymentMethod.SepaDebit, stripe.PaymentIntent.LastPaymentError,

@@ -33,7 +33,7 @@ class StripeSandbox:
     - `deliver(payload, signature_header)`: called for every event; see webhooks.HTTPDeliverer.
     - `settle_delay_seconds`: how long SEPA debits stay `processing`; None: until settle_pending().
     - `fixtures_path`: Stripe's fixtures3.json (default: env STRIPE_FIXTURES_PATH, then
-      ../shared/stripe/fixtures3.json next to the repository).
+      the copy in stripe_sandbox/fixtures/).
     - `state_path`: JSON file to keep the state in across restarts.
     - `clock`: returns the current unix time; tests may replace `sandbox.clock`.
     """
