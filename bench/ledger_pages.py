@@ -396,7 +396,7 @@ def print_log(log_path: Path) -> None:
     lines = log_path.read_text().splitlines()
     if lines:
         print(f"gunicorn log ({log_path}, last lines):")
-        for line in lines[-15:]:
+        for line in lines[-30:]:
             print("  " + line)
 
 

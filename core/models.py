@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.clock import utcnow
@@ -132,6 +132,7 @@ class PrepaidBalance(db.Model):
     auto_topup_payment_method_id: Mapped[str | None] = mapped_column(String(255))
     auto_topup_daily_limit: Mapped[int] = mapped_column(default=DEFAULT_AUTO_TOPUP_DAILY_LIMIT)
     auto_topup_monthly_cap: Mapped[int | None] = mapped_column(BigInteger)
+    last_warning_sent_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     company: Mapped[Company] = relationship(back_populates="balance")
@@ -265,3 +266,88 @@ class WebhookEvent(db.Model):
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
+
+
+class DocumentKind(str, enum.Enum):
+    INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
+
+
+class DocumentSequence(db.Model):
+    """The last number issued per kind and year; its row lock makes numbering gapless."""
+
+    __tablename__ = "document_sequences"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    year: Mapped[int] = mapped_column(primary_key=True)
+    last_number: Mapped[int] = mapped_column(default=0)
+
+
+class Invoice(db.Model):
+    """An issued invoice or credit note. Amounts in cents; the stored PDF never changes."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("kind", "year", "sequence", name="uq_invoices_kind_year_sequence"),
+        Index("ix_invoices_company_issued", "company_id", "issued_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    number: Mapped[str] = mapped_column(String(30), unique=True)
+    year: Mapped[int]
+    sequence: Mapped[int]
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    topup_id: Mapped[int | None] = mapped_column(ForeignKey("topups.id"), unique=True)  # invoices
+    topup_refund_id: Mapped[int | None] = mapped_column(ForeignKey("topup_refunds.id"), unique=True)  # credit notes
+    language: Mapped[str] = mapped_column(String(5))
+    net_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_cents: Mapped[int] = mapped_column(BigInteger)
+    gross_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_rate_basis_points: Mapped[int]
+    bonus_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MonthlyStatement(db.Model):
+    """A company's usage statement for one calendar month (figures from the ledger)."""
+
+    __tablename__ = "monthly_statements"
+    __table_args__ = (UniqueConstraint("company_id", "month", name="uq_monthly_statements_company_month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    month: Mapped[date] = mapped_column(Date)  # first day of the month
+    language: Mapped[str] = mapped_column(String(5))
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EmailStatus(str, enum.Enum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"  # the last attempt failed; it is retried
+
+
+class SentEmail(db.Model):
+    """Every message the system sends, recorded before sending; the dedupe key stops doubles."""
+
+    __tablename__ = "sent_emails"
+    __table_args__ = (Index("ix_sent_emails_company_created", "company_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    kind: Mapped[str] = mapped_column(String(50))
+    recipient: Mapped[str] = mapped_column(String(254))
+    language: Mapped[str] = mapped_column(String(5))
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    status: Mapped[str] = mapped_column(String(20), default=EmailStatus.QUEUED.value)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
