@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 FLASK = $(VENV)/bin/flask --app wsgi
 
-.PHONY: run test install install-test translations messages db demo vendor bench
+.PHONY: run test install install-test system-libs translations messages db demo vendor bench
 
 run: install translations db demo
 	@echo ""
@@ -32,7 +32,15 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+install: system-libs $(VENV)/.installed
+
+# WeasyPrint (PDF invoices) needs Pango and a font; install them from Debian if they are missing.
+system-libs:
+	@if ! ldconfig -p | grep -q libpangoft2-1.0 || ! fc-list 2>/dev/null | grep -qi dejavu; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
+	  else echo "Please install Pango and a font: apt-get install libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core"; exit 1; fi; \
+	fi
 
 install-test: $(VENV)/.installed-test
 

@@ -82,6 +82,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from portal.auth import bp as auth_bp
+    from portal.documents import bp as documents_bp
     from portal.payments import bp as payments_bp
     from portal.routes import bp as portal_bp
     from portal.stripe_webhook import bp as webhook_bp
@@ -90,6 +91,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(documents_bp)
     app.register_blueprint(webhook_bp)
     csrf.exempt(webhook_bp)
     app.register_blueprint(staff_bp)
@@ -120,9 +122,10 @@ def _register_error_pages(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
-    from core.cli import billing_cli, bonus_cli, seed_demo_command, stripe_cli
+    from core.cli import billing_cli, bonus_cli, mail_cli, seed_demo_command, stripe_cli
 
     app.cli.add_command(billing_cli)
     app.cli.add_command(stripe_cli)
     app.cli.add_command(bonus_cli)
+    app.cli.add_command(mail_cli)
     app.cli.add_command(seed_demo_command)

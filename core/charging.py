@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from core.models import BillingRate
+from core.ledger import Reference, post_entry
+from core.models import BillingRate, CallCharge, EntryType
 from core.money import divide_half_up
 
 
@@ -33,10 +34,42 @@ def rate_call(duration_seconds: int, rate_per_minute: int, increment_seconds: in
 
 
 def rate_at(session: Session, company_id: int, moment: datetime | None = None) -> BillingRate:
-    """The company's rate valid at ``moment`` (now by default): the newest that had started."""
-    return session.scalars(
+    """The company's rate valid at ``moment`` (now by default): the newest that had started, or the
+    first one for a moment before any rate began (a call reported with a clock running behind)."""
+    started = session.scalars(
         select(BillingRate)
         .where(BillingRate.company_id == company_id, BillingRate.valid_from <= (moment or utcnow()))
         .order_by(BillingRate.valid_from.desc(), BillingRate.id.desc())
         .limit(1)
+    ).first()
+    if started is not None:
+        return started
+    return session.scalars(
+        select(BillingRate).where(BillingRate.company_id == company_id)
+        .order_by(BillingRate.valid_from, BillingRate.id).limit(1)
     ).one()
+
+
+def charge_call(session: Session, company_id: int, call_id: str, *, started_at: datetime, duration_seconds: int,
+                ended_at: datetime | None = None, description: str = "", posted_at: datetime | None = None) -> CallCharge:
+    """Rate a finished call at the rate valid when it started, debit it and keep its call charge row.
+
+    A call in progress is charged in full even below zero (the platform already carried it).
+    The caller commits; a second charge of the same call fails at the unique (company, call id).
+    """
+    rate = rate_at(session, company_id, started_at)
+    rating = rate_call(duration_seconds, rate.rate_per_minute, rate.billing_increment_seconds)
+    charge = CallCharge(
+        company_id=company_id, call_id=call_id, started_at=started_at, ended_at=ended_at,
+        duration_seconds=duration_seconds, billed_seconds=rating.billed_seconds,
+        rate_per_minute=rate.rate_per_minute, billing_increment_seconds=rate.billing_increment_seconds,
+        amount=rating.amount,
+    )
+    session.add(charge)
+    session.flush()
+    if rating.amount:
+        entry = post_entry(session, company_id, EntryType.CHARGE, -rating.amount, description=description,
+                           reference=Reference("call", call_id), actor="telephony", allow_negative=True,
+                           created_at=posted_at)
+        charge.ledger_entry_id = entry.id
+    return charge

@@ -11,6 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 from core.balances import account_summary, find_company
 from core.ledger import verify_ledger
 from core.models import db
+from core.clock import utcnow
 from core.money import to_decimal_string
 
 billing_cli = AppGroup("billing", help="Balances and the ledger.")
@@ -69,14 +70,67 @@ def _summary_report(summary) -> dict:
     }
 
 
+@billing_cli.command("check-low-balances")
+@click.option("--company", "company_id", type=int, help="Only this company id.")
+def check_low_balances_command(company_id: int | None) -> None:
+    """Warn companies below their threshold by email (once per 24 hours each)."""
+    from core.jobs import check_low_balances
+
+    click.echo(f"{check_low_balances(company_id)} company(ies) warned.")
+
+
+@billing_cli.command("statements")
+@click.option("--month", help="YYYY-MM; default: the last complete month.")
+def statements_command(month: str | None) -> None:
+    """Make the monthly usage statements (existing ones stay as they are)."""
+    from core.jobs import generate_monthly_statements
+
+    try:
+        month_iso = f"{month}-01" if month else None
+        count = generate_monthly_statements(month_iso)
+    except ValueError:
+        click.echo("--month must look like 2026-10.", err=True)
+        sys.exit(2)
+    click.echo(f"Statements for {count} company(ies).")
+
+
+@billing_cli.command("issue-missing-documents")
+def issue_missing_documents_command() -> None:
+    """Issue invoices and credit notes that are missing (e.g. after a lost job)."""
+    from core.jobs import issue_missing_documents
+
+    click.echo(f"{issue_missing_documents()} document(s) issued.")
+
+
+mail_cli = AppGroup("mail", help="Outgoing email.")
+
+
+@mail_cli.command("retry")
+def mail_retry_command() -> None:
+    """Send again every message that is not sent yet."""
+    from core.jobs import retry_unsent_emails
+
+    click.echo(f"{retry_unsent_emails()} message(s) queued again.")
+
+
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo_command() -> None:
     """Load the demo companies, users and three months of history (once; safe to repeat)."""
     from core.demo import seed_demo
+    from core.jobs import generate_monthly_statements, issue_missing_documents
+    from core.statements import previous_month
 
     created = seed_demo(db.session)
-    click.echo("Demo data loaded." if created else "Demo data already present; nothing changed.")
+    if not created:
+        click.echo("Demo data already present; nothing changed.")
+        return
+    issue_missing_documents(send_receipts=False)  # history: invoices yes, old receipts no
+    month = previous_month(utcnow().date())
+    for _ in range(3):
+        generate_monthly_statements(month.isoformat())
+        month = previous_month(month)
+    click.echo("Demo data loaded.")
 
 
 stripe_cli = AppGroup("stripe", help="Stripe events.")

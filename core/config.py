@@ -80,6 +80,26 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "TOPUP_MAX_EUR": environ.get("TOPUP_MAX_EUR", "10000"),
         "TOPUP_PRESETS_EUR": [50, 100, 250, 500],
         "TOPUP_RATE_LIMIT": environ.get("TOPUP_RATE_LIMIT", "10 per hour"),
+        # Background jobs: on RQ when REDIS_URL is set, else inline in the process that enqueues.
+        "JOBS_INLINE": redis_url is None,
+        # Email: SMTP when SMTP_HOST is set, else .eml files in instance/outbox/.
+        "SMTP_HOST": environ.get("SMTP_HOST") or None,
+        "SMTP_PORT": int(environ.get("SMTP_PORT", "587")),
+        "SMTP_USER": environ.get("SMTP_USER") or None,
+        "SMTP_PASSWORD": environ.get("SMTP_PASSWORD") or None,
+        "SMTP_STARTTLS": environ.get("SMTP_STARTTLS", "1") == "1",
+        "MAIL_FROM": environ.get("MAIL_FROM", "Prepaid Billing <billing@example.com>"),
+        "OUTBOX_DIR": environ.get("OUTBOX_DIR", str(instance_path / "outbox")),
+        "PORTAL_BASE_URL": environ.get("PORTAL_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        # Invoices (§14 UStG): the seller and VAT. Demo defaults; set them for production.
+        "SELLER_NAME": environ.get("SELLER_NAME", "Demo Telefonie Services GmbH"),
+        "SELLER_ADDRESS": environ.get("SELLER_ADDRESS", "Beispielweg 5\n10117 Berlin\nDeutschland"),
+        "SELLER_VAT_ID": environ.get("SELLER_VAT_ID", "DE000000000"),
+        "SELLER_TAX_NUMBER": environ.get("SELLER_TAX_NUMBER", "30/000/00000"),
+        "SELLER_EMAIL": environ.get("SELLER_EMAIL", "billing@example.com"),
+        "VAT_RATE_PERCENT": environ.get("VAT_RATE_PERCENT", "19"),
+        "TOPUP_AMOUNTS_INCLUDE_VAT": environ.get("TOPUP_AMOUNTS_INCLUDE_VAT", "1") == "1",
+        "LOW_BALANCE_WARNING_INTERVAL_HOURS": int(environ.get("LOW_BALANCE_WARNING_INTERVAL_HOURS", "24")),
     }
 
 

@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from core.accounts import create_company, create_user
 from core.bonuses import best_bonus, create_rule
-from core.charging import rate_call
+from core.charging import charge_call, rate_call
 from core.clock import utcnow
 from core.ledger import Reference, post_entry
 from core.models import Company, EntryType, Role, Topup, TopupStatus
-from core.money import eur
+from core.money import UNITS_PER_CENT, eur
 
 HISTORY_DAYS = 90
 
@@ -98,17 +98,13 @@ def _seed_history(session: Session, company_id: int, demo: DemoCompany, start: d
         if kind == "call":
             duration = _call_duration(rng)
             charge = rate_call(duration, eur("0.42"), 1).amount
-            if charge == 0:
-                continue
             if balance - charge < eur("30"):
                 topups += 1
                 balance += _seed_topup(session, company_id, demo.topup_amount * 2, topups, moment)
             call_id = f"demo-{demo.seed}-{moment:%Y%m%d%H%M%S}-{rng.randrange(10**6):06d}"
-            post_entry(
-                session, company_id, EntryType.CHARGE, -charge,
-                description=f"{_phone_number(rng)} · {duration // 60}:{duration % 60:02d}",
-                reference=Reference("call", call_id), actor="telephony", created_at=moment,
-            )
+            charge_call(session, company_id, call_id, started_at=moment - timedelta(seconds=duration),
+                        ended_at=moment, duration_seconds=duration, posted_at=moment,
+                        description=f"{_phone_number(rng)} · {duration // 60}:{duration % 60:02d}")
             balance -= charge
         else:
             topups += 1
@@ -120,6 +116,7 @@ def _seed_topup(session: Session, company_id: int, amount: int, number: int, mom
     moment -= timedelta(seconds=1)
     topup = Topup(company_id=company_id, kind="checkout", amount=amount, status=TopupStatus.CREDITED.value,
                   payment_method_type="card", stripe_payment_intent_id=f"pi_demo_{company_id}_{number}",
+                  charged_cents=amount // UNITS_PER_CENT,
                   created_at=moment, updated_at=moment, credited_at=moment)
     session.add(topup)
     session.flush()

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone, tzinfo
+from decimal import Decimal
 
 from babel import Locale, dates
-
+from babel.numbers import format_decimal, format_percent
 from flask import g, request, session
-from flask_babel import format_date, format_decimal, get_locale, get_timezone
+from flask_babel import format_date, get_locale, get_timezone
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from core.models import EntryType, TopupStatus
-from core.money import format_money
+from core.money import UNITS_PER_CENT, format_money
 
 LANGUAGES = {"de": "Deutsch", "en": "English"}
+BASIS_POINTS_PER_WHOLE = 10_000
 DEFAULT_LANGUAGE = "de"
 
 ENTRY_TYPE_LABELS = {
@@ -52,6 +54,18 @@ _FAILURE_REASONS = {
     "sepa_failed": _l("The SEPA direct debit failed."),
     "payment_intent_payment_attempt_failed": _l("The payment attempt failed."),
 }
+
+
+_PAYMENT_METHODS = {"card": _l("card"), "sepa_debit": _l("SEPA direct debit")}
+
+
+def payment_method_label(method_type: str | None) -> str:
+    return str(_PAYMENT_METHODS.get(method_type or "card", method_type))
+
+
+def minutes_of(seconds: int) -> str:
+    """Billed seconds as minutes with one decimal: 3690 → '61,5' (de)."""
+    return format_decimal(Decimal(seconds) / 60, format="#,##0.0", locale=_display()[1])
 
 
 def payment_failure_reason(code: str | None, decline_code: str | None) -> str:
@@ -108,8 +122,18 @@ def local_date(value: date | datetime | None, style: str = "medium") -> str:
     return "" if value is None else format_date(value, style)
 
 
-def number(value: int | None) -> str:
-    return "" if value is None else format_decimal(value)
+def number(value: int | Decimal | None) -> str:
+    return "" if value is None else format_decimal(value, locale=_display()[1])
+
+
+def money_cents(value: int | None) -> str:
+    return "" if value is None else money(value * UNITS_PER_CENT)
+
+
+def percent_basis_points(value: int) -> str:
+    """1900 → '19 %' (de) / '19%' (en)."""
+    return format_percent(Decimal(value) / BASIS_POINTS_PER_WHOLE, format="#,##0.##\u00a0%" if
+                          active_language() == "de" else "#,##0.##%", locale=_display()[1])
 
 
 def entry_type_labels() -> dict[str, str]:
@@ -119,6 +143,8 @@ def entry_type_labels() -> dict[str, str]:
 
 def register_template_helpers(app) -> None:
     app.add_template_filter(number, "number")
+    app.add_template_filter(money_cents, "money_cents")
+    app.add_template_filter(percent_basis_points, "percent_bp")
     app.add_template_filter(money, "money")
     app.add_template_filter(local_datetime, "datetime")
     app.add_template_filter(local_date, "date")
@@ -127,3 +153,5 @@ def register_template_helpers(app) -> None:
     app.add_template_global(entry_type_labels, "entry_type_labels")
     app.add_template_global(TOPUP_STATUS_LABELS, "TOPUP_STATUS_LABELS")
     app.add_template_global(payment_failure_reason, "payment_failure_reason")
+    app.add_template_global(payment_method_label, "payment_method_label")
+    app.add_template_global(minutes_of, "minutes_of")

@@ -10,6 +10,7 @@ from typing import Any
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.clock import utcnow
@@ -32,6 +33,12 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+def insert_or_ignore(session, model):
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the session's database (PostgreSQL or SQLite)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).on_conflict_do_nothing()
+
 
 DEFAULT_RATE_PER_MINUTE = eur("0.42")
 DEFAULT_BILLING_INCREMENT_SECONDS = 1
@@ -170,6 +177,31 @@ class BalanceTransaction(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class CallCharge(db.Model):
+    """One rated call, linked to its ledger entry. Rate and increment are those valid at the start."""
+
+    __tablename__ = "call_charges"
+    __table_args__ = (
+        UniqueConstraint("company_id", "call_id", name="uq_call_charges_company_call"),
+        Index("ix_call_charges_company_started", "company_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    call_id: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    duration_seconds: Mapped[int]
+    billed_seconds: Mapped[int]
+    rate_per_minute: Mapped[int] = mapped_column(BigInteger)
+    billing_increment_seconds: Mapped[int]
+    amount: Mapped[int] = mapped_column(BigInteger)
+    refund_status: Mapped[str] = mapped_column(String(20), default="none")  # none | partial | full
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("balance_transactions.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TopupStatus(str, enum.Enum):
     PENDING = "pending"  # checkout started, nothing paid yet
     PROCESSING = "processing"  # paid by SEPA, waiting for the bank
@@ -210,6 +242,7 @@ class Topup(db.Model):
     kind: Mapped[str] = mapped_column(String(20), default="checkout")  # checkout | auto
     amount: Mapped[int] = mapped_column(BigInteger)
     bonus_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    charged_cents: Mapped[int | None] = mapped_column(BigInteger)  # what the customer pays (gross)
     bonus_rule_id: Mapped[int | None] = mapped_column(ForeignKey("bonus_rules.id"))
     status: Mapped[str] = mapped_column(String(20), default=TopupStatus.PENDING.value)
     save_payment_method: Mapped[bool] = mapped_column(default=False)
@@ -238,7 +271,8 @@ class TopupRefund(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     topup_id: Mapped[int] = mapped_column(ForeignKey("topups.id"), index=True)
     stripe_refund_id: Mapped[str] = mapped_column(String(255), unique=True)
-    amount: Mapped[int] = mapped_column(BigInteger)
+    refunded_cents: Mapped[int] = mapped_column(BigInteger)  # money paid back (gross)
+    amount: Mapped[int] = mapped_column(BigInteger)  # units debited from the balance
     bonus_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

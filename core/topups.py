@@ -17,12 +17,14 @@ from sqlalchemy.orm import Session
 
 from core.bonuses import best_bonus
 from core.clock import utcnow
+from core.queue import EMAILS, INVOICES, enqueue
 from core.ledger import Reference, post_entry
 from core.models import (
     Company, EntryType, Topup, TopupRefund, TopupStatus, User,
 )
-from core.money import UNITS_PER_CENT, cents, divide_half_up
+from core.money import UNITS_PER_CENT, divide_half_up
 from core.stripe_gateway import CheckoutSession, PaymentError, PaymentIntent, StripeGateway
+from core.vat import VatPolicy, split_topup
 
 CONFIRM_INTERVAL = timedelta(seconds=10)
 
@@ -65,13 +67,17 @@ class ReturnUrls:
 
 def start_checkout_topup(
     session: Session, gateway: StripeGateway, *, company_id: int, user_id: int | None, amount: int,
-    save_payment_method: bool, limits: TopupLimits, payment_method_types: list[str], description: str,
-    locale: str, return_urls: Callable[[int], ReturnUrls],
+    save_payment_method: bool, limits: TopupLimits, vat: VatPolicy, payment_method_types: list[str],
+    description: str, locale: str, return_urls: Callable[[int], ReturnUrls],
 ) -> tuple[Topup, str]:
-    """Create a pending top-up and its Checkout Session; returns the top-up and the URL to pay at."""
+    """Create a pending top-up and its Checkout Session; returns the top-up and the URL to pay at.
+
+    The customer pays the gross amount: the top-up amount itself, or plus VAT when amounts are net.
+    """
     limits.check(amount)
     topup = Topup(company_id=company_id, amount=amount, kind="checkout", status=TopupStatus.PENDING.value,
-                  save_payment_method=save_payment_method, created_by_user_id=user_id)
+                  charged_cents=split_topup(amount, vat).gross_cents, save_payment_method=save_payment_method,
+                  created_by_user_id=user_id)
     session.add(topup)
     session.commit()
     urls = return_urls(topup.id)
@@ -79,7 +85,7 @@ def start_checkout_topup(
         customer_id = ensure_customer(session, gateway, company_id)
         checkout = gateway.create_payment_checkout(
             topup_id=topup.id, request_key=topup.request_key, customer_id=customer_id,
-            amount_cents=cents(amount), description=description,
+            amount_cents=topup.charged_cents, description=description,
             payment_method_types=payment_method_types, save_payment_method=save_payment_method,
             success_url=urls.success, cancel_url=urls.cancel, locale=locale,
         )
@@ -138,6 +144,7 @@ def credit_topup(session: Session, topup_id: int, *, payment_intent_id: str | No
         post_entry(session, topup.company_id, EntryType.BONUS, bonus.amount, reference=reference,
                    actor="stripe", description=bonus.rule_name)
     session.commit()
+    enqueue(INVOICES, "core.jobs.issue_topup_invoice", topup.id)  # then the receipt email
     return True
 
 
@@ -164,8 +171,12 @@ def mark_expired(session: Session, topup_id: int) -> bool:
 
 def mark_failed(session: Session, topup_id: int, code: str | None, decline_code: str | None,
                 message: str | None) -> bool:
-    return _move(session, topup_id, TopupStatus.FAILED, _OPEN | {TopupStatus.PROCESSING.value},
-                 failure_code=code or "payment_failed", decline_code=decline_code, failure_message=message)
+    previous = session.scalar(select(Topup.status).where(Topup.id == topup_id))
+    moved = _move(session, topup_id, TopupStatus.FAILED, _OPEN | {TopupStatus.PROCESSING.value},
+                  failure_code=code or "payment_failed", decline_code=decline_code, failure_message=message)
+    if moved and previous == TopupStatus.PROCESSING.value:
+        enqueue(EMAILS, "core.jobs.notify_topup_failed", topup_id)  # SEPA failed days after checkout
+    return moved
 
 
 def cancel_topup(session: Session, gateway: StripeGateway, company_id: int, topup_id: int) -> Topup:
@@ -277,11 +288,15 @@ def confirm_with_stripe(session: Session, gateway: StripeGateway, topup: Topup) 
 # -- refunds ------------------------------------------------------------------------------------------
 
 def record_stripe_refund(session: Session, payment_intent_id: str, refund_id: str, amount_cents: int) -> bool:
-    """Debit a refund made in Stripe once (keyed by the refund id) and take back its share of the bonus."""
+    """Debit a refund made in Stripe once (keyed by the refund id) and take back its share of the bonus.
+
+    The debit is the refunded share of the credit (equal to the money when amounts include VAT).
+    """
     topup = session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == payment_intent_id))
     if topup is None or session.scalar(select(TopupRefund.id).where(TopupRefund.stripe_refund_id == refund_id)):
         return False
-    amount = amount_cents * UNITS_PER_CENT
+    charged_cents = topup.charged_cents or topup.amount // UNITS_PER_CENT
+    amount = divide_half_up(topup.amount * amount_cents, charged_cents)
     reference = Reference("stripe_refund", refund_id)
     post_entry(session, topup.company_id, EntryType.TOPUP_REFUND, -amount, reference=reference,
                actor="stripe", description=f"Refund of top-up #{topup.id}", allow_negative=True)
@@ -291,9 +306,10 @@ def record_stripe_refund(session: Session, payment_intent_id: str, refund_id: st
     if bonus_back > 0:
         post_entry(session, topup.company_id, EntryType.BONUS_REVERSAL, -bonus_back, reference=reference,
                    actor="stripe", description=f"Bonus share of refund, top-up #{topup.id}", allow_negative=True)
-    session.add(TopupRefund(topup_id=topup.id, stripe_refund_id=refund_id, amount=amount, bonus_reversed=bonus_back))
+    refund = TopupRefund(topup_id=topup.id, stripe_refund_id=refund_id, refunded_cents=amount_cents, amount=amount,
+                         bonus_reversed=bonus_back)
+    session.add(refund)
     topup.refunded_amount += amount
     session.commit()
+    enqueue(INVOICES, "core.jobs.issue_credit_note", refund.id)
     return True
-
-

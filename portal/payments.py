@@ -11,7 +11,7 @@ from core.clock import utcnow
 from core.extensions import limiter
 from core.i18n import active_language, money
 from core.models import db
-from core.money import InvalidAmount, eur, parse_amount
+from core.money import UNITS_PER_CENT, InvalidAmount, eur, parse_amount
 from core.payment_methods import (
     PaymentMethodNotFound, choose_auto_topup_method, company_payment_methods, remove_payment_method,
     start_adding_method,
@@ -22,6 +22,7 @@ from core.topups import (
     AmountOutOfRange, CheckoutFailed, ReturnUrls, TopupLimits, TopupNotFound, cancel_topup, company_topup,
     confirm_with_stripe, recent_topups, start_checkout_topup, topup_for_checkout,
 )
+from core.vat import VatPolicy, split_topup
 from core.web import company_admin_required, company_user_required, redirect_to, render_page, stripe_gateway
 from portal.forms import AMOUNT_ERRORS, AddPaymentMethodForm, TopupForm
 
@@ -60,7 +61,10 @@ def _topup_page(form: TopupForm, *, error: str | None = None, status: int = 200)
 def _preview(company_id: int, amount: int | None):
     if amount is None:
         return None
-    return {"amount": amount, "bonus": best_bonus(db.session, company_id, amount, utcnow())}
+    vat = VatPolicy.from_config(current_app.config)
+    payable = split_topup(amount, vat).gross_cents * UNITS_PER_CENT
+    return {"amount": amount, "payable": payable, "vat_added": not vat.amounts_include_vat,
+            "bonus": best_bonus(db.session, company_id, amount, utcnow())}
 
 
 @bp.get("/topup")
@@ -97,6 +101,7 @@ def start_topup():
         _topup, checkout_url = start_checkout_topup(
             db.session, stripe_gateway(), company_id=current_user.company_id, user_id=current_user.id,
             amount=amount, save_payment_method=form.save_payment_method.data, limits=_limits(),
+            vat=VatPolicy.from_config(current_app.config),
             payment_method_types=current_app.config["PAYMENT_METHOD_TYPES"],
             description=_("Prepaid credit %(amount)s", amount=money(amount)), locale=active_language(),
             return_urls=lambda topup_id: ReturnUrls(

@@ -44,7 +44,8 @@ def app(instance_path, database_url):
 
     from core.app import create_app
 
-    application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    # Jobs run inline unless a test hands them to a real worker (tests/web/test_jobs.py: redis_jobs).
+    application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "JOBS_INLINE": True})
     install_sandbox(application, deliver=WebhookRelay(application), settle_delay_seconds=None)
     with application.app_context():
         _reset_schema(database_url)

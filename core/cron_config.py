@@ -1,0 +1,14 @@
+"""Periodic jobs for RQ's cron scheduler:
+
+    rq cron --url "$REDIS_URL" core/cron_config.py
+"""
+
+from rq import cron
+
+from core.jobs import check_low_balances, generate_monthly_statements, issue_missing_documents, retry_unsent_emails
+from core.queue import BILLING, EMAILS, INVOICES
+
+cron.register(check_low_balances, BILLING, cron="*/30 * * * *", name="low-balance warnings")
+cron.register(generate_monthly_statements, INVOICES, cron="0 3 1 * *", name="monthly statements")
+cron.register(retry_unsent_emails, EMAILS, cron="*/10 * * * *", name="retry unsent email")
+cron.register(issue_missing_documents, INVOICES, cron="15 * * * *", name="issue missing invoices")

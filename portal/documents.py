@@ -1,0 +1,46 @@
+"""Invoices, credit notes and monthly statements as PDF downloads (thin views)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, render_template
+from flask_login import current_user
+
+from core.invoices import company_document, company_documents
+from core.models import db
+from core.statements import company_statement, company_statements
+from core.web import company_user_required
+
+bp = Blueprint("documents", __name__, url_prefix="/business/billing/invoices")
+
+
+@bp.get("")
+@company_user_required
+def invoices():
+    company_id = current_user.company_id
+    return render_template("portal/invoices.html", documents=company_documents(db.session, company_id),
+                           statements=company_statements(db.session, company_id))
+
+
+@bp.get("/<int:invoice_id>.pdf")
+@company_user_required
+def invoice_pdf(invoice_id: int):
+    document = company_document(db.session, current_user.company_id, invoice_id)
+    if document is None:
+        abort(404)
+    return _pdf(document.pdf, f"{document.number}.pdf")
+
+
+@bp.get("/statements/<int:statement_id>.pdf")
+@company_user_required
+def statement_pdf(statement_id: int):
+    statement = company_statement(db.session, current_user.company_id, statement_id)
+    if statement is None:
+        abort(404)
+    return _pdf(statement.pdf, f"statement-{statement.month:%Y-%m}.pdf")
+
+
+def _pdf(data: bytes, filename: str) -> Response:
+    response = Response(data, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    response.headers["Cache-Control"] = "private, max-age=0"
+    return response
