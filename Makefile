@@ -15,7 +15,7 @@ run: install translations db demo
 	@echo "  staff admin:    staff@example.com / staff-password"
 	@echo "  staff support:  support@example.com / support-password"
 	@echo ""
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	PORTAL_BASE_URL=http://$(HOST):$(PORT) $(FLASK) run --host $(HOST) --port $(PORT)
 
 test: install-test translations
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -52,6 +52,9 @@ _FAILURE_REASONS = {
     "incorrect_cvc": _l("The security code is incorrect."),
     "processing_error": _l("The payment could not be processed. Please try again."),
     "sepa_failed": _l("The SEPA direct debit failed."),
+    "insufficient_funds": _l("Insufficient funds on the account."),
+    "account_closed": _l("The bank account is closed."),
+    "debit_not_authorized": _l("The account holder did not authorise the direct debit."),
     "payment_intent_payment_attempt_failed": _l("The payment attempt failed."),
 }
 

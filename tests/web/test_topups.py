@@ -95,7 +95,13 @@ def test_a_failed_sepa_debit_marks_the_top_up_failed(app, client, customer, sand
     sandbox.settle_pending()
     topup = only_topup(app, customer)
     assert topup.status == "failed" and balance(app, customer) == 0
-    assert "Die SEPA-Lastschrift ist fehlgeschlagen." in client.get("/business/billing/topup").text or topup.failure_code
+    assert "Das Konto ist nicht ausreichend gedeckt." in client.get("/business/billing/topup").text
+    with app.app_context():  # the customer left checkout days ago: an email tells them
+        from core.models import SentEmail
+
+        [email] = db.session.scalars(select(SentEmail)).all()
+        assert (email.kind, email.status, email.subject) == ("payment_failed", "sent",
+                                                             "Zahlung fehlgeschlagen – Handlung erforderlich")
 
 
 def test_cancelling_closes_the_checkout_so_it_cannot_be_paid_later(app, client, customer):
