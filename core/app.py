@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Flask, render_template
+from flask import Flask, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -81,6 +81,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from portal.api import bp as api_bp
     from portal.auth import bp as auth_bp
     from portal.documents import bp as documents_bp
     from portal.payments import bp as payments_bp
@@ -94,11 +95,17 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(documents_bp)
     app.register_blueprint(webhook_bp)
     csrf.exempt(webhook_bp)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)
     app.register_blueprint(staff_bp)
 
     @app.get("/healthz")
     def healthz():
         return {"status": "ok"}
+
+
+_API_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+                    429: "rate_limited", 500: "internal_error"}
 
 
 def _register_error_pages(app: Flask) -> None:
@@ -114,6 +121,9 @@ def _register_error_pages(app: Flask) -> None:
 
     def render_error(error):
         code = getattr(error, "code", 500) or 500
+        if request.path.startswith("/api/"):  # machines get JSON with a stable code
+            return jsonify(error={"code": _API_ERROR_CODES.get(code, "error"), "message": str(messages.get(
+                code, messages[500]))}), code
         message = messages.get(code, messages[500])
         return render_template("error.html", code=code, message=message), code
 

@@ -100,6 +100,12 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "VAT_RATE_PERCENT": environ.get("VAT_RATE_PERCENT", "19"),
         "TOPUP_AMOUNTS_INCLUDE_VAT": environ.get("TOPUP_AMOUNTS_INCLUDE_VAT", "1") == "1",
         "LOW_BALANCE_WARNING_INTERVAL_HOURS": int(environ.get("LOW_BALANCE_WARNING_INTERVAL_HOURS", "24")),
+        # Usage API: what a live call holds, what it needs to start, when a forgotten one expires.
+        "CALL_RESERVATION_MINUTES": int(environ.get("CALL_RESERVATION_MINUTES", "5")),
+        "CALL_MINIMUM_MINUTES": int(environ.get("CALL_MINIMUM_MINUTES", "1")),
+        "RESERVATION_EXPIRY_HOURS": int(environ.get("RESERVATION_EXPIRY_HOURS", "4")),
+        "MAX_CALL_SECONDS": int(environ.get("MAX_CALL_SECONDS", str(48 * 3600))),
+        "AUTO_TOPUP_ENABLED": environ.get("AUTO_TOPUP_ENABLED", "1") == "1",
     }
 
 

@@ -95,6 +95,28 @@ def post_entry(
     return entry
 
 
+def lock_account(session: Session, company_id: int) -> tuple[int, int]:
+    """Lock the company's balance row until the caller commits; returns (balance, reserved).
+
+    A write, not a SELECT: on SQLite that is what opens the IMMEDIATE transaction.
+    """
+    row = session.execute(
+        update(PrepaidBalance).where(PrepaidBalance.company_id == company_id).values(updated_at=utcnow())
+        .returning(PrepaidBalance.balance, PrepaidBalance.reserved)
+    ).one_or_none()
+    if row is None:
+        raise UnknownCompany(company_id)
+    return row.balance, row.reserved
+
+
+def change_reserved(session: Session, company_id: int, delta: int) -> int:
+    """Hold (+) or release (−) funds for live calls; call with the account locked. Returns reserved."""
+    return session.execute(
+        update(PrepaidBalance).where(PrepaidBalance.company_id == company_id)
+        .values(reserved=PrepaidBalance.reserved + delta).returning(PrepaidBalance.reserved)
+    ).scalar_one()
+
+
 def _raise_for_refused_update(session: Session, company_id: int, amount: int) -> None:
     account = session.get(PrepaidBalance, company_id, populate_existing=True)
     if account is None:

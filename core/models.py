@@ -9,7 +9,9 @@ from typing import Any
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON, BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -75,6 +77,8 @@ class Company(db.Model):
     vat_id: Mapped[str] = mapped_column(String(40), default="")
     language: Mapped[str] = mapped_column(String(5), default="de")
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    blocked_at: Mapped[datetime | None]  # blocked companies cannot start calls or top up
+    blocked_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     balance: Mapped[PrepaidBalance] = relationship(back_populates="company", uselist=False)
@@ -139,6 +143,7 @@ class PrepaidBalance(db.Model):
     auto_topup_payment_method_id: Mapped[str | None] = mapped_column(String(255))
     auto_topup_daily_limit: Mapped[int] = mapped_column(default=DEFAULT_AUTO_TOPUP_DAILY_LIMIT)
     auto_topup_monthly_cap: Mapped[int | None] = mapped_column(BigInteger)
+    auto_topup_consecutive_failures: Mapped[int] = mapped_column(default=0)
     last_warning_sent_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -177,6 +182,54 @@ class BalanceTransaction(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ApiKey(db.Model):
+    """A company's key for the usage API. Only a SHA-256 of the key is stored; it is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(12))  # the first characters, to tell keys apart
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class ReservationStatus(str, enum.Enum):
+    ACTIVE = "active"
+    CAPTURED = "captured"  # the call ended and was charged
+    RELEASED = "released"
+    EXPIRED = "expired"  # the call never ended
+
+
+class CallReservation(db.Model):
+    """Funds held for a live call; it resolves exactly once. Also the stored answer to a repeated start."""
+
+    __tablename__ = "call_reservations"
+    __table_args__ = (
+        UniqueConstraint("company_id", "call_id", name="uq_call_reservations_company_call"),
+        Index("ix_call_reservations_status_started", "status", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    call_id: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    max_seconds: Mapped[int]
+    rate_per_minute: Mapped[int] = mapped_column(BigInteger)
+    billing_increment_seconds: Mapped[int]
+    available_after: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[datetime]
+    from_number: Mapped[str | None] = mapped_column(String(64))
+    to_number: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default=ReservationStatus.ACTIVE.value)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+
+
 class CallCharge(db.Model):
     """One rated call, linked to its ledger entry. Rate and increment are those valid at the start."""
 
@@ -199,6 +252,9 @@ class CallCharge(db.Model):
     refund_status: Mapped[str] = mapped_column(String(20), default="none")  # none | partial | full
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("balance_transactions.id"))
+    balance_after: Mapped[int | None] = mapped_column(BigInteger)  # part of the stored answer to a repeated end
+    from_number: Mapped[str | None] = mapped_column(String(64))
+    to_number: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -385,3 +441,39 @@ class SentEmail(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+class AutoTopupStatus(str, enum.Enum):
+    PENDING = "pending"  # enqueued, not charged yet
+    PROCESSING = "processing"  # SEPA: waiting for the bank
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ACTION_REQUIRED = "action_required"  # the bank wants the customer to authenticate
+    SKIPPED = "skipped"  # a limit stopped it
+
+
+IN_FLIGHT_AUTO_TOPUP = (AutoTopupStatus.PENDING.value, AutoTopupStatus.PROCESSING.value)
+
+
+class AutoTopupAttempt(db.Model):
+    """One automatic top-up attempt. At most one per company is in flight (partial unique index)."""
+
+    __tablename__ = "auto_topup_attempts"
+    __table_args__ = (
+        Index("ix_auto_topup_attempts_company_created", "company_id", "created_at"),
+        Index("uq_auto_topup_attempts_in_flight", "company_id", unique=True,
+              postgresql_where=text("status IN ('pending', 'processing')"),
+              sqlite_where=text("status IN ('pending', 'processing')")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20), default=AutoTopupStatus.PENDING.value)
+    reason: Mapped[str | None] = mapped_column(String(100))  # skip reason or failure code
+    decline_code: Mapped[str | None] = mapped_column(String(100))
+    message: Mapped[str | None] = mapped_column(Text)
+    topup_id: Mapped[int | None] = mapped_column(ForeignKey("topups.id"))
+    payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

@@ -115,7 +115,7 @@ def upgrade():
         batch_op.add_column(sa.Column('last_warning_sent_at', sa.DateTime(), nullable=True))
 
     with op.batch_alter_table('topup_refunds', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('refunded_cents', sa.BigInteger(), nullable=False))
+        batch_op.add_column(sa.Column('refunded_cents', sa.BigInteger(), nullable=False, server_default='0'))
 
     with op.batch_alter_table('topups', schema=None) as batch_op:
         batch_op.add_column(sa.Column('charged_cents', sa.BigInteger(), nullable=True))
