@@ -86,6 +86,7 @@ def _register_blueprints(app: Flask) -> None:
     from portal.documents import bp as documents_bp
     from portal.payments import bp as payments_bp
     from portal.routes import bp as portal_bp
+    from portal.settings import bp as settings_bp
     from portal.stripe_webhook import bp as webhook_bp
     from staff.routes import bp as staff_bp
 
@@ -93,6 +94,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(portal_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(documents_bp)
+    app.register_blueprint(settings_bp)
     app.register_blueprint(webhook_bp)
     csrf.exempt(webhook_bp)
     app.register_blueprint(api_bp)
@@ -132,10 +134,11 @@ def _register_error_pages(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
-    from core.cli import billing_cli, bonus_cli, mail_cli, seed_demo_command, stripe_cli
+    from core.cli import billing_cli, bonus_cli, calls_cli, mail_cli, seed_demo_command, stripe_cli
 
     app.cli.add_command(billing_cli)
     app.cli.add_command(stripe_cli)
     app.cli.add_command(bonus_cli)
     app.cli.add_command(mail_cli)
+    app.cli.add_command(calls_cli)
     app.cli.add_command(seed_demo_command)

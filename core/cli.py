@@ -200,3 +200,46 @@ def bonus_add_command(name: str, min_amount: str, percent: str | None, fixed: st
         sys.exit(2)
     db.session.commit()
     click.echo(f"Rule {rule.id} added.")
+
+
+calls_cli = AppGroup("calls", help="Calls and the usage API.")
+
+
+@calls_cli.command("simulate")
+@click.option("--company", "company_key", required=True, help="Company id, exact name or a user's email.")
+@click.option("--count", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--seed", type=int, help="Make the call lengths repeatable.")
+def simulate_command(company_key: str, count: int, seed: int | None) -> None:
+    """Drive the usage API (start, then end) with COUNT realistic calls for a company."""
+    import random
+
+    from flask import current_app
+
+    from core.api_keys import create_api_key, revoke_api_key
+    from core.simulation import simulate_calls
+
+    company = find_company(db.session, company_key)
+    if company is None:
+        click.echo(f"No company matches {company_key!r}.", err=True)
+        sys.exit(2)
+    key_row, key = create_api_key(db.session, company.id, "Simulator (calls simulate)")
+    client = current_app.test_client()
+
+    def post(path: str, body: dict) -> tuple[int, dict]:
+        response = client.post(path, json=body, headers={"Authorization": f"Bearer {key}"})
+        return response.status_code, response.get_json(silent=True) or {}
+
+    try:
+        result = simulate_calls(post, count, utcnow(), random.Random(seed))
+    finally:
+        revoke_api_key(db.session, company.id, key_row.id)
+    click.echo(f"{result.ended} calls charged, {result.refused} refused {result.errors or ''}".rstrip())
+    click.echo(f"balance now: {result.last_balance or account_summary(db.session, company.id).balance} EUR")
+
+
+@calls_cli.command("expire")
+def expire_command() -> None:
+    """Release funds held for calls that never ended."""
+    from core.jobs import expire_stale_reservations
+
+    click.echo(f"{expire_stale_reservations()} reservation(s) expired.")

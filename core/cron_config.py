@@ -5,10 +5,14 @@
 
 from rq import cron
 
-from core.jobs import check_low_balances, generate_monthly_statements, issue_missing_documents, retry_unsent_emails
+from core.jobs import (
+    check_low_balances, expire_stale_reservations, generate_monthly_statements, issue_missing_documents,
+    retry_unsent_emails,
+)
 from core.queue import BILLING, EMAILS, INVOICES
 
 cron.register(check_low_balances, BILLING, cron="*/30 * * * *", name="low-balance warnings")
 cron.register(generate_monthly_statements, INVOICES, cron="0 3 1 * *", name="monthly statements")
 cron.register(retry_unsent_emails, EMAILS, cron="*/10 * * * *", name="retry unsent email")
 cron.register(issue_missing_documents, INVOICES, cron="15 * * * *", name="issue missing invoices")
+cron.register(expire_stale_reservations, BILLING, cron="*/10 * * * *", name="expire stale reservations")

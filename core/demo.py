@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.accounts import create_company, create_user
+from core.api_keys import create_api_key
 from core.bonuses import best_bonus, create_rule
 from core.charging import charge_call, rate_call
 from core.clock import utcnow
@@ -21,6 +22,7 @@ from core.models import Company, EntryType, Role, Topup, TopupStatus
 from core.money import UNITS_PER_CENT, eur
 
 HISTORY_DAYS = 90
+DEMO_API_KEY = "demo-calls-key"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class DemoCompany:
     calls_per_day: tuple[int, int]
     topup_amount: int
     seed: int
+    api_key: str | None = None
 
 
 DEMO_COMPANIES = (
@@ -45,7 +48,7 @@ DEMO_COMPANIES = (
             ("demo@example.com", "demo-password", Role.COMPANY_ADMIN, "Maria Muster"),
             ("member@example.com", "member-password", Role.COMPANY_MEMBER, "Max Mitglied"),
         ),
-        calls_per_day=(12, 40), topup_amount=eur("250"), seed=20261,
+        calls_per_day=(12, 40), topup_amount=eur("250"), seed=20261, api_key=DEMO_API_KEY,
     ),
     DemoCompany(
         name="Nordlicht Logistik AG", street="Hafenstraße 12", postal_code="20457", city="Hamburg",
@@ -87,6 +90,8 @@ def _seed_company(session: Session, demo: DemoCompany, now: datetime) -> None:
     )
     for email, password, role, name in demo.users:
         create_user(session, email, password, role, company=company, name=name)
+    if demo.api_key:
+        create_api_key(session, company.id, "Telefonanlage (Demo)", key=demo.api_key)
     _seed_history(session, company.id, demo, start, now)
 
 

@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.calls import expire_reservations
 from core.clock import utcnow
 from core.invoices import Seller
 from core.invoices import issue_credit_note as issue_credit_note_for
@@ -131,3 +132,9 @@ def issue_missing_documents(send_receipts: bool = True) -> int:
         issue_credit_note(refund_id)
     return len(topups) + len(refunds)
 
+
+
+def expire_stale_reservations() -> int:
+    """Let go of funds held for calls that never ended (after RESERVATION_EXPIRY_HOURS)."""
+    with job_session() as session:
+        return expire_reservations(session, utcnow(), timedelta(hours=current_app.config["RESERVATION_EXPIRY_HOURS"]))

@@ -83,4 +83,8 @@ class TopupForm(FlaskForm):
 
 
 class AddPaymentMethodForm(FlaskForm):
-    pass
+    """A form with only the CSRF token, for buttons that post an action."""
+
+
+class ApiKeyForm(FlaskForm):
+    name = StringField(_l("Name of the key"), validators=[DataRequired(), Length(max=100)])

@@ -119,7 +119,8 @@ def test_the_cron_schedule_loads_and_names_the_periodic_jobs(redis_jobs):
     scheduler = CronScheduler(connection=redis_jobs)
     scheduler.load_config_from_file("core/cron_config.py")
     jobs = {job.name: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"low-balance warnings", "monthly statements", "retry unsent email", "issue missing invoices"}
+    assert set(jobs) == {"low-balance warnings", "monthly statements", "retry unsent email", "issue missing invoices",
+                         "expire stale reservations"}
     assert jobs["low-balance warnings"].cron == "*/30 * * * *"
     assert jobs["monthly statements"].cron == "0 3 1 * *"
     assert jobs["low-balance warnings"].func.__module__ == "core.jobs"

@@ -1,0 +1,316 @@
+"""A company's call usage: date ranges, totals, a daily series, pages of calls, and the runway.
+
+Days are local days in the display time zone (Europe/Berlin by default); the database holds naive
+UTC. A range of local days becomes a half-open UTC interval [start, end) on ``started_at``, which
+the index (company_id, started_at) serves. The daily series groups by the local day in SQL
+(PostgreSQL converts with AT TIME ZONE; SQLite, which has no time zones, gets a small Python
+function on the connection) and fills the days without calls with zeros. The totals are the sums
+of the series, so both come from one query. Cost is what the calls cost after refunds:
+SUM(amount − refunded_amount).
+
+Nothing here knows Flask: "today" and the zone are parameters.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Date, Select, bindparam, cast, func, select, tuple_
+from sqlalchemy.orm import Session
+
+from core.models import BalanceTransaction, CallCharge, Company, EntryType
+from core.money import divide_half_up
+from core.transactions import Cursor
+
+SECONDS_PER_DAY = 86_400
+MAX_RANGE_DAYS = 366
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2100, 12, 31)
+RUNWAY_WINDOW_DAYS = 14
+
+
+class Period(str, enum.Enum):
+    THIS_MONTH = "this_month"
+    LAST_MONTH = "last_month"
+    LAST_7_DAYS = "7d"
+    LAST_30_DAYS = "30d"
+    LAST_90_DAYS = "90d"
+    CUSTOM = "custom"
+
+
+DEFAULT_PERIOD = Period.THIS_MONTH
+_LAST_DAYS = {Period.LAST_7_DAYS: 7, Period.LAST_30_DAYS: 30, Period.LAST_90_DAYS: 90}
+
+
+class InvalidRange(ValueError):
+    """A custom range that cannot be used. ``reason``: missing_dates, end_before_start, too_long,
+    out_of_bounds."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class UsageRange:
+    """Local days first_day..last_day (both included) and the same time as UTC [start, end)."""
+
+    period: Period
+    first_day: date
+    last_day: date
+    start: datetime  # naive UTC, inclusive
+    end: datetime  # naive UTC, exclusive
+    zone: str  # IANA name, e.g. "Europe/Berlin"
+
+    @property
+    def day_count(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+    @property
+    def days(self) -> list[date]:
+        return [self.first_day + timedelta(days=offset) for offset in range(self.day_count)]
+
+
+def zone_name(zone: str | tzinfo) -> str:
+    """The IANA name of a zone given as a name, a ZoneInfo or a pytz zone (what Flask-Babel returns)."""
+    name = zone if isinstance(zone, str) else getattr(zone, "key", None) or getattr(zone, "zone", None)
+    if not name:
+        raise ValueError(f"not a named time zone: {zone!r}")
+    try:
+        _zone(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone: {name!r}") from None
+    return name
+
+
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_midnight_utc(day: date, zone: str) -> datetime:
+    """00:00 of a local day, as naive UTC."""
+    local = datetime.combine(day, time.min, tzinfo=_zone(zone))
+    return local.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def resolve_range(period: Period | str, *, today: date, zone: str | tzinfo,
+                  start: date | None = None, end: date | None = None) -> UsageRange:
+    """The local days of a period, relative to ``today`` (a local date in ``zone``).
+
+    This month and the last 7/30/90 days end with today; last month is the whole previous
+    calendar month; a custom range needs ``start`` and ``end`` (both included, at most 366 days).
+    """
+    period = Period(period)
+    name = zone_name(zone)
+    if period is Period.THIS_MONTH:
+        first, last = today.replace(day=1), today
+    elif period is Period.LAST_MONTH:
+        last = today.replace(day=1) - timedelta(days=1)
+        first = last.replace(day=1)
+    elif period in _LAST_DAYS:
+        first, last = today - timedelta(days=_LAST_DAYS[period] - 1), today
+    else:
+        if start is None or end is None:
+            raise InvalidRange("missing_dates")
+        if not (EARLIEST_DAY <= start <= LATEST_DAY and EARLIEST_DAY <= end <= LATEST_DAY):
+            raise InvalidRange("out_of_bounds")
+        if end < start:
+            raise InvalidRange("end_before_start")
+        if (end - start).days + 1 > MAX_RANGE_DAYS:
+            raise InvalidRange("too_long")
+        first, last = start, end
+    return UsageRange(period, first, last, local_midnight_utc(first, name),
+                      local_midnight_utc(last + timedelta(days=1), name), name)
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    calls: int = 0
+    billed_seconds: int = 0
+    duration_seconds: int = 0
+    cost: int = 0  # units: amount − refunded
+
+    @property
+    def average_duration_seconds(self) -> int | None:
+        """Average real call length in whole seconds (half-up), None without calls."""
+        return divide_half_up(self.duration_seconds, self.calls) if self.calls else None
+
+    def __add__(self, other: UsageTotals) -> UsageTotals:
+        return UsageTotals(self.calls + other.calls, self.billed_seconds + other.billed_seconds,
+                           self.duration_seconds + other.duration_seconds, self.cost + other.cost)
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    day: date
+    totals: UsageTotals
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    range: UsageRange
+    totals: UsageTotals
+    days: list[DayUsage]  # every day of the range, oldest first, zeros where there were no calls
+
+
+def _in_range(company_id: int, usage_range: UsageRange):
+    return (CallCharge.company_id == company_id, CallCharge.started_at >= usage_range.start,
+            CallCharge.started_at < usage_range.end)
+
+
+def _local_day(session: Session, zone: str):
+    """SQL for the local day of ``started_at``. The zone is rendered inline (a validated IANA name),
+    so SELECT and GROUP BY carry the very same expression."""
+    name = bindparam("zone", zone_name(zone), literal_execute=True)
+    if session.get_bind().dialect.name == "postgresql":
+        # naive UTC → timestamptz → local wall time → date
+        return cast(func.timezone(name, func.timezone("UTC", CallCharge.started_at)), Date)
+    _register_sqlite_local_day(session)
+    return func.usage_local_day(CallCharge.started_at, name)
+
+
+def _register_sqlite_local_day(session: Session) -> None:
+    connection = session.connection().connection.driver_connection
+    connection.create_function("usage_local_day", 2, _sqlite_local_day, deterministic=True)
+
+
+def _sqlite_local_day(stamp: str | None, zone: str) -> str | None:
+    if stamp is None:
+        return None
+    moment = datetime.fromisoformat(stamp).replace(tzinfo=timezone.utc)
+    return moment.astimezone(_zone(zone)).date().isoformat()
+
+
+def usage_by_day(session: Session, company_id: int, usage_range: UsageRange) -> list[DayUsage]:
+    """Calls, billed and real seconds and cost per local day, every day of the range (zero-filled)."""
+    day = _local_day(session, usage_range.zone).label("day")
+    rows = session.execute(
+        select(
+            day,
+            func.count(CallCharge.id),
+            func.coalesce(func.sum(CallCharge.billed_seconds), 0),
+            func.coalesce(func.sum(CallCharge.duration_seconds), 0),
+            func.coalesce(func.sum(CallCharge.amount - CallCharge.refunded_amount), 0),
+        )
+        .where(*_in_range(company_id, usage_range))
+        .group_by(day)
+    ).all()
+    found = {
+        (value if isinstance(value, date) else date.fromisoformat(value)): UsageTotals(
+            int(calls), int(billed), int(duration), int(cost))
+        for value, calls, billed, duration, cost in rows
+    }
+    return [DayUsage(one_day, found.get(one_day, UsageTotals())) for one_day in usage_range.days]
+
+
+def usage_totals(days: list[DayUsage]) -> UsageTotals:
+    total = UsageTotals()
+    for one_day in days:
+        total += one_day.totals
+    return total
+
+
+def usage_report(session: Session, company_id: int, usage_range: UsageRange) -> UsageReport:
+    """Totals and the daily series of a range, from one aggregate query."""
+    days = usage_by_day(session, company_id, usage_range)
+    return UsageReport(usage_range, usage_totals(days), days)
+
+
+# ---- the calls themselves, newest first, keyset-paginated on (started_at, id) ----
+
+@dataclass(frozen=True)
+class CallPage:
+    calls: list[CallCharge]
+    older: Cursor | None  # pass as ``after`` for the next (older) page
+    newer: Cursor | None  # pass as ``before`` for the previous (newer) page
+
+
+def _position_of(charge: CallCharge) -> Cursor:
+    return Cursor(charge.started_at, charge.id)
+
+
+_POSITION = tuple_(CallCharge.started_at, CallCharge.id)
+_NEWEST_FIRST = (CallCharge.started_at.desc(), CallCharge.id.desc())
+_OLDEST_FIRST = (CallCharge.started_at.asc(), CallCharge.id.asc())
+
+
+def _calls(company_id: int, usage_range: UsageRange) -> Select:
+    return select(CallCharge).where(*_in_range(company_id, usage_range))
+
+
+def calls_page(session: Session, company_id: int, usage_range: UsageRange, *,
+               after: Cursor | None = None, before: Cursor | None = None, limit: int = 50) -> CallPage:
+    """The newest calls of the range, or those older than ``after``, or newer than ``before``.
+
+    A cursor is only a position: the query is always limited to the company and the range.
+    """
+    query = _calls(company_id, usage_range)
+    if before is not None:
+        rows = list(session.scalars(
+            query.where(_POSITION > (before.created_at, before.id)).order_by(*_OLDEST_FIRST).limit(limit + 1)))
+        has_newer, rows = len(rows) > limit, rows[:limit]
+        rows.reverse()
+        has_older = bool(rows)
+    else:
+        if after is not None:
+            query = query.where(_POSITION < (after.created_at, after.id))
+        rows = list(session.scalars(query.order_by(*_NEWEST_FIRST).limit(limit + 1)))
+        has_older, rows = len(rows) > limit, rows[:limit]
+        has_newer = after is not None and bool(rows)
+    return CallPage(rows, _position_of(rows[-1]) if has_older else None,
+                    _position_of(rows[0]) if has_newer else None)
+
+
+def iter_calls(session: Session, company_id: int, usage_range: UsageRange,
+               batch_size: int = 1000) -> Iterator[CallCharge]:
+    """Every call of the range, newest first, batch by batch (for the streamed CSV)."""
+    cursor = None
+    while True:
+        page = calls_page(session, company_id, usage_range, after=cursor, limit=batch_size)
+        yield from page.calls
+        if page.older is None:
+            return
+        cursor = page.older
+
+
+# ---- how long the balance lasts ----
+
+@dataclass(frozen=True)
+class Runway:
+    average_daily_spend: int  # units per day, over the window
+    days: int  # whole days the available balance lasts at that spend (0 when nothing is available)
+    window_days: int
+
+
+def runway(session: Session, company_id: int, *, available: int, now: datetime,
+           window_days: int = RUNWAY_WINDOW_DAYS) -> Runway | None:
+    """At the average daily spend of the last ``window_days`` days, how many days ``available`` lasts.
+
+    Spend is what the ledger booked for calls in [now − window, now): charges minus call refunds,
+    by posting time (the index (company_id, type, created_at) serves it). A company younger than the
+    window is averaged over its own age (at least one day), so a new customer is not promised
+    a runway several times too long. None when there was no spend.
+    """
+    window_start = now - timedelta(days=window_days)
+    created_at = session.scalar(select(Company.created_at).where(Company.id == company_id))
+    if created_at is not None and created_at > window_start:
+        window_start = created_at
+    booked = session.execute(
+        select(BalanceTransaction.type, func.sum(BalanceTransaction.amount))
+        .where(BalanceTransaction.company_id == company_id,
+               BalanceTransaction.type.in_((EntryType.CHARGE.value, EntryType.REFUND.value)),
+               BalanceTransaction.created_at >= window_start, BalanceTransaction.created_at < now)
+        .group_by(BalanceTransaction.type)
+    ).all()
+    spend = -sum(int(amount) for _type, amount in booked)
+    if spend <= 0:
+        return None
+    elapsed = max(int((now - window_start).total_seconds()), SECONDS_PER_DAY)
+    per_day = max(divide_half_up(spend * SECONDS_PER_DAY, elapsed), 1)
+    return Runway(per_day, max(available, 0) // per_day, window_days)
