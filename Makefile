@@ -14,6 +14,7 @@ run: install translations db demo
 	@echo "  customer member: member@example.com / member-password"
 	@echo "  staff admin:    staff@example.com / staff-password"
 	@echo "  staff support:  support@example.com / support-password"
+	@echo "  usage API key:  demo-calls-key   (try: .venv/bin/flask --app wsgi calls simulate --company demo@example.com --count 20)"
 	@echo ""
 	PORTAL_BASE_URL=http://$(HOST):$(PORT) $(FLASK) run --host $(HOST) --port $(PORT)
 
