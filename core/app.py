@@ -82,17 +82,21 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from portal.api import bp as api_bp
+    from portal.auto_topup import bp as auto_topup_bp
     from portal.auth import bp as auth_bp
     from portal.documents import bp as documents_bp
     from portal.payments import bp as payments_bp
     from portal.routes import bp as portal_bp
     from portal.settings import bp as settings_bp
     from portal.stripe_webhook import bp as webhook_bp
+    from portal.usage import bp as usage_bp
     from staff.routes import bp as staff_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
+    app.register_blueprint(usage_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(auto_topup_bp)
     app.register_blueprint(documents_bp)
     app.register_blueprint(settings_bp)
     app.register_blueprint(webhook_bp)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.calls import live_calls
 from core.charging import rate_at
+from core.clock import utcnow
 from core.models import Company, PrepaidBalance, User
+from core.usage import Runway, runway
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class AccountSummary:
     auto_topup_monthly_cap: int | None
     rate_per_minute: int
     billing_increment_seconds: int
+    live_calls: int = 0  # calls holding funds right now
+    runway: Runway | None = None  # how long the available balance lasts at the recent spend
 
     @property
     def minutes_left(self) -> int:
@@ -37,7 +43,7 @@ class AccountSummary:
         return self.available // self.rate_per_minute
 
 
-def account_summary(session: Session, company_id: int) -> AccountSummary:
+def account_summary(session: Session, company_id: int, now: datetime | None = None) -> AccountSummary:
     account = session.get(PrepaidBalance, company_id, populate_existing=True)
     if account is None:
         raise LookupError(company_id)
@@ -58,6 +64,8 @@ def account_summary(session: Session, company_id: int) -> AccountSummary:
         auto_topup_monthly_cap=account.auto_topup_monthly_cap,
         rate_per_minute=rate.rate_per_minute,
         billing_increment_seconds=rate.billing_increment_seconds,
+        live_calls=live_calls(session, company_id),
+        runway=runway(session, company_id, available=account.available, now=now or utcnow()),
     )
 
 

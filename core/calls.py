@@ -132,12 +132,13 @@ def end_call(session: Session, company_id: int, call_id: str, *, duration_second
     lock_account(session, company_id)
     try:
         charge = charge_call(session, company_id, call_id, started_at=started_at, ended_at=ended_at,
-                             duration_seconds=duration_seconds, description=description or _describe(reservation))
+                             duration_seconds=duration_seconds, description=description or _describe(reservation),
+                             from_number=reservation.from_number if reservation else None,
+                             to_number=reservation.to_number if reservation else None)
     except IntegrityError:  # a concurrent duplicate end won
         session.rollback()
         return _charge(session, company_id, call_id), False
     if reservation is not None:
-        charge.from_number, charge.to_number = reservation.from_number, reservation.to_number
         _resolve(session, reservation, ReservationStatus.CAPTURED)
     charge.balance_after = lock_account(session, company_id)[0]
     session.commit()

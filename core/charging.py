@@ -51,7 +51,8 @@ def rate_at(session: Session, company_id: int, moment: datetime | None = None) -
 
 
 def charge_call(session: Session, company_id: int, call_id: str, *, started_at: datetime, duration_seconds: int,
-                ended_at: datetime | None = None, description: str = "", posted_at: datetime | None = None) -> CallCharge:
+                ended_at: datetime | None = None, description: str = "", posted_at: datetime | None = None,
+                from_number: str | None = None, to_number: str | None = None) -> CallCharge:
     """Rate a finished call at the rate valid when it started, debit it and keep its call charge row.
 
     A call in progress is charged in full even below zero (the platform already carried it).
@@ -63,7 +64,7 @@ def charge_call(session: Session, company_id: int, call_id: str, *, started_at: 
         company_id=company_id, call_id=call_id, started_at=started_at, ended_at=ended_at,
         duration_seconds=duration_seconds, billed_seconds=rating.billed_seconds,
         rate_per_minute=rate.rate_per_minute, billing_increment_seconds=rate.billing_increment_seconds,
-        amount=rating.amount,
+        amount=rating.amount, from_number=from_number, to_number=to_number,
     )
     session.add(charge)
     session.flush()

@@ -38,6 +38,7 @@ class DemoCompany:
     topup_amount: int
     seed: int
     api_key: str | None = None
+    phone_number: str = "+49 30 1234567"
 
 
 DEMO_COMPANIES = (
@@ -54,7 +55,7 @@ DEMO_COMPANIES = (
         name="Nordlicht Logistik AG", street="Hafenstraße 12", postal_code="20457", city="Hamburg",
         vat_id="DE987654321", language="en",
         users=(("nordlicht@example.com", "nordlicht-password", Role.COMPANY_ADMIN, "Nora Nord"),),
-        calls_per_day=(4, 15), topup_amount=eur("100"), seed=20262,
+        calls_per_day=(4, 15), topup_amount=eur("100"), seed=20262, phone_number="+49 40 7654321",
     ),
 )
 DEMO_BONUS_RULES = (
@@ -107,9 +108,11 @@ def _seed_history(session: Session, company_id: int, demo: DemoCompany, start: d
                 topups += 1
                 balance += _seed_topup(session, company_id, demo.topup_amount * 2, topups, moment)
             call_id = f"demo-{demo.seed}-{moment:%Y%m%d%H%M%S}-{rng.randrange(10**6):06d}"
+            to_number = _phone_number(rng)
             charge_call(session, company_id, call_id, started_at=moment - timedelta(seconds=duration),
                         ended_at=moment, duration_seconds=duration, posted_at=moment,
-                        description=f"{_phone_number(rng)} · {duration // 60}:{duration % 60:02d}")
+                        from_number=demo.phone_number, to_number=to_number,
+                        description=f"{to_number} · {duration // 60}:{duration % 60:02d}")
             balance -= charge
         else:
             topups += 1

@@ -11,13 +11,14 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.autotopup import AutoTopupPolicy, run_attempt, topup_settled
 from core.calls import expire_reservations
 from core.clock import utcnow
 from core.invoices import Seller
 from core.invoices import issue_credit_note as issue_credit_note_for
 from core.invoices import issue_topup_invoice as issue_invoice_for
 from core.low_balance import claim_low_balance_warnings
-from core.mail import EmailKind, deliver, record_email, transport_from_config
+from core.mail import EmailKind, deliver, queue_email, transport_from_config
 from core.models import EmailStatus, Invoice, PrepaidBalance, SentEmail, Topup, TopupRefund, db
 from core.queue import EMAILS, enqueue
 from core.statements import companies_with_history, create_statement, previous_month
@@ -36,12 +37,6 @@ def job_session() -> Iterator[Session]:
             db.session.rollback()
 
 
-def _queue_email(session: Session, **fields) -> None:
-    email = record_email(session, **fields)
-    if email is not None:
-        enqueue(EMAILS, "core.jobs.send_email", email.id)
-
-
 def _balance(session: Session, company_id: int) -> int:
     return session.get(PrepaidBalance, company_id, populate_existing=True).balance
 
@@ -54,7 +49,7 @@ def issue_topup_invoice(topup_id: int, send_receipt: bool = True) -> None:
         topup = session.get(Topup, topup_id)
         if not send_receipt:
             return
-        _queue_email(
+        queue_email(
             session, company_id=topup.company_id, kind=EmailKind.TOPUP_RECEIPT, dedupe_key=f"topup-receipt:{topup_id}",
             invoice_id=invoice.id,
             context={"amount": topup.amount, "bonus": topup.bonus_amount, "balance": _balance(session, topup.company_id),
@@ -72,7 +67,7 @@ def notify_topup_failed(topup_id: int) -> None:
     """'Payment failed – action required' for a top-up that failed after the customer left checkout."""
     with job_session() as session:
         topup = session.get(Topup, topup_id)
-        _queue_email(
+        queue_email(
             session, company_id=topup.company_id, kind=EmailKind.PAYMENT_FAILED, dedupe_key=f"topup-failed:{topup_id}",
             context={"amount": topup.amount, "failure_code": topup.failure_code, "decline_code": topup.decline_code,
                      "balance": _balance(session, topup.company_id)},
@@ -91,7 +86,7 @@ def check_low_balances(company_id: int | None = None) -> int:
     with job_session() as session:
         claimed = claim_low_balance_warnings(session, now, interval, company_id)
         for low in claimed:
-            _queue_email(session, company_id=low.company_id, kind=EmailKind.LOW_BALANCE,
+            queue_email(session, company_id=low.company_id, kind=EmailKind.LOW_BALANCE,
                          dedupe_key=f"low-balance:{low.company_id}:{now.isoformat()}",
                          context={"balance": low.balance, "threshold": low.threshold})
     return len(claimed)
@@ -138,3 +133,16 @@ def expire_stale_reservations() -> int:
     """Let go of funds held for calls that never ended (after RESERVATION_EXPIRY_HOURS)."""
     with job_session() as session:
         return expire_reservations(session, utcnow(), timedelta(hours=current_app.config["RESERVATION_EXPIRY_HOURS"]))
+
+
+def run_auto_topup(attempt_id: int) -> None:
+    """Charge the saved payment method for one automatic top-up attempt (core.autotopup.run_attempt)."""
+    with job_session() as session:
+        run_attempt(session, current_app.extensions["stripe_gateway"], attempt_id,
+                    vat=VatPolicy.from_config(current_app.config), policy=AutoTopupPolicy.from_config(current_app.config))
+
+
+def auto_topup_settled(topup_id: int) -> None:
+    """An automatic top-up was credited or failed (e.g. SEPA settled): its attempt follows."""
+    with job_session() as session:
+        topup_settled(session, topup_id, policy=AutoTopupPolicy.from_config(current_app.config))

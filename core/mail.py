@@ -43,6 +43,7 @@ from core.clock import utcnow
 from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, payment_failure_reason
 from core.models import Company, EmailStatus, Invoice, Role, SentEmail, User, insert_or_ignore
 from core.money import format_money
+from core.queue import EMAILS, enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class EmailKind(str, enum.Enum):
     AUTO_TOPUP_FAILED = "auto_topup_failed"
     AUTO_TOPUP_ACTION_REQUIRED = "auto_topup_action_required"
     AUTO_TOPUP_DISABLED = "auto_topup_disabled"
+    AUTO_TOPUP_LIMIT_REACHED = "auto_topup_limit_reached"
 
 
 SUBJECTS = {
@@ -80,6 +82,7 @@ SUBJECTS = {
     EmailKind.AUTO_TOPUP_FAILED: _l("Automatic top-up of %(amount)s failed"),
     EmailKind.AUTO_TOPUP_ACTION_REQUIRED: _l("Automatic top-up: please confirm the payment"),
     EmailKind.AUTO_TOPUP_DISABLED: _l("Automatic top-up has been turned off"),
+    EmailKind.AUTO_TOPUP_LIMIT_REACHED: _l("Automatic top-up paused: limit reached"),
 }
 
 # Context keys a message cannot be rendered without; checked when it is recorded, not when it is sent.
@@ -91,6 +94,7 @@ REQUIRED_CONTEXT = {
     EmailKind.AUTO_TOPUP_FAILED: ("amount",),
     EmailKind.AUTO_TOPUP_ACTION_REQUIRED: ("amount", "action_url"),
     EmailKind.AUTO_TOPUP_DISABLED: (),
+    EmailKind.AUTO_TOPUP_LIMIT_REACHED: ("amount", "limit_reason"),
 }
 
 _MONEY_KEYS = ("amount", "bonus", "balance", "threshold")
@@ -155,6 +159,14 @@ def record_email(session: Session, *, company_id: int, kind: EmailKind, dedupe_k
     new_id = session.execute(_insert_once(session, values)).scalar()
     session.commit()
     return None if new_id is None else session.get(SentEmail, new_id)
+
+
+def queue_email(session: Session, **fields) -> SentEmail | None:
+    """Record a message (see :func:`record_email`) and hand its sending to the email queue."""
+    email = record_email(session, **fields)
+    if email is not None:
+        enqueue(EMAILS, "core.jobs.send_email", email.id)
+    return email
 
 
 def _insert_once(session: Session, values: dict[str, Any]):

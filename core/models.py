@@ -236,7 +236,9 @@ class CallCharge(db.Model):
     __tablename__ = "call_charges"
     __table_args__ = (
         UniqueConstraint("company_id", "call_id", name="uq_call_charges_company_call"),
-        Index("ix_call_charges_company_started", "company_id", "started_at"),
+        # Range scans and keyset pages of the usage page; on PostgreSQL also index-only aggregates.
+        Index("ix_call_charges_company_started_id", "company_id", "started_at", "id",
+              postgresql_include=["billed_seconds", "duration_seconds", "amount", "refunded_amount"]),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

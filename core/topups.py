@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.bonuses import best_bonus
 from core.clock import utcnow
-from core.queue import EMAILS, INVOICES, enqueue
+from core.queue import BILLING, EMAILS, INVOICES, enqueue
 from core.ledger import Reference, post_entry
 from core.models import (
     Company, EntryType, Topup, TopupRefund, TopupStatus, User,
@@ -145,6 +145,8 @@ def credit_topup(session: Session, topup_id: int, *, payment_intent_id: str | No
                    actor="stripe", description=bonus.rule_name)
     session.commit()
     enqueue(INVOICES, "core.jobs.issue_topup_invoice", topup.id)  # then the receipt email
+    if topup.kind == "auto":
+        enqueue(BILLING, "core.jobs.auto_topup_settled", topup.id)  # its attempt succeeded
     return True
 
 
@@ -171,10 +173,12 @@ def mark_expired(session: Session, topup_id: int) -> bool:
 
 def mark_failed(session: Session, topup_id: int, code: str | None, decline_code: str | None,
                 message: str | None) -> bool:
-    previous = session.scalar(select(Topup.status).where(Topup.id == topup_id))
+    previous, kind = session.execute(select(Topup.status, Topup.kind).where(Topup.id == topup_id)).one()
     moved = _move(session, topup_id, TopupStatus.FAILED, _OPEN | {TopupStatus.PROCESSING.value},
                   failure_code=code or "payment_failed", decline_code=decline_code, failure_message=message)
-    if moved and previous == TopupStatus.PROCESSING.value:
+    if moved and kind == "auto":
+        enqueue(BILLING, "core.jobs.auto_topup_settled", topup_id)  # its attempt failed (it emails)
+    elif moved and previous == TopupStatus.PROCESSING.value:
         enqueue(EMAILS, "core.jobs.notify_topup_failed", topup_id)  # SEPA failed days after checkout
     return moved
 

@@ -2,11 +2,11 @@
 
 Days are local days in the display time zone (Europe/Berlin by default); the database holds naive
 UTC. A range of local days becomes a half-open UTC interval [start, end) on ``started_at``, which
-the index (company_id, started_at) serves. The daily series groups by the local day in SQL
-(PostgreSQL converts with AT TIME ZONE; SQLite, which has no time zones, gets a small Python
-function on the connection) and fills the days without calls with zeros. The totals are the sums
-of the series, so both come from one query. Cost is what the calls cost after refunds:
-SUM(amount − refunded_amount).
+the index (company_id, started_at, id) serves; it carries the summed columns too (INCLUDE), so on
+PostgreSQL the aggregate is an index-only scan. The daily series groups by the local day in SQL
+(UTC time + the offset valid then, see :func:`_local_day`) and fills days without calls with zeros.
+The totals are the sums of the series, so both come from one query. Cost is what the calls cost
+after refunds: SUM(amount − refunded_amount).
 
 Nothing here knows Flask: "today" and the zone are parameters.
 """
@@ -20,11 +20,11 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Date, Select, bindparam, cast, func, select, tuple_
+from sqlalchemy import Date, Select, case, cast, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
-from core.models import BalanceTransaction, CallCharge, Company, EntryType
-from core.money import divide_half_up
+from core.models import CallCharge, Company
+from core.money import UNITS_PER_CENT, divide_half_up
 from core.transactions import Cursor
 
 SECONDS_PER_DAY = 86_400
@@ -43,7 +43,6 @@ class Period(str, enum.Enum):
     CUSTOM = "custom"
 
 
-DEFAULT_PERIOD = Period.THIS_MONTH
 _LAST_DAYS = {Period.LAST_7_DAYS: 7, Period.LAST_30_DAYS: 30, Period.LAST_90_DAYS: 90}
 
 
@@ -164,32 +163,61 @@ def _in_range(company_id: int, usage_range: UsageRange):
             CallCharge.started_at < usage_range.end)
 
 
-def _local_day(session: Session, zone: str):
-    """SQL for the local day of ``started_at``. The zone is rendered inline (a validated IANA name),
-    so SELECT and GROUP BY carry the very same expression."""
-    name = bindparam("zone", zone_name(zone), literal_execute=True)
-    if session.get_bind().dialect.name == "postgresql":
-        # naive UTC → timestamptz → local wall time → date
-        return cast(func.timezone(name, func.timezone("UTC", CallCharge.started_at)), Date)
-    _register_sqlite_local_day(session)
-    return func.usage_local_day(CallCharge.started_at, name)
+def utc_offsets(usage_range: UsageRange) -> list[tuple[datetime | None, timedelta]]:
+    """The zone's UTC offsets over the range: [(until, offset), ...], each offset valid for times
+    before ``until`` (naive UTC) and after the previous one; the last ``until`` is None.
+    Within a range of local days there are only a few (two per year in Europe/Berlin)."""
+    zone = _zone(usage_range.zone)
+
+    def offset_at(moment: datetime) -> timedelta:
+        return moment.replace(tzinfo=timezone.utc).astimezone(zone).utcoffset()
+
+    midnights = [local_midnight_utc(day, usage_range.zone) for day in usage_range.days]
+    segments: list[tuple[datetime | None, timedelta]] = []
+    current = offset_at(midnights[0])
+    for before, after in zip(midnights, midnights[1:] + [usage_range.end]):
+        if offset_at(after) == current:
+            continue
+        low, high = before, after  # offset(low) == current != offset(high): find the change to the second
+        while high - low > timedelta(seconds=1):
+            middle = low + (high - low) / 2
+            middle = middle.replace(microsecond=0)
+            if offset_at(middle) == current:
+                low = middle
+            else:
+                high = middle
+        segments.append((high, current))
+        current = offset_at(high)
+    segments.append((None, current))
+    return segments
 
 
-def _register_sqlite_local_day(session: Session) -> None:
-    connection = session.connection().connection.driver_connection
-    connection.create_function("usage_local_day", 2, _sqlite_local_day, deterministic=True)
+def _local_day(session: Session, usage_range: UsageRange):
+    """SQL for the local day of ``started_at``: the UTC time plus the offset valid then, as a date.
 
+    The few offsets of the range are computed here, so the database adds a constant per row instead
+    of converting every row through a time zone (PostgreSQL's AT TIME ZONE took twice as long on
+    250,000 rows). Exact for any zone, and the same on PostgreSQL and SQLite.
+    """
+    postgresql = session.get_bind().dialect.name == "postgresql"
 
-def _sqlite_local_day(stamp: str | None, zone: str) -> str | None:
-    if stamp is None:
-        return None
-    moment = datetime.fromisoformat(stamp).replace(tzinfo=timezone.utc)
-    return moment.astimezone(_zone(zone)).date().isoformat()
+    def shift(offset: timedelta):
+        return offset if postgresql else f"{int(offset.total_seconds()):+d} seconds"
+
+    segments = utc_offsets(usage_range)
+    if len(segments) == 1:
+        offset = literal(shift(segments[0][1]))
+    else:
+        offset = case(*[(CallCharge.started_at < until, shift(value)) for until, value in segments[:-1]],
+                      else_=shift(segments[-1][1]))
+    if postgresql:
+        return cast(CallCharge.started_at + offset, Date)
+    return func.date(CallCharge.started_at, offset)
 
 
 def usage_by_day(session: Session, company_id: int, usage_range: UsageRange) -> list[DayUsage]:
     """Calls, billed and real seconds and cost per local day, every day of the range (zero-filled)."""
-    day = _local_day(session, usage_range.zone).label("day")
+    day = _local_day(session, usage_range).label("day")
     rows = session.execute(
         select(
             day,
@@ -199,7 +227,7 @@ def usage_by_day(session: Session, company_id: int, usage_range: UsageRange) -> 
             func.coalesce(func.sum(CallCharge.amount - CallCharge.refunded_amount), 0),
         )
         .where(*_in_range(company_id, usage_range))
-        .group_by(day)
+        .group_by("day")  # the output column's name: SELECT and GROUP BY share one expression
     ).all()
     found = {
         (value if isinstance(value, date) else date.fromisoformat(value)): UsageTotals(
@@ -283,7 +311,7 @@ def iter_calls(session: Session, company_id: int, usage_range: UsageRange,
 
 @dataclass(frozen=True)
 class Runway:
-    average_daily_spend: int  # units per day, over the window
+    average_daily_spend: int  # units per day over the window, rounded to whole cents
     days: int  # whole days the available balance lasts at that spend (0 when nothing is available)
     window_days: int
 
@@ -292,25 +320,23 @@ def runway(session: Session, company_id: int, *, available: int, now: datetime,
            window_days: int = RUNWAY_WINDOW_DAYS) -> Runway | None:
     """At the average daily spend of the last ``window_days`` days, how many days ``available`` lasts.
 
-    Spend is what the ledger booked for calls in [now − window, now): charges minus call refunds,
-    by posting time (the index (company_id, type, created_at) serves it). A company younger than the
-    window is averaged over its own age (at least one day), so a new customer is not promised
-    a runway several times too long. None when there was no spend.
+    Spend is the cost of the calls that started in [now − window, now), after refunds, like the
+    usage page's cost (an index-only scan of the covering call charge index on PostgreSQL). A
+    company younger than the window is averaged over its own age (at least one day), so a new
+    customer is not promised a runway several times too long. None when there was no spend.
     """
     window_start = now - timedelta(days=window_days)
     created_at = session.scalar(select(Company.created_at).where(Company.id == company_id))
     if created_at is not None and created_at > window_start:
         window_start = created_at
-    booked = session.execute(
-        select(BalanceTransaction.type, func.sum(BalanceTransaction.amount))
-        .where(BalanceTransaction.company_id == company_id,
-               BalanceTransaction.type.in_((EntryType.CHARGE.value, EntryType.REFUND.value)),
-               BalanceTransaction.created_at >= window_start, BalanceTransaction.created_at < now)
-        .group_by(BalanceTransaction.type)
-    ).all()
-    spend = -sum(int(amount) for _type, amount in booked)
+    spend = session.scalar(
+        select(func.coalesce(func.sum(CallCharge.amount - CallCharge.refunded_amount), 0))
+        .where(CallCharge.company_id == company_id, CallCharge.started_at >= window_start,
+               CallCharge.started_at < now)
+    )
     if spend <= 0:
         return None
     elapsed = max(int((now - window_start).total_seconds()), SECONDS_PER_DAY)
-    per_day = max(divide_half_up(spend * SECONDS_PER_DAY, elapsed), 1)
+    # An estimate for people: rounded half-up to whole cents (at least one), once.
+    per_day = max(divide_half_up(int(spend) * SECONDS_PER_DAY, elapsed * UNITS_PER_CENT), 1) * UNITS_PER_CENT
     return Runway(per_day, max(available, 0) // per_day, window_days)

@@ -13,6 +13,7 @@ from functools import wraps
 from flask import Blueprint, current_app, g, jsonify, request
 
 from core.api_keys import authenticate_api_key
+from core.autotopup import maybe_trigger
 from core.calls import CallError, CallPolicy, end_call, start_call
 from core.clock import utcnow
 from core.models import db
@@ -129,7 +130,9 @@ def start(call_id: str):
 def end(call_id: str):
     call_id, body = _call_id(call_id), _json_body()
     duration, ended_at = _duration(body), _timestamp(body, "ended_at", required=False)
-    charge, _created = end_call(db.session, g.api_company_id, call_id, duration_seconds=duration, ended_at=ended_at)
+    charge, created = end_call(db.session, g.api_company_id, call_id, duration_seconds=duration, ended_at=ended_at)
+    if created:
+        maybe_trigger(db.session, g.api_company_id)  # a low balance starts an automatic top-up
     return jsonify(call_id=charge.call_id, amount=to_decimal_string(charge.amount),
                    billed_seconds=charge.billed_seconds, rate_per_minute=to_decimal_string(charge.rate_per_minute),
                    balance_after=to_decimal_string(charge.balance_after))

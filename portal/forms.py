@@ -13,6 +13,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from core.i18n import LANGUAGES
 from core.i18n import ENTRY_TYPE_LABELS
+from core.usage import MAX_RANGE_DAYS, Period
 
 
 
@@ -88,3 +89,51 @@ class AddPaymentMethodForm(FlaskForm):
 
 class ApiKeyForm(FlaskForm):
     name = StringField(_l("Name of the key"), validators=[DataRequired(), Length(max=100)])
+
+
+class AutoTopupForm(FlaskForm):
+    """Automatic top-up settings. Amounts and the limit are read as text and parsed by the view."""
+
+    enabled = BooleanField(_l("Top up automatically"))
+    threshold = StringField(_l("When the available balance falls below"), validators=[Length(max=30)])
+    amount = StringField(_l("Top up by"), validators=[Length(max=30)])
+    payment_method = StringField(_l("Payment method"), validators=[Length(max=100)])
+    daily_limit = StringField(_l("At most this many automatic top-ups per day"), validators=[Length(max=10)])
+    monthly_cap = StringField(_l("At most this amount per calendar month"), validators=[Length(max=30)])
+
+
+class UsageFilterForm(FlaskForm):
+    """GET filters of the usage page: a period or a custom range of local days, and the call list's
+    cursor. Read from the query string, so no CSRF token. Dates without a period mean a custom range."""
+
+    class Meta:
+        csrf = False
+
+    period = SelectField(
+        _l("Period"),
+        choices=[
+            SelectChoice(Period.THIS_MONTH.value, _l("This month")),
+            SelectChoice(Period.LAST_MONTH.value, _l("Last month")),
+            SelectChoice(Period.LAST_7_DAYS.value, _l("Last 7 days")),
+            SelectChoice(Period.LAST_30_DAYS.value, _l("Last 30 days")),
+            SelectChoice(Period.LAST_90_DAYS.value, _l("Last 90 days")),
+            SelectChoice(Period.CUSTOM.value, _l("Custom range")),
+        ],
+        default=Period.THIS_MONTH.value,
+    )
+    start = DateField(_l("From"), validators=[Optional()])
+    end = DateField(_l("To"), validators=[Optional()])
+    after = StringField(validators=[Optional(), Length(max=200)])
+    before = StringField(validators=[Optional(), Length(max=200)])
+
+    RANGE_ERRORS = {  # core.usage.InvalidRange reasons
+        "missing_dates": _l("Please choose a start and an end date for a custom range."),
+        "end_before_start": _l("The end date must not be before the start date."),
+        "too_long": _l("A custom range can be at most %(days)s days long.", days=MAX_RANGE_DAYS),
+        "out_of_bounds": _l("Please choose dates between the years 2000 and 2100."),
+    }
+
+    def chosen_period(self) -> str:
+        if not self.period.raw_data and (self.start.data or self.end.data):
+            return Period.CUSTOM.value
+        return self.period.data

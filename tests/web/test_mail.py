@@ -83,6 +83,13 @@ CASES = {
                 [f"automatic top-up of {ENGLISH_AMOUNT}", f"Complete payment: {ACTION_URL}",
                  f"{BASE}/business/billing/auto-topup"])},
     ),
+    EmailKind.AUTO_TOPUP_LIMIT_REACHED: (
+        {"amount": AMOUNT, "limit_reason": "daily_limit", "daily_limit": 2, "monthly_cap": None, "balance": eur("5")},
+        {"de": ("Automatische Aufladung pausiert: Limit erreicht",
+                ["heute schon 2 Mal gelaufen", "Guthaben: 5,00 €", f"{BASE}/business/billing/auto-topup"]),
+         "en": ("Automatic top-up paused: limit reached",
+                ["has already run 2 times today", "Balance: €5.00", f"{BASE}/business/billing/auto-topup"])},
+    ),
     EmailKind.AUTO_TOPUP_DISABLED: (
         {"failures": 3},
         {"de": ("Automatische Aufladung wurde ausgeschaltet",
