@@ -6,6 +6,7 @@ from pathlib import Path
 
 from core.stripe_gateway import StripeGateway
 
+from .api import create_api_blueprint
 from .checkout import create_checkout_blueprint
 from .http_client import SandboxHTTPClient
 from .sandbox import StripeSandbox
@@ -44,11 +45,17 @@ def install_sandbox(app, *, deliver=None, settle_delay_seconds: float | None = N
         else app.config["STRIPE_SANDBOX_SETTLE_SECONDS"],
         state_path=state_path,
     )
-    blueprint = create_checkout_blueprint(sandbox)
-    app.extensions["csrf"].exempt(blueprint)
-    app.register_blueprint(blueprint)
+    for blueprint in (create_checkout_blueprint(sandbox), create_api_blueprint(sandbox)):
+        app.extensions["csrf"].exempt(blueprint)  # the page has its own token; the API takes a key
+        app.register_blueprint(blueprint)
     app.extensions["stripe_sandbox"] = sandbox
     app.extensions["stripe_gateway"] = StripeGateway(
         SANDBOX_API_KEY, secret, http_client=SandboxHTTPClient(sandbox), sandbox=True
     )
     return sandbox
+
+
+def use_remote_sandbox(app, api_base: str) -> None:
+    """For RQ workers: reach the sandbox of the serving process over HTTP (its state lives there)."""
+    secret = app.config.get("STRIPE_WEBHOOK_SECRET") or DEV_WEBHOOK_SECRET
+    app.extensions["stripe_gateway"] = StripeGateway(SANDBOX_API_KEY, secret, api_base=api_base, sandbox=True)
