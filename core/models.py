@@ -479,3 +479,46 @@ class AutoTopupAttempt(db.Model):
     payment_method_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class AuditRecord(db.Model):
+    """Who did what to which object, with the state before and after and the reason. Append-only:
+    nothing in the application updates or deletes these rows (on PostgreSQL a trigger refuses it)."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (
+        Index("ix_audit_records_company_created", "company_id", "created_at"),
+        Index("ix_audit_records_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_email: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(60))
+    target_type: Mapped[str] = mapped_column(String(40))
+    target_id: Mapped[str] = mapped_column(String(100))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(20), default="done")  # done | denied
+    request_key: Mapped[str | None] = mapped_column(String(64), unique=True)  # one action per submitted form
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CallRefund(db.Model):
+    """A (partial) refund of a call's charge by staff, booked as a ledger refund entry."""
+
+    __tablename__ = "call_refunds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_charge_id: Mapped[int] = mapped_column(ForeignKey("call_charges.id"), index=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[int | None]
+    reason: Mapped[str] = mapped_column(Text)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("balance_transactions.id"))
+    request_key: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

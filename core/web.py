@@ -47,7 +47,8 @@ def company_user_required(view):
 
 
 def staff_required(*roles: Role):
-    """Staff pages; customers get a 404 so the staff area does not reveal itself."""
+    """Staff pages; customers get a 404 so the staff area does not reveal itself. A staff member
+    without one of ``roles`` gets 403, and the attempt is audited."""
     allowed = {role.value for role in roles} or {Role.STAFF_SUPPORT.value, Role.STAFF_ADMIN.value}
 
     def decorator(view):
@@ -58,12 +59,24 @@ def staff_required(*roles: Role):
             if not current_user.is_staff:
                 abort(404)
             if current_user.role not in allowed:
+                from core.audit import record_denied
+                from core.models import db
+
+                record_denied(db.session, staff_actor(), request.endpoint or "unknown", target_type="route",
+                              target_id=request.path[:100], company_id=kwargs.get("company_id"))
                 abort(403)
             return view(*args, **kwargs)
 
         return wrapper
 
     return decorator
+
+
+def staff_actor():
+    """The logged-in staff member as an audit Actor."""
+    from core.audit import Actor
+
+    return Actor(current_user.id, current_user.email, request.remote_addr)
 
 
 def _to_login():
