@@ -22,14 +22,16 @@ route's throughput. Two modes, in the same run:
 * in-process, with the Flask test client: ``--requests`` sequential requests per route and round.
   This isolates the app's own cost per request (routing, queries, templates), but the trivial
   route costs almost nothing here, so the ratios compare a page with an empty call.
-* over HTTP, as deployed: gunicorn (``wsgi:app``, 2 workers x 4 gthread threads) on a free port of
-  127.0.0.1 serving the bench database, loaded by ``wrk`` (1 thread, 8 keep-alive connections,
-  the session cookie of one HTTP login) for ``--http-seconds`` per route and round after a 2 s
-  warm-up. Every request also pays HTTP parsing, the socket and the server's per-request work,
-  which is what the trivial route's baseline stands for. It also prints wrk's latency
-  percentiles and the CPU (in cores) used by wrk, by gunicorn and by the whole machine (which
-  includes PostgreSQL), to show what saturated. ``--skip-http`` leaves it out; without ``wrk``
-  it is skipped with a message.
+* over HTTP, as deployed: gunicorn (``wsgi:app``, 2 workers x 4 gthread threads, ``--reuse-port``
+  so that both workers get connections) on a free port of 127.0.0.1 serving the bench database,
+  loaded by ``wrk`` (1 thread, 8 keep-alive connections, the session cookie of one HTTP login)
+  for ``--http-seconds`` per route and round after a 2 s warm-up. Every request also pays HTTP
+  parsing, the socket and the server's per-request work, which is what the trivial route's
+  baseline stands for. It also prints wrk's latency percentiles and the CPU (in cores) used by
+  wrk, by gunicorn (and its busiest and idlest worker), by the bench database's PostgreSQL
+  backends and by everything else, to show what saturated, and warns when other programs took
+  enough CPU to spoil the numbers (wrk, gunicorn and PostgreSQL share the machine's cores between
+  them). ``--skip-http`` leaves it out; without ``wrk`` it is skipped with a message.
 
 Goals, checked in both modes: the deep page takes at most 1.5x as long as page 1, and the
 dashboard and page 1 reach at least 20% of the trivial route's throughput. It also prints
@@ -322,6 +324,7 @@ def measure(client, routes: list[Route], requests: int) -> Results:
 class Server:
     base_url: str
     pid: int  # the gunicorn master
+    database: str  # the name of the database it serves
 
 
 def free_port() -> int:
@@ -337,10 +340,13 @@ def gunicorn_env(database_url: str, instance_path: str) -> dict[str, str]:
 
 
 def gunicorn_command(port: int) -> list[str]:
-    # No --access-logfile: gunicorn writes no access log without it.
+    # --reuse-port gives each worker its own listening socket and lets the kernel spread the
+    # connections over them. With one shared socket, whichever worker wakes first often accepts
+    # all of wrk's 8 keep-alive connections and keeps them for the whole run: one core idle, half
+    # the throughput, and a different half from run to run. No --access-logfile: no access log.
     return [str(ROOT / ".venv" / "bin" / "gunicorn"), "--chdir", str(ROOT), "--bind", f"{HTTP_HOST}:{port}",
             "--workers", str(GUNICORN_WORKERS), "--worker-class", "gthread", "--threads", str(GUNICORN_THREADS),
-            "--log-level", "warning", "--graceful-timeout", "5", "wsgi:app"]
+            "--reuse-port", "--log-level", "warning", "--graceful-timeout", "5", "wsgi:app"]
 
 
 @contextmanager
@@ -353,7 +359,7 @@ def gunicorn_server(database_url: str) -> Iterator[Server]:
         process = subprocess.Popen(gunicorn_command(port), env=gunicorn_env(database_url, instance_path),
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)  # its own process group, to kill the workers too
-    server = Server(f"http://{HTTP_HOST}:{port}", process.pid)
+    server = Server(f"http://{HTTP_HOST}:{port}", process.pid, make_url(database_url).database)
     try:
         wait_until_up(server, process, log_path)
         yield server
@@ -378,18 +384,14 @@ def wait_until_up(server: Server, process: subprocess.Popen, log_path: Path, tim
 
 
 def stop(process: subprocess.Popen) -> None:
-    """SIGTERM (graceful), then SIGKILL to the whole process group if it is still there."""
+    """SIGTERM (graceful shutdown), then SIGKILL to its process group (master and workers) if it hangs."""
     if process.poll() is None:
         process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
     try:
-        os.killpg(process.pid, signal.SIGKILL)  # leftover workers, if any
-    except ProcessLookupError:
-        pass
-    process.wait()
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def print_log(log_path: Path) -> None:
@@ -470,6 +472,17 @@ def run_wrk(load: Load, route: Route, seconds: int) -> str:
 # --- CPU use from /proc, to see what saturated during a wrk run ------------------------------
 
 TICKS = os.sysconf("SC_CLK_TCK")
+OTHER_CPU_WARNING = 0.25  # cores used by other programs that make a run's numbers doubtful
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds used so far: by the machine, by finished children (wrk), per gunicorn process
+    and per PostgreSQL backend serving the bench database."""
+    machine: float
+    wrk: float
+    gunicorn: dict[int, float]
+    postgres: dict[int, float]
 
 
 def machine_busy_seconds() -> float:
@@ -478,39 +491,62 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / TICKS
 
 
-def process_stat(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # fields from "state" on
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-
-
-def tree_cpu_seconds(pid: int) -> dict[int, float]:
-    """CPU seconds of a process and its children (gunicorn's master and workers)."""
-    seconds = {}
+def processes() -> Iterator[tuple[int, str, list[str]]]:
+    """(pid, command name, the /proc/<pid>/stat fields from "state" on) of every process."""
     for entry in Path("/proc").iterdir():
-        stat = process_stat(int(entry.name)) if entry.name.isdigit() else None
-        if stat and (int(entry.name) == pid or int(stat[1]) == pid):  # stat[1] is the parent pid
-            seconds[int(entry.name)] = (int(stat[11]) + int(stat[12])) / TICKS  # utime + stime
-    return seconds
+        if not entry.name.isdigit():
+            continue
+        try:
+            name, fields = entry.joinpath("stat").read_text().split(" (", 1)[1].rsplit(") ", 1)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended meanwhile
+        yield int(entry.name), name, fields.split()
 
 
-def children_cpu_seconds() -> float:
+def cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def serves_database(pid: int, database: str) -> bool:
+    try:  # a backend's title: "postgres: 15/main: <user> <database> <client> <state>"
+        return f" {database} " in Path(f"/proc/{pid}/cmdline").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def cpu_snapshot(server: Server) -> CpuSnapshot:
+    gunicorn, postgres = {}, {}
+    for pid, name, fields in processes():
+        if pid == server.pid or int(fields[1]) == server.pid:  # the master and its workers
+            gunicorn[pid] = cpu_seconds(fields)
+        elif name == "postgres" and serves_database(pid, server.database):
+            postgres[pid] = cpu_seconds(fields)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # finished children only: here, wrk
-    return usage.ru_utime + usage.ru_stime
+    return CpuSnapshot(machine_busy_seconds(), usage.ru_utime + usage.ru_stime, gunicorn, postgres)
+
+
+def cpu_use(before: CpuSnapshot, after: CpuSnapshot, master: int, elapsed: float) -> dict[str, float]:
+    """Cores busy between two snapshots, by wrk, gunicorn, its busiest and idlest worker, the bench
+    database's backends, and everything else on the machine."""
+    def cores(pids_after: dict[int, float], pids_before: dict[int, float]) -> dict[int, float]:
+        return {pid: (seconds - pids_before.get(pid, 0.0)) / elapsed for pid, seconds in pids_after.items()}
+
+    gunicorn, postgres = cores(after.gunicorn, before.gunicorn), cores(after.postgres, before.postgres)
+    workers = [used for pid, used in gunicorn.items() if pid != master] or [0.0]
+    use = {"wrk": (after.wrk - before.wrk) / elapsed, "gunicorn": sum(gunicorn.values()),
+           "busiest worker": max(workers), "idlest worker": min(workers), "postgres": sum(postgres.values())}
+    machine = (after.machine - before.machine) / elapsed
+    use["other"] = max(0.0, machine - use["wrk"] - use["gunicorn"] - use["postgres"])
+    return use
 
 
 def timed_wrk_run(load: Load, route: Route, seconds: int, min_bytes: int) -> Run:
-    """One wrk run, with the CPU that wrk, gunicorn and the whole machine used meanwhile."""
-    app_before, wrk_before = tree_cpu_seconds(load.server.pid), children_cpu_seconds()
-    machine_before, started = machine_busy_seconds(), time.perf_counter()
+    """One wrk run, with the CPU used meanwhile (see cpu_use)."""
+    before, started = cpu_snapshot(load.server), time.perf_counter()
     output = run_wrk(load, route, seconds)
     elapsed = time.perf_counter() - started
-    machine, app_after = machine_busy_seconds() - machine_before, tree_cpu_seconds(load.server.pid)
-    app = sum(after - app_before.get(pid, 0.0) for pid, after in app_after.items())
     run = parse_wrk(output, min_bytes)
-    run.cpu = {"wrk": (children_cpu_seconds() - wrk_before) / elapsed, "gunicorn": app / elapsed,
-               "machine": machine / elapsed}
+    run.cpu = cpu_use(before, cpu_snapshot(load.server), load.server.pid, elapsed)
     return run
 
 
@@ -526,8 +562,8 @@ def measure_http(load: Load, routes: list[Route], seconds: int, min_bytes: dict[
 
 
 def http_mode(database_url: str, routes: list[Route], expected_older: str, seconds: int) -> None:
-    print(f"\n=== over HTTP: gunicorn wsgi:app, {GUNICORN_WORKERS} workers x {GUNICORN_THREADS} gthread threads; "
-          f"wrk -t1 -c{WRK_CONNECTIONS} ===")
+    print(f"\n=== over HTTP: gunicorn wsgi:app, {GUNICORN_WORKERS} workers x {GUNICORN_THREADS} gthread threads, "
+          f"reuse-port; wrk -t1 -c{WRK_CONNECTIONS} ===")
     wrk = shutil.which("wrk")
     if wrk is None:
         print("wrk is not installed (Debian: apt-get install -y wrk): skipping the HTTP mode")
@@ -560,24 +596,33 @@ def print_table(routes: list[Route], results: Results) -> dict[str, float]:
     return medians
 
 
-CPU_COLUMNS = {"wrk": "cpu: wrk", "gunicorn": "gunicorn", "machine": "machine"}
-
-
 def print_http_table(routes: list[Route], results: Results) -> dict[str, float]:
     medians = median(routes, results, lambda run: run.rate)
     latency = {p: median(routes, results, lambda run: run.latency_ms[p]) for p in PERCENTILES}
-    cpu = {key: median(routes, results, lambda run: run.cpu[key]) for key in CPU_COLUMNS}
+    cpu = {key: median(routes, results, lambda run: run.cpu[key]) for key in results[routes[0].name][0].cpu}
     trivial = medians[routes[0].name]
-    print(f"\n{'route':<22}{'req/s':>10}{'vs trivial':>12}" + "".join(f"{'p' + p[:-1] + ' ms':>9}" for p in PERCENTILES)
-          + "".join(f"{header:>10}" for header in CPU_COLUMNS.values()))
+    print(f"\n{'route':<22}{'req/s':>8}{'vs trivial':>12}" + "".join(f"{'p' + p[:-1] + ' ms':>8}" for p in PERCENTILES)
+          + f"{'cpu: wrk':>10}{'gunicorn':>9}{'workers':>11}{'postgres':>9}{'other':>7}")
     for route in routes:
-        rate = medians[route.name]
-        print(f"{route.name:<22}{rate:>10.0f}{rate / trivial:>11.1%} "
-              + "".join(f"{latency[p][route.name]:>9.2f}" for p in PERCENTILES)
-              + "".join(f"{cpu[key][route.name]:>10.2f}" for key in CPU_COLUMNS))
-    print(f"(latency: wrk's percentiles over {WRK_CONNECTIONS} connections; cpu: cores busy during the timed run, "
-          f"of {os.cpu_count()}; 'machine' also counts PostgreSQL and anything else running)")
+        rate, name = medians[route.name], route.name
+        workers = f"{cpu['busiest worker'][name]:.2f}/{cpu['idlest worker'][name]:.2f}"
+        print(f"{name:<22}{rate:>8.0f}{rate / trivial:>11.1%} "
+              + "".join(f"{latency[p][name]:>8.1f}" for p in PERCENTILES) + f"{cpu['wrk'][name]:>10.2f}"
+              + f"{cpu['gunicorn'][name]:>9.2f}{workers:>11}{cpu['postgres'][name]:>9.2f}{cpu['other'][name]:>7.2f}")
+    print(f"latency: wrk's percentiles over {WRK_CONNECTIONS} connections. cpu: cores busy during the timed run "
+          f"(of {os.cpu_count()}); workers: the busiest/idlest\ngunicorn worker; postgres: the bench database's "
+          "backends; other: the rest of the machine (other programs, kernel).")
+    warn_if_contended(results)
     return medians
+
+
+def warn_if_contended(results: Results) -> None:
+    others = [run.cpu["other"] for runs in results.values() for run in runs]
+    contended = [other for other in others if other >= OTHER_CPU_WARNING]
+    if contended:
+        print(f"WARNING: in {len(contended)} of {len(others)} timed runs other programs used {OTHER_CPU_WARNING} "
+              f"cores or more (up to {max(contended):.2f}):\n"
+              "the HTTP numbers are doubtful, run again on a quiet machine.")
 
 
 def print_goals(medians: dict[str, float]) -> None:

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 from flask import abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from core.models import Role
+from core.audit import Actor, record_denied
+from core.models import Role, db
 from core.stripe_gateway import StripeGateway
 
 
@@ -59,9 +60,6 @@ def staff_required(*roles: Role):
             if not current_user.is_staff:
                 abort(404)
             if current_user.role not in allowed:
-                from core.audit import record_denied
-                from core.models import db
-
                 record_denied(db.session, staff_actor(), request.endpoint or "unknown", target_type="route",
                               target_id=request.path[:100], company_id=kwargs.get("company_id"))
                 abort(403)
@@ -72,10 +70,8 @@ def staff_required(*roles: Role):
     return decorator
 
 
-def staff_actor():
+def staff_actor() -> Actor:
     """The logged-in staff member as an audit Actor."""
-    from core.audit import Actor
-
     return Actor(current_user.id, current_user.email, request.remote_addr)
 
 
