@@ -65,6 +65,7 @@ def staff_required(*roles: Role):
                 abort(403)
             return view(*args, **kwargs)
 
+        wrapper.allowed_roles = frozenset(allowed)  # read by the role-matrix test
         return wrapper
 
     return decorator

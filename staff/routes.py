@@ -1,19 +1,149 @@
-"""Staff pages under /admin (staff users only)."""
+"""Staff pages under /admin (staff users only): the company list and a company's page with its tabs."""
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, abort, flash, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
 
-from core.companies import search_companies
-from core.models import db
-from core.web import render_page, staff_required
+from core.audit import company_audit_trail
+from core.autotopup import attempt_history
+from core.balances import account_summary
+from core.companies import (
+    FLAGS, SORTS, InvalidListCursor, change_rate, change_threshold, list_companies, rate_history, set_blocked,
+)
+from core.i18n import active_language
+from core.invoices import company_documents
+from core.models import CallCharge, Company, Role, SentEmail, WebhookEvent, db
+from core.money import InvalidAmount, parse_amount
+from core.topups import recent_topups
+from core.transactions import TransactionFilter, transactions_page
+from core.web import redirect_to, render_page, staff_actor, staff_required
+from staff.manage_forms import BlockForm, CompanyListForm, RateForm, ThresholdForm
 
 bp = Blueprint("staff", __name__, url_prefix="/admin")
+
+TABS = ("ledger", "topups", "calls", "invoices", "auto_topup", "events", "emails", "audit")
+TAB_ROWS = 50
 
 
 @bp.get("/companies")
 @staff_required()
 def companies():
-    search = request.args.get("q", "")[:200]
-    rows = search_companies(db.session, search)
-    return render_page("staff/companies.html", "partials/staff_company_rows.html", rows=rows, search=search)
+    form = CompanyListForm(request.args)
+    flags = frozenset(flag for flag in request.args.getlist("flag") if flag in FLAGS)
+    sort = form.sort.data if form.sort.data in SORTS else "name"
+    error, page = None, None
+    if form.validate():
+        try:
+            page = list_companies(db.session, text=form.q.data or "", flags=flags, sort=sort, after=form.after.data or None)
+        except InvalidListCursor:
+            error = _("This page link is not valid any more. Please start from the first page.")
+    else:
+        error = _("Please check the search.")
+    query = {"q": form.q.data or "", "sort": sort, "flag": sorted(flags)}
+    return render_page("staff/companies.html", "partials/staff_company_rows.html", status=400 if error else 200,
+                       page=page, error=error, form=form, flags=flags, sort=sort, query=query, all_flags=FLAGS)
+
+
+def _company_or_404(company_id: int) -> Company:
+    company = db.session.get(Company, company_id)
+    if company is None:
+        abort(404)
+    return company
+
+
+@bp.get("/companies/<int:company_id>")
+@staff_required()
+def company(company_id: int):
+    tab = request.args.get("tab", "ledger")
+    if tab not in TABS:
+        abort(404)
+    record = _company_or_404(company_id)
+    context = _tab_context(company_id, tab)
+    if request.htmx and request.htmx.target == "tab-content":
+        return render_page(f"partials/staff_tab_{tab}.html", f"partials/staff_tab_{tab}.html", **context)
+    return render_template(
+        "staff/company.html", company=record, summary=account_summary(db.session, company_id), tab=tab, tabs=TABS,
+        rates=rate_history(db.session, company_id), block_form=BlockForm(), rate_form=RateForm(),
+        threshold_form=ThresholdForm(), **context,
+    )
+
+
+def _tab_context(company_id: int, tab: str) -> dict:
+    session = db.session
+    if tab == "ledger":
+        return {"entries": transactions_page(session, company_id, TransactionFilter(), limit=TAB_ROWS).entries}
+    if tab == "topups":
+        return {"topups": recent_topups(session, company_id, limit=TAB_ROWS)}
+    if tab == "calls":
+        return {"calls": session.scalars(select(CallCharge).where(CallCharge.company_id == company_id)
+                                         .order_by(CallCharge.started_at.desc()).limit(TAB_ROWS)).all()}
+    if tab == "invoices":
+        return {"documents": company_documents(session, company_id)}
+    if tab == "auto_topup":
+        return {"attempts": attempt_history(session, company_id)}
+    if tab == "events":
+        return {"events": session.scalars(select(WebhookEvent).where(WebhookEvent.company_id == company_id)
+                                          .order_by(WebhookEvent.received_at.desc()).limit(TAB_ROWS)).all()}
+    if tab == "emails":
+        return {"emails": session.scalars(select(SentEmail).where(SentEmail.company_id == company_id)
+                                          .order_by(SentEmail.created_at.desc()).limit(TAB_ROWS)).all()}
+    return {"records": company_audit_trail(session, company_id, TAB_ROWS)}
+
+
+def _back_with_errors(company_id: int, form) -> tuple:
+    problems = "; ".join(" ".join(map(str, errors)) for errors in form.errors.values())
+    flash(_("Nothing was changed: %(problems)s", problems=problems), "error")
+    return redirect_to(url_for("staff.company", company_id=company_id))
+
+
+@bp.post("/companies/<int:company_id>/block")
+@staff_required(Role.STAFF_ADMIN)
+def block(company_id: int):
+    _company_or_404(company_id)
+    form = BlockForm()
+    if not form.validate():
+        return _back_with_errors(company_id, form)
+    blocked = form.block.data == "1"
+    set_blocked(db.session, staff_actor(), company_id, blocked, form.reason.data.strip())
+    flash(_("The company is blocked.") if blocked else _("The company is unblocked."), "success")
+    return redirect_to(url_for("staff.company", company_id=company_id))
+
+
+@bp.post("/companies/<int:company_id>/rate")
+@staff_required(Role.STAFF_ADMIN)
+def rate(company_id: int):
+    _company_or_404(company_id)
+    form = RateForm()
+    if not form.validate():
+        return _back_with_errors(company_id, form)
+    try:
+        rate_units = parse_amount(form.rate_per_minute.data, active_language(), max_places=4)
+    except InvalidAmount:
+        rate_units = -1
+    if not 0 < rate_units <= 100_000:  # up to 10 EUR a minute
+        flash(_("Nothing was changed: the rate must be between 0,0001 and 10 EUR per minute."), "error")
+        return redirect_to(url_for("staff.company", company_id=company_id))
+    change_rate(db.session, staff_actor(), company_id, rate_units, form.increment.data, form.reason.data.strip())
+    flash(_("The new rate applies to calls that start from now on."), "success")
+    return redirect_to(url_for("staff.company", company_id=company_id))
+
+
+@bp.post("/companies/<int:company_id>/threshold")
+@staff_required(Role.STAFF_ADMIN)
+def threshold(company_id: int):
+    _company_or_404(company_id)
+    form = ThresholdForm()
+    if not form.validate():
+        return _back_with_errors(company_id, form)
+    try:
+        units = parse_amount(form.threshold.data, active_language())
+    except InvalidAmount:
+        units = -1
+    if not 0 <= units <= 1_000_000 * 10_000:
+        flash(_("Nothing was changed: the threshold must be an amount from 0 to 1.000.000 EUR."), "error")
+        return redirect_to(url_for("staff.company", company_id=company_id))
+    change_threshold(db.session, staff_actor(), company_id, units, form.reason.data.strip())
+    flash(_("The low-balance threshold was changed."), "success")
+    return redirect_to(url_for("staff.company", company_id=company_id))
