@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -83,4 +86,47 @@ def set_language(session: Session, user: User, language: str) -> None:
     if language not in LANGUAGES:
         raise AccountError("unknown language")
     user.locale = language
+    session.commit()
+
+
+SET_PASSWORD_SALT = "set-password"
+SET_PASSWORD_MAX_AGE = 7 * 24 * 3600
+
+
+def invite_user(session: Session, company_id: int, email: str, name: str, role: Role) -> User:
+    """A new company user who chooses a password through the emailed link (a random one until then)."""
+    if role not in (Role.COMPANY_ADMIN, Role.COMPANY_MEMBER):
+        raise AccountError("only company roles can be invited")
+    if find_user_by_email(session, email) is not None:
+        raise AccountError("email taken")
+    company = session.get(Company, company_id)
+    return create_user(session, email, secrets.token_urlsafe(32), role, company=company, name=name)
+
+
+def set_password_token(user: User, secret_key: str) -> str:
+    """A signed link token; it dies when the password changes (it carries part of the current hash)."""
+    return URLSafeTimedSerializer(secret_key, SET_PASSWORD_SALT).dumps([user.id, user.password_hash[-16:]])
+
+
+def user_for_set_password_token(session: Session, token: str, secret_key: str) -> User | None:
+    try:
+        user_id, fingerprint = URLSafeTimedSerializer(secret_key, SET_PASSWORD_SALT).loads(
+            token, max_age=SET_PASSWORD_MAX_AGE)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    user = session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or not user.active or user.password_hash[-16:] != fingerprint:
+        return None
+    return user
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError("password too short")
+    user.password_hash = generate_password_hash(password)
+    session.commit()
+
+
+def set_active(session: Session, user: User, active: bool) -> None:
+    user.active = active
     session.commit()

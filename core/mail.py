@@ -72,6 +72,7 @@ class EmailKind(str, enum.Enum):
     AUTO_TOPUP_ACTION_REQUIRED = "auto_topup_action_required"
     AUTO_TOPUP_DISABLED = "auto_topup_disabled"
     AUTO_TOPUP_LIMIT_REACHED = "auto_topup_limit_reached"
+    USER_INVITE = "user_invite"
 
 
 SUBJECTS = {
@@ -83,6 +84,7 @@ SUBJECTS = {
     EmailKind.AUTO_TOPUP_ACTION_REQUIRED: _l("Automatic top-up: please confirm the payment"),
     EmailKind.AUTO_TOPUP_DISABLED: _l("Automatic top-up has been turned off"),
     EmailKind.AUTO_TOPUP_LIMIT_REACHED: _l("Automatic top-up paused: limit reached"),
+    EmailKind.USER_INVITE: _l("Your access to the billing portal"),
 }
 
 # Context keys a message cannot be rendered without; checked when it is recorded, not when it is sent.
@@ -95,6 +97,7 @@ REQUIRED_CONTEXT = {
     EmailKind.AUTO_TOPUP_ACTION_REQUIRED: ("amount", "action_url"),
     EmailKind.AUTO_TOPUP_DISABLED: (),
     EmailKind.AUTO_TOPUP_LIMIT_REACHED: ("amount", "limit_reason"),
+    EmailKind.USER_INVITE: ("set_password_url",),
 }
 
 _MONEY_KEYS = ("amount", "bonus", "balance", "threshold")

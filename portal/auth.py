@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from core.accounts import authenticate, normalize_email, set_language
+from core.accounts import authenticate, normalize_email, set_language, user_for_set_password_token
+from core.accounts import set_password as change_password
 from core.extensions import limiter
 from core.models import db
 from core.web import redirect_to, safe_next_url
-from portal.forms import LanguageForm, LoginForm
+from portal.forms import LanguageForm, LoginForm, SetPasswordForm
 
 bp = Blueprint("auth", __name__)
 
@@ -56,6 +57,22 @@ def login():
     if user.locale is None and session.get("lang"):
         set_language(db.session, user, session["lang"])  # keep the language chosen before login
     return redirect_to(safe_next_url(form.next.data, home_url(user)))
+
+
+@bp.route("/set-password/<token>", methods=["GET", "POST"])
+def set_password(token: str):
+    """The link from an invitation: the new user chooses a password, then logs in."""
+    user = user_for_set_password_token(db.session, token, current_app.config["SECRET_KEY"])
+    if user is None:
+        return render_template("set_password.html", form=None), 404
+    form = SetPasswordForm()
+    if request.method == "POST":
+        if not form.validate():
+            return render_template("set_password.html", form=form, email=user.email), 422
+        change_password(db.session, user, form.password.data)
+        flash(_("Your password is set. Please log in."), "success")
+        return redirect_to(url_for("auth.login"))
+    return render_template("set_password.html", form=form, email=user.email)
 
 
 @bp.post("/logout")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms import BooleanField, DateField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 
 class CompanyListForm(FlaskForm):
@@ -32,3 +33,20 @@ class RateForm(ReasonForm):
 
 class ThresholdForm(ReasonForm):
     threshold = StringField(_l("Low-balance threshold (EUR)"), validators=[DataRequired(), Length(max=20)])
+
+
+class InviteForm(ReasonForm):
+    email = StringField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)])
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=200)])
+    role = SelectField(_l("Role"), choices=[SelectChoice("company_member", _l("Member (read only)")),
+                                            SelectChoice("company_admin", _l("Administrator"))])
+
+
+class BonusRuleForm(ReasonForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    min_amount = StringField(_l("From a top-up of (EUR)"), validators=[DataRequired(), Length(max=20)])
+    percent = StringField(_l("Bonus in percent"), validators=[Optional(), Length(max=10)])
+    fixed = StringField(_l("or a fixed bonus (EUR)"), validators=[Optional(), Length(max=20)])
+    valid_from = DateField(_l("Valid from"), validators=[Optional()])
+    valid_until = DateField(_l("Valid until"), validators=[Optional()])
+    first_topup_only = BooleanField(_l("Only for a company's first top-up"))

@@ -14,16 +14,17 @@ from core.companies import (
 )
 from core.i18n import active_language
 from core.invoices import company_documents
-from core.models import CallCharge, Company, Role, SentEmail, WebhookEvent, db
+from core.api_keys import company_api_keys
+from core.models import CallCharge, Company, Role, SentEmail, User, WebhookEvent, db
 from core.money import InvalidAmount, parse_amount
 from core.topups import recent_topups
 from core.transactions import TransactionFilter, transactions_page
 from core.web import redirect_to, render_page, staff_actor, staff_required
-from staff.manage_forms import BlockForm, CompanyListForm, RateForm, ThresholdForm
+from staff.manage_forms import BlockForm, CompanyListForm, InviteForm, RateForm, ReasonForm, ThresholdForm
 
 bp = Blueprint("staff", __name__, url_prefix="/admin")
 
-TABS = ("ledger", "topups", "calls", "invoices", "auto_topup", "events", "emails", "audit")
+TABS = ("ledger", "topups", "calls", "invoices", "auto_topup", "events", "emails", "users", "audit")
 TAB_ROWS = 50
 
 
@@ -62,7 +63,8 @@ def company(company_id: int):
     record = _company_or_404(company_id)
     context = _tab_context(company_id, tab)
     if request.htmx and request.htmx.target == "tab-content":
-        return render_page(f"partials/staff_tab_{tab}.html", f"partials/staff_tab_{tab}.html", **context)
+        return render_page(f"partials/staff_tab_{tab}.html", f"partials/staff_tab_{tab}.html", company=record,
+                           **context)
     return render_template(
         "staff/company.html", company=record, summary=account_summary(db.session, company_id), tab=tab, tabs=TABS,
         rates=rate_history(db.session, company_id), block_form=BlockForm(), rate_form=RateForm(),
@@ -86,6 +88,10 @@ def _tab_context(company_id: int, tab: str) -> dict:
     if tab == "events":
         return {"events": session.scalars(select(WebhookEvent).where(WebhookEvent.company_id == company_id)
                                           .order_by(WebhookEvent.received_at.desc()).limit(TAB_ROWS)).all()}
+    if tab == "users":
+        return {"users": session.scalars(select(User).where(User.company_id == company_id).order_by(User.id)).all(),
+                "api_keys": company_api_keys(session, company_id), "invite_form": InviteForm(),
+                "reason_form": ReasonForm()}
     if tab == "emails":
         return {"emails": session.scalars(select(SentEmail).where(SentEmail.company_id == company_id)
                                           .order_by(SentEmail.created_at.desc()).limit(TAB_ROWS)).all()}

@@ -90,6 +90,11 @@ CASES = {
          "en": ("Automatic top-up paused: limit reached",
                 ["has already run 2 times today", "Balance: €5.00", f"{BASE}/business/billing/auto-topup"])},
     ),
+    EmailKind.USER_INVITE: (
+        {"set_password_url": ACTION_URL},
+        {"de": ("Ihr Zugang zum Abrechnungsportal", ["Passwort festlegen: " + ACTION_URL, "7 Tage gültig"]),
+         "en": ("Your access to the billing portal", ["Set your password: " + ACTION_URL, "valid for 7 days"])},
+    ),
     EmailKind.AUTO_TOPUP_DISABLED: (
         {"failures": 3},
         {"de": ("Automatische Aufladung wurde ausgeschaltet",

@@ -1,0 +1,101 @@
+"""Staff manage a company's users and API keys, and the bonus rules; each change is audited."""
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from core.accounts import find_user_by_email
+from core.api_keys import create_api_key
+from core.models import AuditRecord, BonusRule, Role, SentEmail, db
+from core.money import eur
+from tests.helpers import csrf_token_from, log_in
+
+STAFF_PASSWORD = "staff-password-1"
+
+
+@pytest.fixture
+def admin(app, make_staff):
+    client = app.test_client()
+    log_in(client, make_staff(Role.STAFF_ADMIN, "admin-manage@example.com"), STAFF_PASSWORD)
+    return client
+
+
+def token(client, company_id):
+    return csrf_token_from(client.get(f"/admin/companies/{company_id}?tab=users").text)
+
+
+def test_an_invited_user_sets_a_password_with_the_emailed_link_and_logs_in(app, admin, make_company):
+    company_id, _ = make_company(name="Einladung GmbH")
+    answer = admin.post(f"/admin/companies/{company_id}/users", data={
+        "email": "neu@example.com", "name": "Nina Neu", "role": "company_member", "reason": "Auf Wunsch",
+        "csrf_token": token(admin, company_id)})
+    assert answer.status_code == 303
+    with app.app_context():
+        invite = db.session.scalar(select(SentEmail).where(SentEmail.kind == "user_invite"))
+        assert (invite.recipient, invite.status) == ("neu@example.com", "sent")
+        link = invite.context["set_password_url"]
+        assert db.session.scalar(select(AuditRecord.action)) == "user.invite"
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    newcomer = app.test_client()
+    page = newcomer.get("/" + path)
+    assert page.status_code == 200 and "neu@example.com" in page.text
+    short = newcomer.post("/" + path, data={"password": "kurz", "confirm": "kurz", "csrf_token": csrf_token_from(page.text)})
+    assert short.status_code == 422
+    done = newcomer.post("/" + path, data={"password": "ein-gutes-passwort", "confirm": "ein-gutes-passwort",
+                                           "csrf_token": csrf_token_from(page.text)})
+    assert done.status_code == 303
+    assert log_in(newcomer, "neu@example.com", "ein-gutes-passwort").status_code == 303
+    assert newcomer.get("/" + path).status_code == 404  # the link dies with the first password
+
+
+def test_an_existing_email_cannot_be_invited_twice(app, admin, make_company):
+    company_id, email = make_company()
+    answer = admin.post(f"/admin/companies/{company_id}/users", data={
+        "email": email, "role": "company_admin", "reason": "x", "csrf_token": token(admin, company_id)})
+    assert "existiert bereits" in admin.get(answer.headers["Location"]).text
+
+
+def test_a_deactivated_user_cannot_log_in_until_reactivated(app, admin, make_company):
+    company_id, email = make_company()
+    with app.app_context():
+        user_id = find_user_by_email(db.session, email).id
+    admin.post(f"/admin/users/{user_id}/active", data={"reason": "Ausgeschieden", "csrf_token": token(admin, company_id)})
+    assert log_in(app.test_client(), email).status_code == 422
+    admin.post(f"/admin/users/{user_id}/active", data={"reason": "Zurück", "csrf_token": token(admin, company_id)})
+    assert log_in(app.test_client(), email).status_code == 303
+
+
+def test_staff_revoke_a_companys_api_key(app, admin, make_company):
+    company_id, _ = make_company()
+    with app.app_context():
+        key_row, key = create_api_key(db.session, company_id, "Anlage")
+        key_id = key_row.id
+    admin.post(f"/admin/companies/{company_id}/api-keys/{key_id}/revoke",
+               data={"reason": "Schlüssel geleakt", "csrf_token": token(admin, company_id)})
+    answer = app.test_client().post("/api/v1/calls/x/end", json={"duration_seconds": 1},
+                                    headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 401
+    other_id, _ = make_company()
+    assert admin.post(f"/admin/companies/{other_id}/api-keys/{key_id}/revoke",
+                      data={"reason": "x", "csrf_token": token(admin, company_id)}).status_code == 404
+
+
+def test_bonus_rules_are_created_and_ended_by_admins(app, admin):
+    page = admin.get("/admin/bonus-rules")
+    created = admin.post("/admin/bonus-rules", data={"name": "Herbst", "min_amount": "250", "percent": "7,5",
+                                                     "reason": "Aktion", "csrf_token": csrf_token_from(page.text)})
+    assert created.status_code == 303
+    with app.app_context():
+        rule = db.session.scalar(select(BonusRule))
+        assert (rule.min_amount, rule.percent_basis_points, rule.active) == (eur("250"), 750, True)
+        rule_id = rule.id
+    bad = admin.post("/admin/bonus-rules", data={"name": "Beides", "min_amount": "10", "percent": "5", "fixed": "3",
+                                                 "reason": "x", "csrf_token": csrf_token_from(page.text)})
+    assert bad.status_code == 422
+    admin.post(f"/admin/bonus-rules/{rule_id}/end", data={"reason": "Aktion vorbei", "csrf_token": csrf_token_from(page.text)})
+    with app.app_context():
+        assert db.session.get(BonusRule, rule_id).active is False
+        actions = db.session.scalars(select(AuditRecord.action).order_by(AuditRecord.id)).all()
+    assert actions == ["bonus_rule.create", "bonus_rule.end"]
+    assert re.search(r"Herbst.*beendet", admin.get("/admin/bonus-rules").text, re.S)
