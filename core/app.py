@@ -90,6 +90,12 @@ def _register_blueprints(app: Flask) -> None:
     from portal.settings import bp as settings_bp
     from portal.stripe_webhook import bp as webhook_bp
     from portal.usage import bp as usage_bp
+    from staff.reports import bp as staff_reports_bp
+    from staff.money import bp as staff_money_bp
+    from staff.events import bp as staff_events_bp
+    from staff.manage import bp as staff_manage_bp
+    from staff.payments import bp as staff_payments_bp
+    from staff.reconcile import bp as staff_reconcile_bp
     from staff.routes import bp as staff_bp
 
     app.register_blueprint(auth_bp)
@@ -104,6 +110,12 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)
     app.register_blueprint(staff_bp)
+    app.register_blueprint(staff_manage_bp)
+    app.register_blueprint(staff_events_bp)
+    app.register_blueprint(staff_payments_bp)
+    app.register_blueprint(staff_reconcile_bp)
+    app.register_blueprint(staff_money_bp)
+    app.register_blueprint(staff_reports_bp)
 
     @app.get("/healthz")
     def healthz():

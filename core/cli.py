@@ -243,3 +243,26 @@ def expire_command() -> None:
     from core.jobs import expire_stale_reservations
 
     click.echo(f"{expire_stale_reservations()} reservation(s) expired.")
+
+
+@billing_cli.command("reconcile")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Also check Stripe's side (payment intents, refunds, events) created since this UTC date.")
+def reconcile_command(since) -> None:
+    """Ledger integrity, one credit per top-up and one debit per refund, and Stripe against the portal.
+    Exits 1 on any finding."""
+    from flask import current_app
+
+    from core.reconcile import reconcile
+
+    gateway = current_app.extensions.get("stripe_gateway") if since else None
+    if since and gateway is None:
+        click.echo("No Stripe gateway configured: Stripe's side is not checked.", err=True)
+    findings = reconcile(db.session, gateway, since=since)
+    for finding in findings:
+        company = f"company {finding.company_id} ({finding.company_name})" if finding.company_id else "-"
+        click.echo(f"[{finding.kind}] {company}: {finding.detail}\n    fix: {finding.suggested_fix}")
+    if findings:
+        click.echo(f"{len(findings)} finding(s)", err=True)
+        sys.exit(1)
+    click.echo("reconciliation OK")

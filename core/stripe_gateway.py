@@ -233,6 +233,31 @@ class StripeGateway:
             raise InvalidWebhook("not an event")
         return event
 
+    # -- listing for reconciliation (created in a time range, unix seconds) ------------------------
+
+    def list_payment_intents_created(self, since: int, until: int | None = None) -> list[PaymentIntent]:
+        return [payment_intent_from(item) for item in self._list_all(self._client.v1.payment_intents.list, since, until)]
+
+    def list_refunds_created(self, since: int, until: int | None = None) -> list[Refund]:
+        return [refund_from(item) for item in self._list_all(self._client.v1.refunds.list, since, until)]
+
+    def list_events_created(self, since: int, until: int | None = None) -> list[dict[str, Any]]:
+        """Events as plain dicts (id, type, created, pending_webhooks, data)."""
+        return self._list_all(self._client.v1.events.list, since, until)
+
+    def _list_all(self, method, since: int, until: int | None) -> list[dict[str, Any]]:
+        created: dict[str, int] = {"gte": since}
+        if until is not None:
+            created["lte"] = until
+        params: dict[str, Any] = {"created": created, "limit": 100}
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._call(method, params)
+            items.extend(page["data"])
+            if not page.get("has_more") or not page["data"]:
+                return items
+            params = {**params, "starting_after": page["data"][-1]["id"]}
+
     # -- plumbing --------------------------------------------------------------------------------
 
     def _call(self, method, *args, key: str | None = None):

@@ -1,0 +1,86 @@
+"""Staff: stored Stripe events — list and filter, view a payload, replay one or all failed ones."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from flask import Blueprint, abort, flash, request, url_for
+from flask_babel import gettext as _
+
+from core.audit import record_action
+from core.models import WebhookEvent, WebhookStatus, db
+from core.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
+from core.webhook_admin import EventFilter, event_ledger_entries, event_types, list_events
+from core.webhooks import process_event, replay_failed
+
+bp = Blueprint("staff_events", __name__, url_prefix="/admin/stripe-events")
+
+STATUSES = [status.value for status in WebhookStatus]
+
+
+def _date(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, "").strip())
+    except ValueError:
+        return None
+
+
+def _filters() -> EventFilter:
+    company = request.args.get("company", "").strip()
+    status = request.args.get("status", "").strip()
+    return EventFilter(
+        type=request.args.get("type", "").strip()[:100],
+        status=status if status in STATUSES else "",
+        company_id=int(company) if company.isdigit() else None,
+        date_from=_date("from"),
+        date_to=_date("to"),
+    )
+
+
+@bp.get("")
+@staff_required()
+def events():
+    filters = _filters()
+    return render_page("staff/events.html", "partials/staff_event_rows.html",
+                       events=list_events(db.session, filters), filters=filters, statuses=STATUSES,
+                       types=event_types(db.session), args=request.args)
+
+
+@bp.get("/<int:event_id>")
+@staff_required()
+def event(event_id: int):
+    row = db.session.get(WebhookEvent, event_id) or abort(404)
+    payload = json.dumps(row.payload, indent=2, sort_keys=True, ensure_ascii=False)
+    return render_page("staff/event_detail.html", "partials/staff_event_detail.html", event=row, payload=payload,
+                       entries=event_ledger_entries(db.session, row))
+
+
+@bp.post("/<int:event_id>/replay")
+@staff_required()
+def replay(event_id: int):
+    row = db.session.get(WebhookEvent, event_id) or abort(404)
+    before = {"status": row.status, "attempts": row.attempts}
+    result = process_event(db.session, stripe_gateway(), row.id)
+    record_action(db.session, staff_actor(), "webhook.replay", target_type="webhook_event", target_id=row.id,
+                  company_id=result.company_id, before=before,
+                  after={"status": result.status, "attempts": result.attempts, "error": result.error})
+    db.session.commit()
+    if result.status == WebhookStatus.FAILED.value:
+        flash(_("The event failed again: %(error)s", error=result.error or ""), "error")
+    else:
+        flash(_("The event was replayed (%(status)s).", status=result.status), "success")
+    return redirect_to(url_for("staff_events.event", event_id=row.id))
+
+
+@bp.post("/replay-failed")
+@staff_required()
+def replay_all_failed():
+    results = replay_failed(db.session, stripe_gateway())
+    failed = sum(1 for r in results if r.status == WebhookStatus.FAILED.value)
+    record_action(db.session, staff_actor(), "webhook.replay_failed", target_type="webhook_event", target_id="failed",
+                  after={"replayed": [r.id for r in results], "still_failed": failed})
+    db.session.commit()
+    flash(_("%(count)s failed event(s) replayed, %(failed)s still failing.", count=len(results), failed=failed),
+          "error" if failed else "success")
+    return redirect_to(url_for("staff_events.events", status="failed"))

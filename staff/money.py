@@ -1,0 +1,248 @@
+"""Staff money actions (/admin): adjust a balance, refund a call, refund a top-up.
+
+Two steps each: the form posts amount and reason and gets a confirmation page with the current
+and the resulting balance; that page posts the same values back with ``confirm``, the balance it
+showed and the form's request key. Thin views: parse, call one core service, render.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, abort, current_app, flash, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from werkzeug.routing import BuildError
+
+from core import staff_actions as actions
+from core.audit import record_denied
+from core.i18n import active_language, money
+from core.models import CallCharge, Company, Role, Topup, db
+from core.money import InvalidAmount, UNITS_PER_CENT, eur, parse_amount
+from core.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
+from staff.forms import AdjustmentForm, CallRefundForm, TopupRefundForm
+
+bp = Blueprint("staff_money", __name__, url_prefix="/admin")
+
+AMOUNT_MESSAGES = {
+    "missing": _l("Please enter an amount."),
+    "not_a_number": _l("Please enter the amount as a number, e.g. 150 or 150,50."),
+    "too_precise": _l("Please enter at most two decimal places."),
+    "too_large": _l("This amount is too large."),
+    "bad_seconds": _l("Please enter the seconds as a whole number."),
+}
+
+MESSAGES = {
+    "reason_required": _l("Please give a reason."),
+    "invalid_amount": _l("Please enter an amount greater than zero and at most %(maximum)s."),
+    "above_refundable": _l("At most %(refundable)s can still be refunded."),
+    "nothing_refundable": _l("Nothing is left to refund."),
+    "not_refundable": _l("This top-up was not paid, so it cannot be refunded."),
+    "admin_only": _l("Only staff admins may do this (support staff may refund up to %(limit)s)."),
+    "exceeds_available": _l("The refund of %(debit)s exceeds the available balance of %(available)s. "
+                            "A staff admin can refund anyway."),
+    "stale": _l("The balance changed since the preview. Please check the new figures and confirm again."),
+    "duplicate": _l("This form was already submitted; nothing was changed."),
+    "stripe_failed": _l("Stripe refused the refund: %(message)s"),
+    "not_found": _l("This page does not exist."),
+}
+
+
+class _FormError(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _support_limit() -> int:
+    return eur(str(current_app.config.get("STAFF_SUPPORT_REFUND_LIMIT_EUR", "50")))
+
+
+def _is_admin() -> bool:
+    return current_user.role == Role.STAFF_ADMIN.value
+
+
+def _message(error: actions.StaffActionError) -> str:
+    values = {"maximum": money(actions.MAX_ADJUSTMENT), "limit": money(_support_limit())}
+    if isinstance(error, actions.AboveRefundable):
+        values["refundable"] = money(error.refundable)
+    if isinstance(error, actions.ExceedsAvailable):
+        values.update(debit=money(error.debit), available=money(error.available))
+    if isinstance(error, actions.RefundFailed):
+        values["message"] = error.error.message or error.error.code or error.error.kind
+    return str(MESSAGES.get(error.code, MESSAGES["not_found"])) % values
+
+
+def _amount(text: str | None) -> int:
+    try:
+        return parse_amount(text, active_language())
+    except InvalidAmount as error:
+        raise _FormError(str(AMOUNT_MESSAGES.get(error.reason, AMOUNT_MESSAGES["not_a_number"]))) from None
+
+
+def _expected(form) -> int | None:
+    raw = (form.expected_balance.data or "").strip()
+    return int(raw) if raw.lstrip("-").isdigit() else None
+
+
+def _after(company_id: int) -> str:
+    try:
+        return url_for("staff.company", company_id=company_id)
+    except BuildError:
+        return url_for("staff.companies")
+
+
+def _render(template: str, status: int = 200, **context):
+    return render_page(template, template, status, **context)
+
+
+def _denied(action: str, target_type: str, target_id, company_id, error) -> object:
+    record_denied(db.session, staff_actor(), action, target_type=target_type, target_id=target_id,
+                  company_id=company_id)
+    return _render("staff/money/denied.html", 403, message=_message(error))
+
+
+def _status_of(error: actions.StaffActionError) -> int:
+    return {"stale": 409, "duplicate": 409, "stripe_failed": 502}.get(error.code, 422)
+
+
+# -- manual adjustment -------------------------------------------------------------------------------
+
+@bp.route("/companies/<int:company_id>/adjust", methods=["GET", "POST"])
+@staff_required(Role.STAFF_ADMIN)
+def adjust(company_id: int):
+    company = db.session.get(Company, company_id) or abort(404)
+    form = AdjustmentForm()
+    page = {"company": company, "form": form, "action_url": url_for(".adjust", company_id=company_id)}
+    if not form.is_submitted():
+        return _render("staff/money/adjust.html", **page)
+    if not form.validate():
+        return _render("staff/money/adjust.html", 422, error=_l("Some of the values you sent are not valid."), **page)
+    try:
+        amount = _amount(form.amount.data)
+        if form.direction.data == "debit":
+            amount = -amount
+        if form.confirm.data:
+            result = actions.adjust_balance(db.session, staff_actor(), company_id, amount, form.description.data,
+                                            form.reason.data, form.request_key.data,
+                                            expected_balance=_expected(form))
+            flash(_l("Balance adjusted by %(amount)s; new balance %(balance)s.", amount=money(amount),
+                     balance=money(result.resulting_balance)), "success")
+            return redirect_to(_after(company_id))
+        if not (form.reason.data or "").strip():
+            raise actions.ReasonRequired()
+        preview = actions.preview_adjustment(db.session, company_id, amount)
+    except _FormError as error:
+        return _render("staff/money/adjust.html", 422, error=error.message, **page)
+    except actions.StaleBalance as error:
+        preview = actions.preview_adjustment(db.session, company_id, amount)
+        return _confirm("staff/money/adjust.html", page, preview, form, 409, _message(error))
+    except actions.StaffActionError as error:
+        return _render("staff/money/adjust.html", _status_of(error), error=_message(error), **page)
+    return _confirm("staff/money/adjust.html", page, preview, form)
+
+
+def _confirm(template, page, preview, form, status: int = 200, error: str | None = None):
+    form.expected_balance.data = str(preview.balance)
+    form.request_key.data = form.request_key.data or uuid.uuid4().hex
+    return _render(template, status, preview=preview, confirming=True, error=error, **page)
+
+
+# -- call refund -------------------------------------------------------------------------------------
+
+def _call_refund_values(form) -> dict:
+    mode = form.mode.data or "full"
+    if mode == "amount":
+        return {"amount": _amount(form.amount.data)}
+    if mode == "seconds":
+        raw = (form.seconds.data or "").strip()
+        if not raw.isdigit():
+            raise _FormError(str(AMOUNT_MESSAGES["bad_seconds"]))
+        return {"seconds": int(raw)}
+    return {}
+
+
+@bp.route("/calls/<int:charge_id>/refund", methods=["GET", "POST"])
+@staff_required()
+def refund_call(charge_id: int):
+    charge = db.session.get(CallCharge, charge_id) or abort(404)
+    form = CallRefundForm()
+    page = {"charge": charge, "company": db.session.get(Company, charge.company_id), "form": form,
+            "action_url": url_for(".refund_call", charge_id=charge_id), "support_limit": _support_limit()}
+    template = "staff/money/call_refund.html"
+    if not form.is_submitted():
+        return _render(template, **page)
+    if not form.validate():
+        return _render(template, 422, error=_l("Some of the values you sent are not valid."), **page)
+    values: dict = {}
+    try:
+        values = _call_refund_values(form)
+        if form.confirm.data:
+            refund = actions.refund_call(db.session, staff_actor(), charge_id, reason=form.reason.data,
+                                         request_key=form.request_key.data, actor_is_admin=_is_admin(),
+                                         support_limit=_support_limit(), expected_balance=_expected(form), **values)
+            flash(_l("Refunded %(amount)s for call %(call)s.", amount=money(refund.amount), call=charge.call_id),
+                  "success")
+            return redirect_to(_after(charge.company_id))
+        if not (form.reason.data or "").strip():
+            raise actions.ReasonRequired()
+        preview = actions.preview_call_refund(db.session, charge_id, **values)
+        if not _is_admin() and preview.amount > _support_limit():
+            raise actions.AdminOnly()
+    except _FormError as error:
+        return _render(template, 422, error=error.message, **page)
+    except actions.AdminOnly as error:
+        return _denied("staff_money.refund_call", "call_charge", charge_id, charge.company_id, error)
+    except actions.StaleBalance as error:
+        preview = actions.preview_call_refund(db.session, charge_id, **values)
+        return _confirm(template, page, preview, form, 409, _message(error))
+    except actions.StaffActionError as error:
+        return _render(template, _status_of(error), error=_message(error), **page)
+    return _confirm(template, page, preview, form)
+
+
+# -- top-up refund -----------------------------------------------------------------------------------
+
+@bp.route("/topups/<int:topup_id>/refund", methods=["GET", "POST"])
+@staff_required()
+def refund_topup(topup_id: int):
+    topup = db.session.get(Topup, topup_id) or abort(404)
+    form = TopupRefundForm()
+    page = {"topup": topup, "company": db.session.get(Company, topup.company_id), "form": form,
+            "action_url": url_for(".refund_topup", topup_id=topup_id), "support_limit": _support_limit()}
+    template = "staff/money/topup_refund.html"
+    if not form.is_submitted():
+        return _render(template, **page)
+    if not form.validate():
+        return _render(template, 422, error=_l("Some of the values you sent are not valid."), **page)
+    cents = None
+    override = bool(form.override_available.data)
+    try:
+        if form.mode.data == "amount":
+            cents = _amount(form.amount.data) // UNITS_PER_CENT
+        if override and not _is_admin():
+            raise actions.AdminOnly()
+        if form.confirm.data:
+            result = actions.refund_topup(
+                db.session, stripe_gateway(), staff_actor(), topup_id, cents, form.reason.data, form.request_key.data,
+                override_available=override, actor_is_admin=_is_admin(), support_limit=_support_limit(),
+                expected_balance=_expected(form))
+            flash(_l("Refunded %(amount)s through Stripe; new balance %(balance)s.",
+                     amount=money(result.refunded_cents * UNITS_PER_CENT), balance=money(result.resulting_balance)),
+                  "success")
+            return redirect_to(_after(topup.company_id))
+        if not (form.reason.data or "").strip():
+            raise actions.ReasonRequired()
+        preview = actions.preview_topup_refund(db.session, topup_id, cents)
+        if not _is_admin() and preview.amount > _support_limit():
+            raise actions.AdminOnly()
+    except _FormError as error:
+        return _render(template, 422, error=error.message, **page)
+    except actions.AdminOnly as error:
+        return _denied("staff_money.refund_topup", "topup", topup_id, topup.company_id, error)
+    except actions.StaleBalance as error:
+        preview = actions.preview_topup_refund(db.session, topup_id, cents)
+        return _confirm(template, page, preview, form, 409, _message(error))
+    except actions.StaffActionError as error:
+        return _render(template, _status_of(error), error=_message(error), **page)
+    return _confirm(template, page, preview, form)

@@ -1,0 +1,52 @@
+"""Staff: failed top-ups and automatic top-ups, and the manual retry (a new Checkout link by email)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, request, url_for
+from flask_babel import gettext as _
+
+from core.failed_payments import NotFailed, failed_payments, retry_failed_topup
+from core.i18n import money
+from core.models import db
+from core.money import eur
+from core.topups import CheckoutFailed, ReturnUrls, TopupLimits, TopupNotFound
+from core.vat import VatPolicy
+from core.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
+
+bp = Blueprint("staff_payments", __name__, url_prefix="/admin/failed-payments")
+
+
+@bp.get("")
+@staff_required()
+def failed():
+    kind = request.args.get("kind", "")
+    return render_page("staff/failed_payments.html", "partials/staff_failed_payment_rows.html",
+                       rows=failed_payments(db.session, kind), kind=kind)
+
+
+@bp.post("/<int:topup_id>/retry")
+@staff_required()
+def retry(topup_id: int):
+    config = current_app.config
+    try:
+        new_topup, _url = retry_failed_topup(
+            db.session, stripe_gateway(), staff_actor(), topup_id,
+            limits=TopupLimits(eur(config["TOPUP_MIN_EUR"]), eur(config["TOPUP_MAX_EUR"])),
+            vat=VatPolicy.from_config(config), payment_method_types=config["PAYMENT_METHOD_TYPES"],
+            description=_("Prepaid credit (retry of top-up #%(id)s)", id=topup_id),
+            return_urls=lambda new_id: ReturnUrls(
+                success=url_for("payments.topup_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
+                cancel=url_for("payments.topup_cancel", topup=new_id, _external=True),
+            ),
+        )
+    except TopupNotFound:
+        abort(404)
+    except NotFailed:
+        flash(_("Only a failed top-up can be retried."), "error")
+        return redirect_to(url_for("staff_payments.failed"))
+    except CheckoutFailed:
+        flash(_("The payment provider is not reachable right now. Please try again in a few minutes."), "error")
+        return redirect_to(url_for("staff_payments.failed"))
+    flash(_("A new payment link for %(amount)s was emailed to the company (top-up #%(id)s).",
+            amount=money(new_topup.amount), id=new_topup.id), "success")
+    return redirect_to(url_for("staff_payments.failed"))

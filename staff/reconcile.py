@@ -1,0 +1,30 @@
+"""Staff: reconciliation — ledger integrity, credits/debits per top-up and refund, Stripe vs portal."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from flask import Blueprint, current_app, request
+from flask_login import current_user
+
+from core.models import Role, db
+from core.reconcile import reconcile
+from core.web import render_page, staff_required, stripe_gateway
+
+bp = Blueprint("staff_reconcile", __name__, url_prefix="/admin/reconciliation")
+
+
+@bp.get("")
+@staff_required()
+def reconciliation():
+    try:
+        since = date.fromisoformat(request.args.get("since", "").strip())
+    except ValueError:
+        since = None
+    start = datetime.combine(since, time.min) if since else None
+    findings = reconcile(db.session, stripe_gateway() if start else None, since=start)
+    return render_page("staff/reconciliation.html", "partials/staff_reconcile_findings.html",
+                       findings=findings, since=since, stripe_checked=start is not None,
+                       # corrections (ledger adjustments with reason and audit) are for staff admins only
+                       can_correct=current_user.role == Role.STAFF_ADMIN.value,
+                       correction_endpoints=set(current_app.view_functions))
