@@ -117,6 +117,25 @@ def change_reserved(session: Session, company_id: int, delta: int) -> int:
     ).scalar_one()
 
 
+def book_unexplained_difference(session: Session, company_id: int, *, description: str,
+                                actor: str) -> BalanceTransaction | None:
+    """When a balance no longer equals its ledger (something bypassed post_entry), append the
+    adjustment row that explains the difference; the balance itself is left as it is. The caller commits."""
+    balance, _reserved = lock_account(session, company_id)
+    last_after = session.scalar(
+        select(BalanceTransaction.balance_after).where(BalanceTransaction.company_id == company_id)
+        .order_by(BalanceTransaction.id.desc()).limit(1)
+    ) or 0
+    if balance == last_after:
+        return None
+    entry = BalanceTransaction(company_id=company_id, type=EntryType.ADJUSTMENT.value, amount=balance - last_after,
+                               balance_before=last_after, balance_after=balance, description=description,
+                               actor=actor, created_at=utcnow())
+    session.add(entry)
+    session.flush()
+    return entry
+
+
 def _raise_for_refused_update(session: Session, company_id: int, amount: int) -> None:
     account = session.get(PrepaidBalance, company_id, populate_existing=True)
     if account is None:

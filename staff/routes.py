@@ -6,13 +6,14 @@ from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core.audit import company_audit_trail
+from core.audit import company_audit_trail, record_action
 from core.autotopup import attempt_history
 from core.balances import account_summary
 from core.companies import (
     FLAGS, SORTS, InvalidListCursor, change_rate, change_threshold, list_companies, rate_history, set_blocked,
 )
-from core.i18n import active_language
+from core.i18n import active_language, money
+from core.ledger import book_unexplained_difference
 from core.invoices import company_documents
 from core.api_keys import company_api_keys
 from core.models import CallCharge, Company, Role, SentEmail, User, WebhookEvent, db
@@ -153,3 +154,26 @@ def threshold(company_id: int):
     change_threshold(db.session, staff_actor(), company_id, units, form.reason.data.strip())
     flash(_("The low-balance threshold was changed."), "success")
     return redirect_to(url_for("staff.company", company_id=company_id))
+
+
+@bp.post("/companies/<int:company_id>/book-difference")
+@staff_required(Role.STAFF_ADMIN)
+def book_difference(company_id: int):
+    """Reconciliation: explain a balance that drifted from its ledger with an adjustment entry."""
+    _company_or_404(company_id)
+    form = ReasonForm()
+    if not form.validate():
+        return _back_with_errors(company_id, form)
+    actor = staff_actor()
+    entry = book_unexplained_difference(db.session, company_id, description=form.reason.data.strip(),
+                                        actor=f"staff:{actor.user_id}")
+    if entry is None:
+        db.session.rollback()
+        flash(_("The balance equals its ledger; nothing was booked."), "info")
+    else:
+        record_action(db.session, actor, "ledger.book_difference", target_type="company", target_id=company_id,
+                      company_id=company_id, before={"ledger_balance": entry.balance_before},
+                      after={"balance": entry.balance_after}, reason=form.reason.data.strip())
+        db.session.commit()
+        flash(_("The difference of %(amount)s was booked as an adjustment.", amount=money(entry.amount)), "success")
+    return redirect_to(url_for("staff.company", company_id=company_id, tab="ledger"))

@@ -100,12 +100,40 @@ def test_only_staff_admins_are_offered_a_correction_for_a_finding(app, customer,
         support, admin = app.test_client(), app.test_client()
         log_in(support, make_staff(Role.STAFF_SUPPORT, email="support@example.com"), STAFF_PASSWORD)
         log_in(admin, make_staff(Role.STAFF_ADMIN, email="admin@example.com"), STAFF_PASSWORD)
-        assert 'class="correction-link"' not in support.get("/admin/reconciliation").text
+        assert "book-difference" not in support.get("/admin/reconciliation").text
         admin_page = admin.get("/admin/reconciliation").text
-        assert f'href="/admin/companies/{customer[0]}/adjust" class="correction-link"' in admin_page
+        assert f'action="/admin/companies/{customer[0]}/book-difference"' in admin_page
         assert support.get(f"/admin/companies/{customer[0]}/adjust").status_code == 403
     finally:
         with app.app_context():
             db.session.execute(update(PrepaidBalance).where(PrepaidBalance.company_id == customer[0])
                                .values(balance=PrepaidBalance.balance - eur("5")))
             db.session.commit()
+
+
+def test_a_drifted_balance_is_explained_by_an_adjustment_entry_not_an_overwrite(app, make_company, make_staff):
+    from sqlalchemy import update
+
+    from core.ledger import verify_ledger
+    from core.models import AuditRecord, BalanceTransaction, PrepaidBalance, Role, db
+    from core.money import eur
+    from tests.helpers import csrf_token_from, log_in
+
+    company_id, _ = make_company(balance=eur("10"))
+    with app.app_context():
+        db.session.execute(update(PrepaidBalance).where(PrepaidBalance.company_id == company_id)
+                           .values(balance=eur("12.5")))
+        db.session.commit()
+    admin = app.test_client()
+    log_in(admin, make_staff(Role.STAFF_ADMIN, "drift-admin@example.com"), "staff-password-1")
+    page = admin.get("/admin/reconciliation").text
+    assert "Differenz buchen" in page
+    admin.post(f"/admin/companies/{company_id}/book-difference",
+               data={"reason": "Direkte Datenbankänderung vom 3.11.", "csrf_token": csrf_token_from(page)})
+    with app.app_context():
+        assert verify_ledger(db.session) == []
+        assert db.session.get(PrepaidBalance, company_id).balance == eur("12.5")  # the balance was not overwritten
+        entry = db.session.query(BalanceTransaction).order_by(BalanceTransaction.id.desc()).first()
+        assert (entry.type, entry.amount, entry.balance_before) == ("adjustment", eur("2.5"), eur("10"))
+        assert db.session.query(AuditRecord.action).scalar() == "ledger.book_difference"
+    assert app.test_cli_runner().invoke(args=["billing", "reconcile"]).exit_code == 0
