@@ -145,6 +145,25 @@ def change_threshold(session: Session, actor: Actor, company_id: int, threshold:
     session.commit()
 
 
+class AutoTopupIncomplete(Exception):
+    pass
+
+
+def set_auto_topup(session: Session, actor: Actor, company_id: int, enabled: bool, reason: str) -> None:
+    """Staff switch a company's automatic top-up on (only with a complete setup) or off."""
+    account = session.get(PrepaidBalance, company_id)
+    if enabled and not (account.auto_topup_payment_method_id and account.auto_topup_amount
+                        and account.auto_topup_threshold is not None):
+        raise AutoTopupIncomplete(company_id)
+    before = {"enabled": account.auto_topup_enabled}
+    account.auto_topup_enabled = enabled
+    if enabled:
+        account.auto_topup_consecutive_failures = 0
+    record_action(session, actor, "company.auto_topup", target_type="company", target_id=company_id,
+                  company_id=company_id, before=before, after={"enabled": enabled}, reason=reason)
+    session.commit()
+
+
 def rate_history(session: Session, company_id: int) -> list[BillingRate]:
     return list(session.scalars(select(BillingRate).where(BillingRate.company_id == company_id)
                                 .order_by(BillingRate.valid_from.desc(), BillingRate.id.desc())))

@@ -7,6 +7,8 @@ back, so numbers have no gaps and no duplicates however many are issued at once.
 
 from __future__ import annotations
 
+import atexit
+import gc
 from dataclasses import dataclass
 from flask import render_template
 from flask_babel import force_locale
@@ -44,14 +46,30 @@ class Seller:
                    config["SELLER_TAX_NUMBER"], config["SELLER_EMAIL"])
 
 
-_FONTS = FontConfiguration()  # one per process: a new one per document keeps growing the worker's memory
+_fonts: FontConfiguration | None = None
+
+
+def _font_configuration() -> FontConfiguration:
+    """One per process (a new one per document keeps growing a worker's memory), made on first use and
+    released at exit while the libraries behind it still exist (at interpreter teardown it segfaults)."""
+    global _fonts
+    if _fonts is None:
+        _fonts = FontConfiguration()
+        atexit.register(_release_fonts)
+    return _fonts
+
+
+def _release_fonts() -> None:
+    global _fonts
+    _fonts = None
+    gc.collect()
 
 
 def render_pdf(template: str, language: str, **context) -> bytes:
     """A template rendered in ``language`` and turned into a PDF (needs an app context)."""
     with force_locale(language):
         html = render_template(template, language=language, **context)
-    return HTML(string=html).write_pdf(font_config=_FONTS)
+    return HTML(string=html).write_pdf(font_config=_font_configuration())
 
 
 def _ensure_sequence(session: Session, kind: DocumentKind, year: int) -> None:

@@ -10,7 +10,8 @@ from core.audit import company_audit_trail, record_action
 from core.autotopup import attempt_history
 from core.balances import account_summary
 from core.companies import (
-    FLAGS, SORTS, InvalidListCursor, change_rate, change_threshold, list_companies, rate_history, set_blocked,
+    FLAGS, SORTS, AutoTopupIncomplete, InvalidListCursor, change_rate, change_threshold, list_companies, rate_history,
+    set_auto_topup, set_blocked,
 )
 from core.i18n import active_language, money
 from core.ledger import book_unexplained_difference
@@ -177,3 +178,21 @@ def book_difference(company_id: int):
         db.session.commit()
         flash(_("The difference of %(amount)s was booked as an adjustment.", amount=money(entry.amount)), "success")
     return redirect_to(url_for("staff.company", company_id=company_id, tab="ledger"))
+
+
+@bp.post("/companies/<int:company_id>/auto-topup")
+@staff_required(Role.STAFF_ADMIN)
+def auto_topup(company_id: int):
+    _company_or_404(company_id)
+    form = BlockForm()  # a reason and an on/off value
+    if not form.validate():
+        return _back_with_errors(company_id, form)
+    enable = form.block.data == "1"
+    try:
+        set_auto_topup(db.session, staff_actor(), company_id, enable, form.reason.data.strip())
+    except AutoTopupIncomplete:
+        flash(_("Nothing was changed: the customer has not chosen a payment method, amount and threshold yet."),
+              "error")
+        return redirect_to(url_for("staff.company", company_id=company_id))
+    flash(_("Automatic top-up is on.") if enable else _("Automatic top-up is off."), "success")
+    return redirect_to(url_for("staff.company", company_id=company_id))

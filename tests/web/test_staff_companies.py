@@ -123,3 +123,24 @@ def test_the_role_matrix_over_every_staff_route(app, client, make_company, make_
         denied = db.session.scalars(select(AuditRecord).where(AuditRecord.outcome == "denied")).all()
     admin_only = [rule for rule, view in routes if "staff_support" not in view.allowed_roles]
     assert len(denied) == len(admin_only) > 0
+
+
+def test_staff_switch_automatic_top_up_off_and_on_only_when_it_is_set_up(app, admin, make_company):
+    company_id, _ = make_company()
+    token = csrf_token_from(admin.get(f"/admin/companies/{company_id}").text)
+    refused = admin.post(f"/admin/companies/{company_id}/auto-topup", data={"block": "1", "reason": "Kunde bat darum",
+                                                                            "csrf_token": token})
+    assert "noch keine Zahlungsmethode" in admin.get(refused.headers["Location"]).text
+    with app.app_context():
+        account = db.session.get(PrepaidBalance, company_id)
+        account.auto_topup_payment_method_id, account.auto_topup_amount = "pm_x", eur("50")
+        account.auto_topup_threshold, account.auto_topup_consecutive_failures = eur("10"), 3
+        db.session.commit()
+    admin.post(f"/admin/companies/{company_id}/auto-topup", data={"block": "1", "reason": "Kunde bat darum", "csrf_token": token})
+    with app.app_context():
+        account = db.session.get(PrepaidBalance, company_id)
+        assert account.auto_topup_enabled and account.auto_topup_consecutive_failures == 0
+    admin.post(f"/admin/companies/{company_id}/auto-topup", data={"block": "0", "reason": "Karte gesperrt", "csrf_token": token})
+    with app.app_context():
+        assert not db.session.get(PrepaidBalance, company_id).auto_topup_enabled
+        assert db.session.scalars(select(AuditRecord.action)).all() == ["company.auto_topup", "company.auto_topup"]
