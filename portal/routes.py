@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from core.balances import account_summary
+from core.csv_export import csv_chunks
 from core.i18n import ENTRY_TYPE_LABELS, active_language, local_datetime
 from core.models import EntryType, db
 from core.money import format_amount_plain
@@ -89,28 +87,13 @@ def _filter_query(form: TransactionFilterForm) -> dict:
 
 
 def _csv_lines(rows, language: str):
-    """The export in the reader's convention: `;` and decimal comma in German, `,` and dot in English."""
-    delimiter = ";" if language == "de" else ","
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=delimiter)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow([_("Date"), _("Type"), _("Description"), _("Amount (EUR)"), _("Balance after (EUR)"), _("Reference")])
-    yield "\ufeff" + flush()
-    for entry in rows:
-        writer.writerow([
-            local_datetime(entry.created_at, "short"),
-            str(ENTRY_TYPE_LABELS.get(entry.type, entry.type)),
-            entry.description,
-            format_amount_plain(entry.amount, language),
-            format_amount_plain(entry.balance_after, language),
-            f"{entry.reference_type}:{entry.reference_id}" if entry.reference_type else "",
-        ])
-        if buffer.tell() > 16_384:
-            yield flush()
-    yield flush()
+    """The ledger export: `;` and decimal comma in German, `,` and dot in English."""
+    header = [_("Date"), _("Type"), _("Description"), _("Amount (EUR)"), _("Balance after (EUR)"), _("Reference")]
+    return csv_chunks(header, ([
+        local_datetime(entry.created_at, "short"),
+        str(ENTRY_TYPE_LABELS.get(entry.type, entry.type)),
+        entry.description,
+        format_amount_plain(entry.amount, language),
+        format_amount_plain(entry.balance_after, language),
+        f"{entry.reference_type}:{entry.reference_id}" if entry.reference_type else "",
+    ] for entry in rows), language)

@@ -5,8 +5,6 @@ Thin views: read the filter form, ask core.usage, format for the active language
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date, timezone
 from decimal import Decimal
 
@@ -21,6 +19,7 @@ from flask_login import current_user
 
 from core.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
+from core.csv_export import csv_chunks
 from core.i18n import active_language, money
 from core.models import db
 from core.money import UNITS_PER_EUR, format_amount_plain
@@ -181,19 +180,10 @@ def _minutes(seconds: int, language: str) -> str:
 
 
 def _csv_lines(rows, language: str, zone: str):
-    """The calls in the reader's convention: `;` and decimal comma in German, `,` and dot in English.
-    Times are local (the display zone), written as 2026-11-03 14:05:09 so spreadsheets read them."""
-    delimiter = ";" if language == "de" else ","
+    """The calls in the reader's convention. Times are local (the display zone), written as
+    2026-11-03 14:05:09 so spreadsheets read them."""
     labels = _refund_labels()
     local_zone = dates.get_timezone(zone)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=delimiter)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
 
     def local(moment):
         if moment is None:
@@ -201,17 +191,12 @@ def _csv_lines(rows, language: str, zone: str):
         return dates.format_datetime(moment.replace(tzinfo=timezone.utc), "yyyy-MM-dd HH:mm:ss", tzinfo=local_zone,
                                      locale=language)
 
-    writer.writerow([_("Start"), _("End"), _("Call ID"), _("From number"), _("To number"), _("Duration (s)"), _("Billed (s)"),
-                     _("Rate per minute (EUR)"), _("Amount (EUR)"), _("Refunded (EUR)"), _("Refund status")])
-    yield "\ufeff" + flush()
-    for call in rows:
-        writer.writerow([
-            local(call.started_at), local(call.ended_at), call.call_id, call.from_number or "",
-            call.to_number or "", call.duration_seconds, call.billed_seconds,
-            format_amount_plain(call.rate_per_minute, language), format_amount_plain(call.amount, language),
-            format_amount_plain(call.refunded_amount, language), labels.get(call.refund_status, call.refund_status),
-        ])
-        if buffer.tell() > 16_384:
-            yield flush()
-    yield flush()
+    header = [_("Start"), _("End"), _("Call ID"), _("From number"), _("To number"), _("Duration (s)"), _("Billed (s)"),
+              _("Rate per minute (EUR)"), _("Amount (EUR)"), _("Refunded (EUR)"), _("Refund status")]
+    return csv_chunks(header, ([
+        local(call.started_at), local(call.ended_at), call.call_id, call.from_number or "",
+        call.to_number or "", call.duration_seconds, call.billed_seconds,
+        format_amount_plain(call.rate_per_minute, language), format_amount_plain(call.amount, language),
+        format_amount_plain(call.refunded_amount, language), labels.get(call.refund_status, call.refund_status),
+    ] for call in rows), language)
 

@@ -7,8 +7,6 @@ the index are built from that description.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timezone
@@ -24,6 +22,7 @@ from flask_babel import lazy_gettext as _l
 from core import reports
 from core.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
+from core.csv_export import csv_chunks
 from core.i18n import active_language, local_datetime, money, number
 from core.models import db
 from core.money import UNITS_PER_CENT, UNITS_PER_EUR, format_amount_plain
@@ -255,25 +254,10 @@ def _cell_csv(column: Column, value, language: str, zone) -> str:
 
 
 def _csv_lines(definition: Report, rows, language: str, zone):
-    """The report in the reader's convention: `;` and decimal comma in German, `,` and dot in English.
-    Percentages are numbers (62,50 = 62.5 %); times are local, as 2026-11-03 14:05:09."""
-    delimiter = ";" if language == "de" else ","
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=delimiter)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow([_csv_heading(column) for column in definition.columns])
-    yield "\ufeff" + flush()
-    for row in rows:
-        writer.writerow([_cell_csv(column, column.value(row), language, zone) for column in definition.columns])
-        if buffer.tell() > 16_384:
-            yield flush()
-    yield flush()
+    """The report in the reader's convention. Percentages are numbers (62,50 = 62.5 %); times are local."""
+    return csv_chunks([_csv_heading(column) for column in definition.columns],
+                      ([_cell_csv(column, column.value(row), language, zone) for column in definition.columns]
+                       for row in rows), language)
 
 
 def _csv_heading(column: Column) -> str:
