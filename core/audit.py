@@ -45,5 +45,17 @@ def record_denied(session: Session, actor: Actor, action: str, *, target_type: s
 
 
 def company_audit_trail(session: Session, company_id: int, limit: int = 100) -> list[AuditRecord]:
-    return list(session.scalars(select(AuditRecord).where(AuditRecord.company_id == company_id)
-                                .order_by(AuditRecord.created_at.desc(), AuditRecord.id.desc()).limit(limit)))
+    return audit_trail(session, company_id=company_id, limit=limit)
+
+
+def audit_trail(session: Session, *, company_id: int | None = None, action: str | None = None,
+                before_id: int | None = None, limit: int = 100) -> list[AuditRecord]:
+    """Newest first; ``before_id`` pages back (ids grow with time: records are only ever appended)."""
+    query = select(AuditRecord)
+    if company_id is not None:
+        query = query.where(AuditRecord.company_id == company_id)
+    if action:
+        query = query.where(AuditRecord.action.startswith(action))
+    if before_id is not None:
+        query = query.where(AuditRecord.id < before_id)
+    return list(session.scalars(query.order_by(AuditRecord.id.desc()).limit(limit)))

@@ -55,7 +55,7 @@ from core.mail import EmailKind, queue_email
 from core.models import (
     IN_FLIGHT_AUTO_TOPUP, AutoTopupAttempt, AutoTopupStatus, Company, PrepaidBalance, Topup, TopupStatus,
 )
-from core.money import UNITS_PER_CENT, UNITS_PER_EUR
+from core.money import UNITS_PER_CENT, UNITS_PER_EUR, plain_amount
 from core.payment_methods import company_payment_methods
 from core.queue import BILLING, enqueue
 from core.stripe_gateway import PaymentError, PaymentIntent, StripeGateway
@@ -534,15 +534,6 @@ def attempt_history(session: Session, company_id: int, limit: int = HISTORY_LENG
 def switched_off_after_failures(session: Session, company_id: int) -> bool:
     account = session.get(PrepaidBalance, company_id)
     return not account.auto_topup_enabled and account.auto_topup_consecutive_failures >= MAX_CONSECUTIVE_FAILURES
-
-
-def plain_amount(units: int, language: str = "de") -> str:
-    """An amount as a person types it: ``150`` or ``25,50`` (de) / ``25.50`` (en)."""
-    euros, rest = divmod(units, UNITS_PER_EUR)
-    if not rest:
-        return str(euros)
-    separator = "," if language.startswith("de") else "."
-    return f"{euros}{separator}{rest // UNITS_PER_CENT:02d}"
 
 
 def action_url(policy: AutoTopupPolicy, amount: int, language: str = "de") -> str:

@@ -131,6 +131,15 @@ def format_amount_plain(units: int, locale: str = "de") -> str:
     return format_decimal(units_to_decimal(units), format="0.0000", locale=locale)
 
 
+def plain_amount(units: int, locale: str = "de") -> str:
+    """An amount as a person types it into a form: ``150`` or ``25,50`` (de) / ``25.50`` (en).
+    Amounts in forms are whole cents; finer digits are cut (they cannot be typed either)."""
+    euros, rest = divmod(units, UNITS_PER_EUR)
+    if not rest:
+        return str(euros)
+    return f"{euros}{',' if locale.startswith('de') else '.'}{rest // UNITS_PER_CENT:02d}"
+
+
 def cents(units: int) -> int:
     """Whole cents for an amount that is a whole number of cents (e.g. for Stripe)."""
     if units % UNITS_PER_CENT:

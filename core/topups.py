@@ -41,6 +41,10 @@ class TopupNotFound(TopupError):
     code = "not_found"
 
 
+class CompanyBlocked(TopupError):
+    code = "company_blocked"
+
+
 class CheckoutFailed(TopupError):
     code = "checkout_failed"
 
@@ -75,6 +79,8 @@ def start_checkout_topup(
     The customer pays the gross amount: the top-up amount itself, or plus VAT when amounts are net.
     """
     limits.check(amount)
+    if session.get(Company, company_id).blocked_at is not None:
+        raise CompanyBlocked(company_id)
     topup = Topup(company_id=company_id, amount=amount, kind="checkout", status=TopupStatus.PENDING.value,
                   charged_cents=split_topup(amount, vat).gross_cents, save_payment_method=save_payment_method,
                   created_by_user_id=user_id)

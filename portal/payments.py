@@ -11,7 +11,7 @@ from core.clock import utcnow
 from core.extensions import limiter
 from core.i18n import active_language, money
 from core.models import db
-from core.money import UNITS_PER_CENT, InvalidAmount, eur, parse_amount
+from core.money import UNITS_PER_CENT, InvalidAmount, eur, parse_amount, plain_amount
 from core.payment_methods import (
     PaymentMethodNotFound, choose_auto_topup_method, company_payment_methods, remove_payment_method,
     start_adding_method,
@@ -19,7 +19,8 @@ from core.payment_methods import (
 from core.balances import account_summary
 from core.stripe_gateway import PaymentError
 from core.topups import (
-    AmountOutOfRange, CheckoutFailed, ReturnUrls, TopupLimits, TopupNotFound, cancel_topup, company_topup,
+    AmountOutOfRange, CheckoutFailed, CompanyBlocked, ReturnUrls, TopupLimits, TopupNotFound, cancel_topup,
+    company_topup,
     confirm_with_stripe, recent_topups, start_checkout_topup, topup_for_checkout,
 )
 from core.vat import VatPolicy, split_topup
@@ -109,6 +110,9 @@ def start_topup():
                 cancel=url_for("payments.topup_cancel", topup=topup_id, _external=True),
             ),
         )
+    except CompanyBlocked:
+        return _topup_page(form, error=_("Your account is blocked, so top-ups are not possible. Please contact "
+                                         "our support."), status=422)
     except CheckoutFailed:
         return _topup_page(form, error=_("The payment provider is not reachable right now. Nothing was charged. "
                                          "Please try again in a few minutes."), status=422)
@@ -157,11 +161,7 @@ def topup_cancel():
     found = cancel_topup(db.session, stripe_gateway(), current_user.company_id, found.id)
     if found.status == "canceled":
         flash(_("The top-up was canceled. Nothing was charged."), "info")
-    return redirect_to(url_for("payments.topup", amount=_plain_amount(found.amount)))
-
-
-def _plain_amount(units: int) -> str:
-    return money(units).replace("€", "").replace("\xa0", "").strip()
+    return redirect_to(url_for("payments.topup", amount=plain_amount(found.amount, active_language())))
 
 
 # -- saved payment methods ------------------------------------------------------------------------------

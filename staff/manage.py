@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
 
-from flask import Blueprint, abort, current_app, flash, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -17,7 +17,7 @@ from core.clock import utcnow
 from core.i18n import active_language
 from core.mail import EmailKind, queue_email
 from core.models import BonusRule, Company, Role, User, db
-from core.money import InvalidAmount, parse_amount
+from core.money import InvalidAmount, parse_amount, plain_amount
 from core.web import redirect_to, staff_actor, staff_required
 from staff.manage_forms import BonusRuleForm, InviteForm, ReasonForm
 
@@ -145,6 +145,48 @@ def _rule_values(form: BonusRuleForm) -> dict | None:
             "valid_from": datetime.combine(form.valid_from.data, time.min) if form.valid_from.data else None,
             "valid_until": datetime.combine(form.valid_until.data, time.min) if form.valid_until.data else None,
             "first_topup_only": form.first_topup_only.data}
+
+
+@bp.route("/bonus-rules/<int:rule_id>/edit", methods=["GET", "POST"])
+@staff_required(Role.STAFF_ADMIN)
+def edit_bonus_rule(rule_id: int):
+    rule = db.session.get(BonusRule, rule_id)
+    if rule is None or not rule.active:
+        abort(404)
+    form = BonusRuleForm() if request.method == "POST" else _form_of(rule)
+    if request.method == "GET":
+        return render_template("staff/bonus_rule_edit.html", rule=rule, form=form)
+    values = _rule_values(form) if form.validate() else None
+    if values is None:
+        flash(_("Nothing was changed: %(problems)s", problems=_form_problems(form) or _(
+            "give a minimum amount and either a percentage or a fixed bonus.")), "error")
+        return render_template("staff/bonus_rule_edit.html", rule=rule, form=form), 422
+    before = _rule_state(rule)
+    rule.name = form.name.data.strip()
+    for field, value in values.items():
+        setattr(rule, field, value)
+    record_action(db.session, staff_actor(), "bonus_rule.edit", target_type="bonus_rule", target_id=rule.id,
+                  before=before, after=_rule_state(rule), reason=form.reason.data)
+    db.session.commit()
+    flash(_("The bonus rule was changed. It applies to top-ups credited from now on."), "success")
+    return redirect_to(url_for("staff_manage.bonus_rules"))
+
+
+def _form_of(rule: BonusRule) -> BonusRuleForm:
+    language = active_language()
+    return BonusRuleForm(formdata=None, name=rule.name, min_amount=plain_amount(rule.min_amount, language),
+                         percent=str(Decimal(rule.percent_basis_points) / 100) if rule.percent_basis_points else "",
+                         fixed=plain_amount(rule.fixed_amount, language) if rule.fixed_amount else "",
+                         valid_from=rule.valid_from.date() if rule.valid_from else None,
+                         valid_until=rule.valid_until.date() if rule.valid_until else None,
+                         first_topup_only=rule.first_topup_only)
+
+
+def _rule_state(rule: BonusRule) -> dict:
+    return {"name": rule.name, "min_amount": rule.min_amount, "percent_basis_points": rule.percent_basis_points,
+            "fixed_amount": rule.fixed_amount, "first_topup_only": rule.first_topup_only,
+            "valid_from": rule.valid_from.isoformat() if rule.valid_from else None,
+            "valid_until": rule.valid_until.isoformat() if rule.valid_until else None}
 
 
 @bp.post("/bonus-rules/<int:rule_id>/end")

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core.audit import company_audit_trail, record_action
+from core.audit import audit_trail, company_audit_trail, record_action
 from core.autotopup import attempt_history
 from core.balances import account_summary
 from core.companies import (
@@ -28,6 +28,7 @@ bp = Blueprint("staff", __name__, url_prefix="/admin")
 
 TABS = ("ledger", "topups", "calls", "invoices", "auto_topup", "events", "emails", "users", "audit")
 TAB_ROWS = 50
+AUDIT_PAGE = 100
 
 
 @bp.get("/companies")
@@ -196,3 +197,14 @@ def auto_topup(company_id: int):
         return redirect_to(url_for("staff.company", company_id=company_id))
     flash(_("Automatic top-up is on.") if enable else _("Automatic top-up is off."), "success")
     return redirect_to(url_for("staff.company", company_id=company_id))
+
+
+@bp.get("/audit")
+@staff_required()
+def audit():
+    company_id = request.args.get("company", type=int)
+    before_id = request.args.get("before", type=int)
+    action = request.args.get("action", "")[:60] or None
+    records = audit_trail(db.session, company_id=company_id, action=action, before_id=before_id, limit=AUDIT_PAGE)
+    older = records[-1].id if len(records) == AUDIT_PAGE else None
+    return render_template("staff/audit.html", records=records, older=older, company_id=company_id, action=action or "")

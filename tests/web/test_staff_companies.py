@@ -144,3 +144,29 @@ def test_staff_switch_automatic_top_up_off_and_on_only_when_it_is_set_up(app, ad
     with app.app_context():
         assert not db.session.get(PrepaidBalance, company_id).auto_topup_enabled
         assert db.session.scalars(select(AuditRecord.action)).all() == ["company.auto_topup", "company.auto_topup"]
+
+
+def test_a_blocked_company_sees_why_and_cannot_top_up(app, admin, make_company):
+    from tests.stripe_helpers import start_topup
+
+    company_id, email = make_company()
+    token = csrf_token_from(admin.get(f"/admin/companies/{company_id}").text)
+    admin.post(f"/admin/companies/{company_id}/block", data={"block": "1", "reason": "Rücklastschrift", "csrf_token": token})
+    customer = app.test_client()
+    log_in(customer, email)
+    assert "Ihr Konto ist gesperrt: Rücklastschrift." in customer.get("/business/billing").text
+    refused = start_topup(customer, "100")
+    assert refused.status_code == 422 and "keine Aufladungen möglich" in refused.text
+
+
+def test_the_audit_page_lists_every_staff_action_and_filters_by_company(app, admin, make_company):
+    first, _ = make_company()
+    second, _ = make_company()
+    token = csrf_token_from(admin.get(f"/admin/companies/{first}").text)
+    for company_id in (first, second):
+        admin.post(f"/admin/companies/{company_id}/threshold", data={"threshold": "30", "reason": f"r{company_id}",
+                                                                    "csrf_token": token})
+    page = admin.get("/admin/audit").text
+    assert page.count('data-testid="audit-record"') == 2 and "127.0.0.1" in page
+    only_first = admin.get(f"/admin/audit?company={first}").text
+    assert only_first.count('data-testid="audit-record"') == 1 and f"r{first}" in only_first

@@ -99,3 +99,20 @@ def test_bonus_rules_are_created_and_ended_by_admins(app, admin):
         actions = db.session.scalars(select(AuditRecord.action).order_by(AuditRecord.id)).all()
     assert actions == ["bonus_rule.create", "bonus_rule.end"]
     assert re.search(r"Herbst.*beendet", admin.get("/admin/bonus-rules").text, re.S)
+
+
+def test_a_bonus_rule_is_edited_with_its_old_and_new_state_audited(app, admin):
+    from core.bonuses import create_rule
+
+    with app.app_context():
+        rule_id = create_rule(db.session, "Sommer", eur("100"), fixed_amount=eur("5")).id
+        db.session.commit()
+    page = admin.get(f"/admin/bonus-rules/{rule_id}/edit")
+    assert 'value="Sommer"' in page.text and 'value="100"' in page.text and 'value="5"' in page.text
+    admin.post(f"/admin/bonus-rules/{rule_id}/edit", data={"name": "Sommer+", "min_amount": "100", "percent": "4",
+                                                           "reason": "Neue Konditionen", "csrf_token": csrf_token_from(page.text)})
+    with app.app_context():
+        rule = db.session.get(BonusRule, rule_id)
+        assert (rule.name, rule.percent_basis_points, rule.fixed_amount) == ("Sommer+", 400, None)
+        record = db.session.scalar(select(AuditRecord))
+        assert record.action == "bonus_rule.edit" and record.before["fixed_amount"] == eur("5")
