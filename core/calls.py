@@ -129,8 +129,7 @@ def end_call(session: Session, company_id: int, call_id: str, *, duration_second
     started_at = reservation.started_at if reservation else ended_at - timedelta(seconds=duration_seconds)
     if ended_at < started_at:
         raise EndBeforeStart(call_id)
-    lock_account(session, company_id)
-    try:
+    try:  # post_entry's UPDATE takes the balance row lock, in the same order as expire_reservations
         charge = charge_call(session, company_id, call_id, started_at=started_at, ended_at=ended_at,
                              duration_seconds=duration_seconds, description=description or _describe(reservation),
                              from_number=reservation.from_number if reservation else None,
@@ -140,7 +139,8 @@ def end_call(session: Session, company_id: int, call_id: str, *, duration_second
         return _charge(session, company_id, call_id), False
     if reservation is not None:
         _resolve(session, reservation, ReservationStatus.CAPTURED)
-    charge.balance_after = lock_account(session, company_id)[0]
+    if charge.balance_after is None:  # a 0-second call posts nothing: report the balance as it stands
+        charge.balance_after = lock_account(session, company_id)[0]
     session.commit()
     return charge, True
 

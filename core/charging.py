@@ -72,5 +72,5 @@ def charge_call(session: Session, company_id: int, call_id: str, *, started_at: 
         entry = post_entry(session, company_id, EntryType.CHARGE, -rating.amount, description=description,
                            reference=Reference("call", call_id), actor="telephony", allow_negative=True,
                            created_at=posted_at)
-        charge.ledger_entry_id = entry.id
+        charge.ledger_entry_id, charge.balance_after = entry.id, entry.balance_after
     return charge

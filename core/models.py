@@ -211,6 +211,7 @@ class CallReservation(db.Model):
     __tablename__ = "call_reservations"
     __table_args__ = (
         UniqueConstraint("company_id", "call_id", name="uq_call_reservations_company_call"),
+        Index("ix_call_reservations_call_id", "call_id"),
         Index("ix_call_reservations_status_started", "status", "started_at"),
     )
 
@@ -236,6 +237,7 @@ class CallCharge(db.Model):
     __tablename__ = "call_charges"
     __table_args__ = (
         UniqueConstraint("company_id", "call_id", name="uq_call_charges_company_call"),
+        Index("ix_call_charges_call_id", "call_id"),  # "is this call another company's?" on every start/end
         # Range scans and keyset pages of the usage page; on PostgreSQL also index-only aggregates.
         Index("ix_call_charges_company_started_id", "company_id", "started_at", "id",
               postgresql_include=["billed_seconds", "duration_seconds", "amount", "refunded_amount"]),
