@@ -86,6 +86,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from http_server import stop, wait_until_up  # noqa: E402 (bench/ itself is on the path: the script's folder)
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/portal_bench_charges"
 SECRET_KEY = "bench-only-secret-key"
 OPENING_BALANCE_EUR = 1_000_000
@@ -538,42 +540,15 @@ def gunicorn_server(database_url: str, workers: int, worker_class: str, threads:
                                    start_new_session=True)  # its own process group, to kill the workers too
     server = Server(f"http://{HTTP_HOST}:{port}", process.pid, workers, worker_class, threads)
     try:
-        wait_until_up(server, process, log_path)
+        wait_until_up(server.base_url, process, log_path)
         yield server
     finally:
-        stop_server(process)
+        stop(process)
         lines = log_path.read_text().splitlines()
         if lines:
             print(f"gunicorn log ({log_path}, last lines):")
             for line in lines[-20:]:
                 print("  " + line)
-
-
-def wait_until_up(server: Server, process: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}, see {log_path}")
-        try:
-            with opener.open(server.base_url + "/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s, see {log_path}")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    """SIGTERM (graceful shutdown), then SIGKILL to its process group if it hangs."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 TIME_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000}

@@ -72,6 +72,8 @@ from sqlalchemy.exc import ProgrammingError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from http_server import stop, wait_until_up  # noqa: E402 (bench/ itself is on the path: the script's folder)
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/portal_bench"
 COMPANY_NAME = "Bench Ledger GmbH"
 EMAIL = "bench-admin@example.com"
@@ -361,37 +363,11 @@ def gunicorn_server(database_url: str) -> Iterator[Server]:
                                    start_new_session=True)  # its own process group, to kill the workers too
     server = Server(f"http://{HTTP_HOST}:{port}", process.pid, make_url(database_url).database)
     try:
-        wait_until_up(server, process, log_path)
+        wait_until_up(server.base_url, process, log_path)
         yield server
     finally:
         stop(process)
         print_log(log_path)
-
-
-def wait_until_up(server: Server, process: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}, see {log_path}")
-        try:
-            with opener().open(server.base_url + "/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s, see {log_path}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM (graceful shutdown), then SIGKILL to its process group (master and workers) if it hangs."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def print_log(log_path: Path) -> None:
