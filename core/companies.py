@@ -109,7 +109,10 @@ def _filtered(query, text: str, flags: frozenset[str]):
 # -- managing a company (each change audited in its own transaction) -----------------------------------
 
 def set_blocked(session: Session, actor: Actor, company_id: int, blocked: bool, reason: str) -> Company:
+    """Block or unblock; asking for the state it is in already (a double-submitted form) changes nothing."""
     company = session.get(Company, company_id)
+    if (company.blocked_at is not None) == blocked:
+        return company
     before = {"blocked": company.blocked_at is not None, "reason": company.blocked_reason}
     company.blocked_at, company.blocked_reason = (utcnow(), reason) if blocked else (None, None)
     record_action(session, actor, "company.block" if blocked else "company.unblock", target_type="company",
@@ -121,8 +124,11 @@ def set_blocked(session: Session, actor: Actor, company_id: int, blocked: bool, 
 
 def change_rate(session: Session, actor: Actor, company_id: int, rate_per_minute: int, increment_seconds: int,
                 reason: str) -> BillingRate:
-    """A new rate from now on; calls that started before keep their rate (the old row stays)."""
+    """A new rate from now on; calls that started before keep their rate (the old row stays).
+    The rate in force already (e.g. a double-submitted form) adds nothing."""
     current = rate_at(session, company_id)
+    if (current.rate_per_minute, current.billing_increment_seconds) == (rate_per_minute, increment_seconds):
+        return current
     rate = BillingRate(company_id=company_id, rate_per_minute=rate_per_minute,
                        billing_increment_seconds=increment_seconds, valid_from=utcnow())
     session.add(rate)
@@ -137,6 +143,8 @@ def change_rate(session: Session, actor: Actor, company_id: int, rate_per_minute
 
 def change_threshold(session: Session, actor: Actor, company_id: int, threshold: int, reason: str) -> None:
     before = session.get(PrepaidBalance, company_id).low_balance_threshold
+    if before == threshold:  # a double-submitted form
+        return
     session.execute(update(PrepaidBalance).where(PrepaidBalance.company_id == company_id)
                     .values(low_balance_threshold=threshold))
     record_action(session, actor, "company.threshold", target_type="company", target_id=company_id,
@@ -152,6 +160,8 @@ class AutoTopupIncomplete(Exception):
 def set_auto_topup(session: Session, actor: Actor, company_id: int, enabled: bool, reason: str) -> None:
     """Staff switch a company's automatic top-up on (only with a complete setup) or off."""
     account = session.get(PrepaidBalance, company_id)
+    if account.auto_topup_enabled == enabled:  # a double-submitted form
+        return
     if enabled and not (account.auto_topup_payment_method_id and account.auto_topup_amount
                         and account.auto_topup_threshold is not None):
         raise AutoTopupIncomplete(company_id)

@@ -170,3 +170,17 @@ def test_the_audit_page_lists_every_staff_action_and_filters_by_company(app, adm
     assert page.count('data-testid="audit-record"') == 2 and "127.0.0.1" in page
     only_first = admin.get(f"/admin/audit?company={first}").text
     assert only_first.count('data-testid="audit-record"') == 1 and f"r{first}" in only_first
+
+
+def test_double_submitted_manage_forms_change_nothing_the_second_time(app, admin, make_company):
+    company_id, _ = make_company()
+    token = csrf_token_from(admin.get(f"/admin/companies/{company_id}").text)
+    for _ in range(2):
+        admin.post(f"/admin/companies/{company_id}/block", data={"block": "1", "reason": "Sperre", "csrf_token": token})
+        admin.post(f"/admin/companies/{company_id}/rate", data={"rate_per_minute": "0,35", "increment": "1",
+                                                               "reason": "Vertrag", "csrf_token": token})
+        admin.post(f"/admin/companies/{company_id}/threshold", data={"threshold": "40", "reason": "x", "csrf_token": token})
+    with app.app_context():
+        assert len(db.session.scalars(select(BillingRate).where(BillingRate.company_id == company_id)).all()) == 2
+        assert db.session.scalars(select(AuditRecord.action).order_by(AuditRecord.id)).all() == [
+            "company.block", "company.rate", "company.threshold"]
