@@ -74,8 +74,8 @@ def usage_chart(days: Sequence[ChartDay], *, text: ChartText, spend_tick: Callab
     spend_ticks = nice_ticks(max((day.spend for day in days), default=Decimal(0)), Decimal("0.01"))
     minutes_ticks = nice_ticks(max((day.minutes for day in days), default=Decimal(0)), Decimal("0.1"))
 
-    def y_of(value: Decimal, ticks: list[Decimal], top: int, bottom: int) -> float:
-        return bottom - float(value / ticks[-1]) * (bottom - top)
+    def y_of(value: Decimal, ticks: list[Decimal], top: int, bottom: int) -> float:  # not money
+        return bottom - float(value / ticks[-1]) * (bottom - top)  # not money
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '

@@ -315,7 +315,7 @@ class SmtpTransport:
     """Sends over SMTP: STARTTLS when asked (certificate verified), login when a user is set."""
 
     def __init__(self, host: str, port: int = 587, user: str | None = None, password: str | None = None,
-                 starttls: bool = True, timeout: float = SMTP_TIMEOUT_SECONDS):
+                 starttls: bool = True, timeout: float = SMTP_TIMEOUT_SECONDS):  # not money
         self.host, self.port, self.user, self.password = host, port, user, password
         self.starttls, self.timeout = starttls, timeout
 
@@ -367,6 +367,7 @@ def transport_from_config(config: Mapping) -> Transport:
     if config["SMTP_HOST"]:
         return SmtpTransport(
             config["SMTP_HOST"], config["SMTP_PORT"], user=config["SMTP_USER"], password=config["SMTP_PASSWORD"],
-            starttls=config["SMTP_STARTTLS"], timeout=float(config.get("SMTP_TIMEOUT", SMTP_TIMEOUT_SECONDS)),
+            starttls=config["SMTP_STARTTLS"],
+            timeout=float(config.get("SMTP_TIMEOUT", SMTP_TIMEOUT_SECONDS)),  # not money: seconds
         )
     return OutboxTransport(config["OUTBOX_DIR"])
