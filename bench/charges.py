@@ -62,7 +62,6 @@ import random
 import re
 import resource
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -70,8 +69,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -79,14 +76,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from http_server import stop, wait_until_up  # noqa: E402 (bench/ itself is on the path: the script's folder)
+from common import ensure_database, stop, wait_until_up  # noqa: E402 (bench/ itself is on the path: the script's folder)
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/portal_bench_charges"
 SECRET_KEY = "bench-only-secret-key"
@@ -101,19 +97,6 @@ OTHER_CPU_WARNING = 0.25  # cores used by other programs that make a run's numbe
 
 
 # --- database --------------------------------------------------------------------------------
-
-
-def ensure_database(url: str) -> None:
-    """Create the bench database if it is missing; refuse a name without "bench"."""
-    target = make_url(url)
-    if "bench" not in (target.database or ""):
-        sys.exit(f"refusing to use database {target.database!r}: its name must contain 'bench'")
-    admin = target.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)).fetchone()
-        if not exists:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target.database)))
-            print(f"created database {target.database}")
 
 
 def psycopg_url(url: str) -> str:

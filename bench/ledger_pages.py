@@ -46,7 +46,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -63,8 +62,6 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 from urllib.parse import urlencode
 
-import psycopg
-from psycopg import sql
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
@@ -72,7 +69,7 @@ from sqlalchemy.exc import ProgrammingError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from http_server import stop, wait_until_up  # noqa: E402 (bench/ itself is on the path: the script's folder)
+from common import ensure_database, stop, wait_until_up  # noqa: E402 (bench/ itself is on the path: the script's folder)
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/portal_bench"
 COMPANY_NAME = "Bench Ledger GmbH"
@@ -146,19 +143,6 @@ Fetch = Callable[[str], str]  # URL path -> body of its 200 response
 
 
 # --- database --------------------------------------------------------------------------------
-
-
-def ensure_database(url: str) -> None:
-    """Create the bench database on its server if it is missing (connecting to ``postgres``)."""
-    target = make_url(url)
-    if "bench" not in (target.database or ""):
-        sys.exit(f"refusing to use database {target.database!r}: its name must contain 'bench'")
-    admin = target.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)).fetchone()
-        if not exists:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target.database)))
-            print(f"created database {target.database}")
 
 
 def make_bench_app(url: str):

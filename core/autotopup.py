@@ -55,7 +55,7 @@ from core.mail import EmailKind, queue_email
 from core.models import (
     IN_FLIGHT_AUTO_TOPUP, AutoTopupAttempt, AutoTopupStatus, Company, PrepaidBalance, Topup, TopupStatus,
 )
-from core.money import UNITS_PER_CENT, UNITS_PER_EUR, plain_amount
+from core.money import UNITS_PER_CENT, plain_amount
 from core.payment_methods import company_payment_methods
 from core.queue import BILLING, enqueue
 from core.stripe_gateway import PaymentError, PaymentIntent, StripeGateway

@@ -71,9 +71,22 @@ def _filtered(company_id: int, filters: TransactionFilter) -> Select:
     return query
 
 
-_POSITION = tuple_(BalanceTransaction.created_at, BalanceTransaction.id)
-_NEWEST_FIRST = (BalanceTransaction.created_at.desc(), BalanceTransaction.id.desc())
-_OLDEST_FIRST = (BalanceTransaction.created_at.asc(), BalanceTransaction.id.asc())
+def keyset_rows(session: Session, query: Select, position: tuple, *, after: Cursor | None,
+                before: Cursor | None, limit: int) -> tuple[list, bool, bool]:
+    """Rows of ``query`` newest first by the (time, id) columns ``position``: the first ``limit``,
+    those older than ``after`` or newer than ``before``. Returns (rows, has_older, has_newer)."""
+    moment, row_id = position
+    key = tuple_(moment, row_id)
+    if before is not None:
+        rows = list(session.scalars(query.where(key > (before.created_at, before.id))
+                                    .order_by(moment.asc(), row_id.asc()).limit(limit + 1)))
+        has_newer, rows = len(rows) > limit, rows[:limit]
+        rows.reverse()
+        return rows, bool(rows), has_newer
+    if after is not None:
+        query = query.where(key < (after.created_at, after.id))
+    rows = list(session.scalars(query.order_by(moment.desc(), row_id.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit, after is not None and bool(rows)
 
 
 def transactions_page(
@@ -86,22 +99,9 @@ def transactions_page(
     limit: int = 50,
 ) -> TransactionPage:
     """One page: the newest rows, or those older than ``after``, or newer than ``before``."""
-    query = _filtered(company_id, filters)
-    if before is not None:
-        rows = list(
-            session.scalars(
-                query.where(_POSITION > (before.created_at, before.id)).order_by(*_OLDEST_FIRST).limit(limit + 1)
-            )
-        )
-        has_newer, rows = len(rows) > limit, rows[:limit]
-        rows.reverse()
-        has_older = bool(rows)
-    else:
-        if after is not None:
-            query = query.where(_POSITION < (after.created_at, after.id))
-        rows = list(session.scalars(query.order_by(*_NEWEST_FIRST).limit(limit + 1)))
-        has_older, rows = len(rows) > limit, rows[:limit]
-        has_newer = after is not None and bool(rows)
+    rows, has_older, has_newer = keyset_rows(session, _filtered(company_id, filters),
+                                             (BalanceTransaction.created_at, BalanceTransaction.id),
+                                             after=after, before=before, limit=limit)
     return TransactionPage(
         entries=rows,
         older=Cursor.of(rows[-1]) if has_older else None,

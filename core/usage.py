@@ -20,12 +20,12 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Date, Select, case, cast, func, literal, select, tuple_
+from sqlalchemy import Date, Select, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from core.models import CallCharge, Company
 from core.money import UNITS_PER_CENT, divide_half_up
-from core.transactions import Cursor
+from core.transactions import Cursor, keyset_rows
 
 SECONDS_PER_DAY = 86_400
 MAX_RANGE_DAYS = 366
@@ -263,9 +263,6 @@ def _position_of(charge: CallCharge) -> Cursor:
     return Cursor(charge.started_at, charge.id)
 
 
-_POSITION = tuple_(CallCharge.started_at, CallCharge.id)
-_NEWEST_FIRST = (CallCharge.started_at.desc(), CallCharge.id.desc())
-_OLDEST_FIRST = (CallCharge.started_at.asc(), CallCharge.id.asc())
 
 
 def _calls(company_id: int, usage_range: UsageRange) -> Select:
@@ -278,19 +275,9 @@ def calls_page(session: Session, company_id: int, usage_range: UsageRange, *,
 
     A cursor is only a position: the query is always limited to the company and the range.
     """
-    query = _calls(company_id, usage_range)
-    if before is not None:
-        rows = list(session.scalars(
-            query.where(_POSITION > (before.created_at, before.id)).order_by(*_OLDEST_FIRST).limit(limit + 1)))
-        has_newer, rows = len(rows) > limit, rows[:limit]
-        rows.reverse()
-        has_older = bool(rows)
-    else:
-        if after is not None:
-            query = query.where(_POSITION < (after.created_at, after.id))
-        rows = list(session.scalars(query.order_by(*_NEWEST_FIRST).limit(limit + 1)))
-        has_older, rows = len(rows) > limit, rows[:limit]
-        has_newer = after is not None and bool(rows)
+    rows, has_older, has_newer = keyset_rows(session, _calls(company_id, usage_range),
+                                             (CallCharge.started_at, CallCharge.id),
+                                             after=after, before=before, limit=limit)
     return CallPage(rows, _position_of(rows[-1]) if has_older else None,
                     _position_of(rows[0]) if has_newer else None)
 

@@ -1,6 +1,6 @@
 """`flask stripe replay` and `flask bonus` commands."""
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from core.models import BonusRule, PrepaidBalance, WebhookEvent, db
 from core.money import eur
