@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.charging import charge_call, rate_at
+from core.charging import RATE_STARTED_AT_MOMENT, ChargedCall, RateTerms, charge_call, rate_call, terms_or_first
 from core.clock import utcnow
 from core.ledger import change_reserved, lock_account
-from core.models import CallCharge, CallReservation, Company, ReservationStatus
+from core.models import CallCharge, CallReservation, Company, ReservationStatus, without_transaction
 
 
 class CallError(Exception):
@@ -55,32 +55,51 @@ class CallPolicy:
         return cls(config["CALL_RESERVATION_MINUTES"], config["CALL_MINIMUM_MINUTES"])
 
 
-def _owned_elsewhere(session: Session, company_id: int, call_id: str) -> bool:
-    """Call ids come from the telephony platform and are unique there: one of another company is not ours."""
-    for model in (CallReservation, CallCharge):
-        if session.scalar(select(model.id).where(model.call_id == call_id, model.company_id != company_id).limit(1)):
-            return True
-    return False
+@dataclass(frozen=True)
+class KnownCall:
+    """What is stored under a call id (ours, or a sign it is another company's) and the rate of a
+    call that started at the moment asked about: one query before every start and end."""
+
+    charge_id: int | None
+    reservation_id: int | None
+    elsewhere: bool  # call ids come from the telephony platform and are unique there
+    terms: RateTerms
 
 
-def _reservation(session: Session, company_id: int, call_id: str) -> CallReservation | None:
-    return session.scalar(select(CallReservation).where(
-        CallReservation.company_id == company_id, CallReservation.call_id == call_id))
+def _first_id(model, *, ours: bool):
+    owner = model.company_id == bindparam("company_id") if ours else model.company_id != bindparam("company_id")
+    return select(model.id).where(model.call_id == bindparam("call_id"), owner).limit(1).scalar_subquery()
+
+
+_CALL_LOOKUP = select(
+    _first_id(CallCharge, ours=True).label("charge_id"),
+    _first_id(CallReservation, ours=True).label("reservation_id"),
+    or_(_first_id(CallCharge, ours=False).is_not(None), _first_id(CallReservation, ours=False).is_not(None))
+    .label("elsewhere"),
+    *RATE_STARTED_AT_MOMENT,
+)
+
+
+def _known_call(session: Session, company_id: int, call_id: str, started_at: datetime) -> KnownCall:
+    row = session.connection().execute(
+        _CALL_LOOKUP, {"company_id": company_id, "call_id": call_id, "moment": started_at}).one()
+    return KnownCall(row.charge_id, row.reservation_id, row.elsewhere,
+                     terms_or_first(session, company_id, row.rate_per_minute, row.billing_increment_seconds))
 
 
 def start_call(session: Session, company_id: int, call_id: str, *, started_at: datetime, policy: CallPolicy,
                from_number: str | None = None, to_number: str | None = None) -> CallReservation:
     """Hold funds for a live call: the policy's minutes at the current rate, or what is available
     if that is less but at least the minimum. A repeated start returns the first reservation."""
-    existing = _reservation(session, company_id, call_id)
-    if existing is not None:
-        return existing
-    if _owned_elsewhere(session, company_id, call_id):
+    known = _known_call(session, company_id, call_id, started_at)
+    if known.reservation_id is not None:
+        return session.get(CallReservation, known.reservation_id)
+    if known.elsewhere:
         raise CallOfAnotherCompany(call_id)
     company = session.get(Company, company_id)
     if company.blocked_at is not None:
         raise CompanyBlocked(company_id)
-    rate = rate_at(session, company_id, started_at)
+    rate = known.terms
     balance, reserved = lock_account(session, company_id)
     available = balance - reserved
     minimum = rate.rate_per_minute * policy.minimum_minutes
@@ -100,7 +119,8 @@ def start_call(session: Session, company_id: int, call_id: str, *, started_at: d
         session.commit()
     except IntegrityError:  # a concurrent duplicate start won
         session.rollback()
-        return _reservation(session, company_id, call_id)
+        return session.scalars(select(CallReservation).where(
+            CallReservation.company_id == company_id, CallReservation.call_id == call_id)).one()
     return reservation
 
 
@@ -113,40 +133,64 @@ def _seconds_paid_for(amount: int, rate_per_minute: int, increment: int) -> int:
 
 
 def end_call(session: Session, company_id: int, call_id: str, *, duration_seconds: int,
-             ended_at: datetime | None = None, description: str = "") -> tuple[CallCharge, bool]:
-    """Charge a finished call and let its reservation go. Returns (charge, created now?).
+             ended_at: datetime | None = None, description: str = "") -> tuple[ChargedCall, bool]:
+    """Charge a finished call and let its reservation go. Returns (the charge, created now?).
 
     The call is charged in full even below zero: the platform has already carried it. An end
-    without a start is charged all the same. A repeated end returns the first charge.
+    without a start is charged all the same. A repeated end returns the first charge. It commits.
+
+    Called with no transaction open, on PostgreSQL, the charge of a call without a reservation is
+    one statement on its own (atomic by itself, see core.ledger.post_linked_entry): no BEGIN and
+    COMMIT round trips, and the company's balance row is locked only while that statement runs.
     """
-    existing = _charge(session, company_id, call_id)
-    if existing is not None:
-        return existing, False
-    if _owned_elsewhere(session, company_id, call_id):
+    lone_statements = without_transaction(session)
+    try:
+        return _end_call(session, company_id, call_id, duration_seconds, ended_at or utcnow(), description,
+                         lone_statements)
+    finally:
+        if lone_statements:
+            session.rollback()  # whatever way it left: the session is back to transactions
+
+
+def _end_call(session: Session, company_id: int, call_id: str, duration_seconds: int, ended_at: datetime,
+              description: str, lone_statements: bool) -> tuple[ChargedCall, bool]:
+    known = _known_call(session, company_id, call_id, ended_at - timedelta(seconds=duration_seconds))
+    if known.charge_id is not None:
+        return ChargedCall.of(session.get(CallCharge, known.charge_id)), False
+    if known.elsewhere:
         raise CallOfAnotherCompany(call_id)
-    ended_at = ended_at or utcnow()
-    reservation = _reservation(session, company_id, call_id)
+    reservation = session.get(CallReservation, known.reservation_id) if known.reservation_id else None
     started_at = reservation.started_at if reservation else ended_at - timedelta(seconds=duration_seconds)
     if ended_at < started_at:
         raise EndBeforeStart(call_id)
-    try:  # post_entry's UPDATE takes the balance row lock, in the same order as expire_reservations
+    terms = _terms(reservation) or known.terms
+    free = not rate_call(duration_seconds, terms.rate_per_minute, terms.billing_increment_seconds).amount
+    if lone_statements and (reservation is not None or free):
+        session.commit()  # more than one write follows: back to a transaction
+    try:  # the balance UPDATE takes the row lock first, in the same order as expire_reservations
         charge = charge_call(session, company_id, call_id, started_at=started_at, ended_at=ended_at,
                              duration_seconds=duration_seconds, description=description or _describe(reservation),
                              from_number=reservation.from_number if reservation else None,
-                             to_number=reservation.to_number if reservation else None)
+                             to_number=reservation.to_number if reservation else None, terms=terms)
     except IntegrityError:  # a concurrent duplicate end won
         session.rollback()
-        return _charge(session, company_id, call_id), False
+        return ChargedCall.of(_charge(session, company_id, call_id)), False
     if reservation is not None:
         _resolve(session, reservation, ReservationStatus.CAPTURED)
-    if charge.balance_after is None:  # a 0-second call posts nothing: report the balance as it stands
-        charge.balance_after = lock_account(session, company_id)[0]
     session.commit()
     return charge, True
 
 
-def _charge(session: Session, company_id: int, call_id: str) -> CallCharge | None:
-    return session.scalar(select(CallCharge).where(CallCharge.company_id == company_id, CallCharge.call_id == call_id))
+def _terms(reservation: CallReservation | None) -> RateTerms | None:
+    """The rate a reservation recorded at the start (None without one: the lookup has it)."""
+    if reservation is None:
+        return None
+    return RateTerms(reservation.rate_per_minute, reservation.billing_increment_seconds)
+
+
+def _charge(session: Session, company_id: int, call_id: str) -> CallCharge:
+    return session.scalars(select(CallCharge).where(
+        CallCharge.company_id == company_id, CallCharge.call_id == call_id)).one()
 
 
 def _describe(reservation: CallReservation | None) -> str:

@@ -123,12 +123,12 @@ def set_blocked(session: Session, actor: Actor, company_id: int, blocked: bool, 
 
 
 def change_rate(session: Session, actor: Actor, company_id: int, rate_per_minute: int, increment_seconds: int,
-                reason: str) -> BillingRate:
+                reason: str) -> BillingRate | None:
     """A new rate from now on; calls that started before keep their rate (the old row stays).
-    The rate in force already (e.g. a double-submitted form) adds nothing."""
+    The rate in force already (e.g. a double-submitted form) adds nothing: None."""
     current = rate_at(session, company_id)
     if (current.rate_per_minute, current.billing_increment_seconds) == (rate_per_minute, increment_seconds):
-        return current
+        return None
     rate = BillingRate(company_id=company_id, rate_per_minute=rate_per_minute,
                        billing_increment_seconds=increment_seconds, valid_from=utcnow())
     session.add(rate)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
@@ -93,6 +93,91 @@ def post_entry(
     session.add(entry)
     session.flush()
     return entry
+
+
+@dataclass(frozen=True)
+class LinkedPosting:
+    record_id: int  # the linked row's id
+    entry_id: int
+    balance_after: int
+
+
+def post_linked_entry(
+    session: Session,
+    company_id: int,
+    entry_type: EntryType,
+    amount: int,
+    *,
+    table: Table,
+    values: dict,
+    description: str = "",
+    reference: Reference | None = None,
+    actor: str = "system",
+    allow_negative: bool = False,
+    created_at: datetime | None = None,
+) -> LinkedPosting:
+    """:func:`post_entry`, and insert ``values`` into ``table`` (e.g. a call charge) pointing at the
+    new ledger row: ``ledger_entry_id`` and ``balance_after``. Same rules, same errors.
+
+    On PostgreSQL the three writes are one statement, so the balance row lock is held from that
+    statement to COMMIT and not across round trips from Python; elsewhere they run one by one.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        entry = post_entry(session, company_id, entry_type, amount, description=description, reference=reference,
+                           actor=actor, allow_negative=allow_negative, created_at=created_at)
+        record_id = session.execute(insert(table).values(
+            **values, ledger_entry_id=entry.id, balance_after=entry.balance_after).returning(table.c.id)).scalar_one()
+        return LinkedPosting(record_id, entry.id, entry.balance_after)
+    if amount == 0:
+        raise ZeroAmount()
+    now = utcnow()
+    params = {"account": company_id, "amount": amount, "allow_negative": allow_negative, "now": now,
+              "type": EntryType(entry_type).value, "description": description, "actor": actor,
+              "reference_type": reference.type if reference else None,
+              "reference_id": reference.id if reference else None, "created_at": created_at or now}
+    params.update({f"linked_{name}": value for name, value in values.items()})
+    row = session.connection().execute(_linked_posting_statement(table, tuple(values)), params).one_or_none()
+    if row is None:
+        _raise_for_refused_update(session, company_id, amount)
+    return LinkedPosting(*row)
+
+
+_LINKED_STATEMENTS: dict[tuple[str, tuple[str, ...]], object] = {}
+
+
+def _linked_posting_statement(table: Table, columns: tuple[str, ...]):
+    """UPDATE the balance, INSERT the ledger row from its RETURNING, INSERT the linked row from that:
+    PostgreSQL's data-modifying CTEs. Built once per table and column list, then only executed."""
+    key = (table.name, columns)
+    if key not in _LINKED_STATEMENTS:
+        balances, ledger = PrepaidBalance.__table__, BalanceTransaction.__table__
+        amount = bindparam("amount", type_=balances.c.balance.type)
+        moved = (
+            update(balances)
+            .where(balances.c.company_id == bindparam("account"),
+                   or_(bindparam("allow_negative"), amount >= 0, balances.c.balance + amount - balances.c.reserved >= 0))
+            .values(balance=balances.c.balance + amount, updated_at=bindparam("now", type_=balances.c.updated_at.type))
+            .returning(balances.c.company_id, balances.c.balance)
+            .cte("moved")
+        )
+        entry_values = {
+            "company_id": moved.c.company_id, "amount": amount, "balance_before": moved.c.balance - amount,
+            "balance_after": moved.c.balance,
+            **{name: bindparam(name, type_=ledger.c[name].type)
+               for name in ("type", "description", "reference_type", "reference_id", "actor", "created_at")},
+        }
+        entry = (
+            insert(ledger).from_select(list(entry_values), select(*entry_values.values()))
+            .returning(ledger.c.id, ledger.c.balance_after)
+            .cte("entry")
+        )
+        linked_values = {name: bindparam(f"linked_{name}", type_=table.c[name].type) for name in columns}
+        linked_values.update(ledger_entry_id=entry.c.id, balance_after=entry.c.balance_after)
+        _LINKED_STATEMENTS[key] = (
+            insert(table).from_select(list(linked_values), select(*linked_values.values()))
+            .returning(table.c.id, table.c.ledger_entry_id, table.c.balance_after)
+        )
+    return _LINKED_STATEMENTS[key]
 
 
 def lock_account(session: Session, company_id: int) -> tuple[int, int]:

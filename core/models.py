@@ -13,7 +13,7 @@ from sqlalchemy import (
     JSON, BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, scoped_session
 
 from core.clock import utcnow
 from core.money import eur
@@ -35,6 +35,18 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+def without_transaction(session) -> bool:
+    """On PostgreSQL, when the session has no transaction open, run its next statements each on
+    its own (autocommit) until it commits or rolls back: reads and single-statement writes are
+    spared the BEGIN and COMMIT round trips. Returns whether it did; the caller must then end it
+    (commit or rollback) before anything writes more than one statement."""
+    plain = session() if isinstance(session, scoped_session) else session  # db.session is a scoped one
+    if plain.in_transaction() or session.get_bind().dialect.name != "postgresql":
+        return False
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return True
+
 
 def insert_or_ignore(session, model):
     """``INSERT ... ON CONFLICT DO NOTHING`` for the session's database (PostgreSQL or SQLite)."""

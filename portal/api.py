@@ -16,7 +16,7 @@ from core.api_keys import authenticate_api_key
 from core.autotopup import maybe_trigger
 from core.calls import CallError, CallPolicy, end_call, start_call
 from core.clock import utcnow
-from core.models import db
+from core.models import db, without_transaction
 from core.money import to_decimal_string
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -57,10 +57,13 @@ def api_key_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        without_transaction(db.session)  # the key lookup needs none; it ends before the call is handled
         key = authenticate_api_key(db.session, token.strip()) if scheme.lower() == "bearer" else None
-        if key is None:
+        company_id = key.company_id if key is not None else None
+        db.session.rollback()
+        if company_id is None:
             return error("unauthorized", "A valid API key is required (Authorization: Bearer <key>).", 401)
-        g.api_company_id = key.company_id
+        g.api_company_id = company_id
         return view(*args, **kwargs)
 
     return wrapper

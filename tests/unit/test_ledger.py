@@ -1,15 +1,16 @@
 import threading
+from datetime import datetime
 
 import pytest
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.accounts import create_company
 from core.ledger import (
-    InsufficientBalance, Reference, UnknownCompany, ZeroAmount, post_entry, verify_ledger,
+    InsufficientBalance, Reference, UnknownCompany, ZeroAmount, post_entry, post_linked_entry, verify_ledger,
 )
-from core.models import BalanceTransaction, EntryType, PrepaidBalance
+from core.models import BalanceTransaction, CallCharge, EntryType, PrepaidBalance, without_transaction
 from core.money import eur
 
 
@@ -188,3 +189,52 @@ def test_concurrent_debits_never_overdraw_the_available_balance(app, company_id,
     assert len(accepted) == 30 and len(refused) == 20
     assert balance_of(session, company_id) == 0
     engine.dispose()
+
+
+def call_charge_values(company_id, call_id, amount):
+    moment = datetime(2026, 11, 1, 10, 0)
+    return dict(company_id=company_id, call_id=call_id, started_at=moment, ended_at=moment, duration_seconds=61,
+                billed_seconds=61, rate_per_minute=eur("0.42"), billing_increment_seconds=1, amount=amount,
+                refund_status="none", refunded_amount=0, from_number=None, to_number=None, created_at=moment)
+
+
+def post_call(session, company_id, call_id, amount, allow_negative=True):
+    return post_linked_entry(session, company_id, EntryType.CHARGE, -amount, table=CallCharge.__table__,
+                             values=call_charge_values(company_id, call_id, amount),
+                             reference=Reference("call", call_id), actor="telephony", allow_negative=allow_negative)
+
+
+def test_a_linked_posting_writes_the_ledger_row_and_the_row_pointing_at_it(session, company_id):
+    post_entry(session, company_id, EntryType.TOPUP, eur("10"))
+    posted = post_call(session, company_id, "linked-1", eur("0.427"))
+    session.commit()
+    charge = session.get(CallCharge, posted.record_id)
+    entry = session.get(BalanceTransaction, posted.entry_id)
+    assert (charge.ledger_entry_id, charge.balance_after) == (entry.id, eur("9.573"))
+    assert (entry.amount, entry.balance_before, entry.balance_after) == (-eur("0.427"), eur("10"), eur("9.573"))
+    assert (entry.reference_type, entry.reference_id, entry.actor) == ("call", "linked-1", "telephony")
+    assert posted.balance_after == balance_of(session, company_id) == eur("9.573")
+
+
+def test_a_linked_debit_beyond_the_available_balance_writes_neither_row(session, company_id):
+    post_entry(session, company_id, EntryType.TOPUP, eur("1"))
+    session.commit()
+    with pytest.raises(InsufficientBalance):
+        post_call(session, company_id, "too-dear", eur("1.0001"), allow_negative=False)
+    session.rollback()
+    assert balance_of(session, company_id) == eur("1")
+    assert session.scalar(select(CallCharge.id)) is None
+
+
+def test_a_linked_posting_is_atomic_on_its_own_without_a_transaction(session, company_id):
+    """On PostgreSQL it runs as one autocommitted statement: a failing part undoes the others."""
+    post_entry(session, company_id, EntryType.TOPUP, eur("10"))
+    post_call(session, company_id, "twice", eur("1"))
+    session.commit()
+    without_transaction(session)
+    with pytest.raises(IntegrityError):  # the call charge row's (company, call id) is taken
+        post_call(session, company_id, "twice", eur("2"))
+    session.rollback()
+    assert balance_of(session, company_id) == eur("9")
+    assert session.scalar(select(func.count()).select_from(BalanceTransaction)) == 2
+    assert verify_ledger(session) == []

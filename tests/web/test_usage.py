@@ -39,10 +39,9 @@ def fixed_now(monkeypatch):
 def seed_calls(app, company_id, calls, numbers=("+49301234567", "+49409876543")):
     with app.app_context():
         for call_id, started_at, seconds in calls:
-            charge = charge_call(db.session, company_id, call_id, started_at=started_at, duration_seconds=seconds,
-                                 ended_at=started_at + timedelta(seconds=seconds),
-                                 posted_at=started_at + timedelta(seconds=seconds))
-            charge.from_number, charge.to_number = numbers
+            charge_call(db.session, company_id, call_id, started_at=started_at, duration_seconds=seconds,
+                        ended_at=started_at + timedelta(seconds=seconds), posted_at=started_at + timedelta(seconds=seconds),
+                        from_number=numbers[0], to_number=numbers[1])
         db.session.commit()
 
 
