@@ -8,11 +8,13 @@ from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import event, exc
+from sqlalchemy import bindparam, event, exc, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import joinedload
 
 from core.config import ROOT, load_config
 from core.extensions import babel, csrf, htmx, limiter, login_manager, migrate
+from core.fragments import ledger_row
 from core.i18n import register_template_helpers, select_locale
 from core.models import User, db
 from core.stripe_gateway import StripeGateway
@@ -53,6 +55,7 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message = _l("Please log in to see this page.")
     login_manager.login_message_category = "info"
     register_template_helpers(app)
+    app.add_template_global(ledger_row, "ledger_row")
 
 
 def _init_stripe(app: Flask) -> None:
@@ -69,9 +72,15 @@ def _init_stripe(app: Flask) -> None:
                 "stripe_sandbox": gateway is not None and gateway.is_sandbox}
 
 
+# Every page shows the user's company (its name, whether it is blocked): one query for both, built once.
+_USER_WITH_COMPANY = select(User).options(joinedload(User.company)).where(User.id == bindparam("user_id"))
+
+
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    if not user_id.isdigit():
+        return None
+    return db.session.execute(_USER_WITH_COMPANY, {"user_id": int(user_id)}).scalar_one_or_none()
 
 
 def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:

@@ -222,6 +222,9 @@ def expire_reservations(session: Session, now: datetime, older_than: timedelta) 
     return expired
 
 
+_LIVE_CALLS = select(func.count()).select_from(CallReservation).where(
+    CallReservation.company_id == bindparam("company_id"), CallReservation.status == ReservationStatus.ACTIVE.value)
+
+
 def live_calls(session: Session, company_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(CallReservation).where(
-        CallReservation.company_id == company_id, CallReservation.status == ReservationStatus.ACTIVE.value))
+    return session.connection().execute(_LIVE_CALLS, {"company_id": company_id}).scalar_one()

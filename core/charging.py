@@ -51,6 +51,7 @@ def _rate_started(column):
 # (a call's lookup does: one round trip fewer); NULL for a moment before the company's first rate.
 RATE_STARTED_AT_MOMENT = (_rate_started(BillingRate.rate_per_minute).label("rate_per_minute"),
                           _rate_started(BillingRate.billing_increment_seconds).label("billing_increment_seconds"))
+_RATE_AT = select(*RATE_STARTED_AT_MOMENT)
 _FIRST_RATE = (select(BillingRate.rate_per_minute, BillingRate.billing_increment_seconds)
                .where(BillingRate.company_id == bindparam("company_id"))
                .order_by(BillingRate.valid_from, BillingRate.id).limit(1))
@@ -59,8 +60,7 @@ _FIRST_RATE = (select(BillingRate.rate_per_minute, BillingRate.billing_increment
 def rate_at(session: Session, company_id: int, moment: datetime | None = None) -> RateTerms:
     """The company's rate valid at ``moment`` (now by default): the newest that had started, or the
     first one for a moment before any rate began (a call reported with a clock running behind)."""
-    started = session.connection().execute(
-        select(*RATE_STARTED_AT_MOMENT), {"company_id": company_id, "moment": moment or utcnow()}).one()
+    started = session.connection().execute(_RATE_AT, {"company_id": company_id, "moment": moment or utcnow()}).one()
     return terms_or_first(session, company_id, *started)
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone, tzinfo
+from functools import cache
 from decimal import Decimal
 
-from babel import Locale, dates
+from babel import Locale, dates, support
 from babel.numbers import format_decimal, format_percent
 from flask import g, request, session
 from flask_babel import format_date, get_locale, get_timezone
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from wtforms.i18n import messages_path as wtforms_messages_path
 
 from core.models import EntryType, TopupStatus
 from core.money import UNITS_PER_CENT, format_money
@@ -68,7 +70,7 @@ def payment_method_label(method_type: str | None) -> str:
 
 def minutes_of(seconds: int) -> str:
     """Billed seconds as minutes with one decimal: 3690 → '61,5' (de)."""
-    return format_decimal(Decimal(seconds) / 60, format="#,##0.0", locale=_display()[1])
+    return format_decimal(Decimal(seconds) / 60, format="#,##0.0", locale=display_settings()[1])
 
 
 def payment_failure_reason(code: str | None, decline_code: str | None) -> str:
@@ -88,7 +90,7 @@ def select_locale() -> str:
     return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
 
 
-def _display() -> tuple[str, Locale, tzinfo]:
+def display_settings() -> tuple[str, Locale, tzinfo]:
     """(language, Babel locale, display time zone), looked up once per request.
 
     A page formats hundreds of values; asking Flask-Babel each time costs more than the rest of
@@ -106,7 +108,7 @@ def _display() -> tuple[str, Locale, tzinfo]:
 
 
 def active_language() -> str:
-    return _display()[0] if g else DEFAULT_LANGUAGE  # g is falsy outside an app context
+    return display_settings()[0] if g else DEFAULT_LANGUAGE  # g is falsy outside an app context
 
 
 def money(units: int | None) -> str:
@@ -117,7 +119,7 @@ def local_datetime(value: datetime | None, style: str = "medium") -> str:
     """A naive-UTC database time in the display time zone and the active locale."""
     if value is None:
         return ""
-    _language, locale, zone = _display()
+    _language, locale, zone = display_settings()
     return dates.format_datetime(value.replace(tzinfo=timezone.utc), style, tzinfo=zone, locale=locale)
 
 
@@ -126,7 +128,7 @@ def local_date(value: date | datetime | None, style: str = "medium") -> str:
 
 
 def number(value: int | Decimal | None) -> str:
-    return "" if value is None else format_decimal(value, locale=_display()[1])
+    return "" if value is None else format_decimal(value, locale=display_settings()[1])
 
 
 def money_cents(value: int | None) -> str:
@@ -136,12 +138,13 @@ def money_cents(value: int | None) -> str:
 def percent_basis_points(value: int) -> str:
     """1900 → '19 %' (de) / '19%' (en)."""
     return format_percent(Decimal(value) / BASIS_POINTS_PER_WHOLE, format="#,##0.##\u00a0%" if
-                          active_language() == "de" else "#,##0.##%", locale=_display()[1])
+                          active_language() == "de" else "#,##0.##%", locale=display_settings()[1])
 
 
-def entry_type_labels() -> dict[str, str]:
-    """The ledger type names in the active language, translated once for a whole table."""
-    return {key: str(label) for key, label in ENTRY_TYPE_LABELS.items()}
+@cache
+def wtforms_translations(language: str) -> support.Translations:
+    """WTForms' own messages ("Not a valid date value.") in ``language``, loaded once per process."""
+    return support.Translations.load(wtforms_messages_path(), [language], domain="wtforms")
 
 
 def register_template_helpers(app) -> None:
@@ -153,7 +156,6 @@ def register_template_helpers(app) -> None:
     app.add_template_filter(local_date, "date")
     app.add_template_global(LANGUAGES, "LANGUAGES")
     app.add_template_global(active_language, "active_language")
-    app.add_template_global(entry_type_labels, "entry_type_labels")
     app.add_template_global(TOPUP_STATUS_LABELS, "TOPUP_STATUS_LABELS")
     app.add_template_global(payment_failure_reason, "payment_failure_reason")
     app.add_template_global(payment_method_label, "payment_method_label")

@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Date, Select, case, cast, func, literal, select
+from sqlalchemy import Date, Row, Select, bindparam, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from core.models import CallCharge, Company
@@ -254,19 +254,19 @@ def usage_report(session: Session, company_id: int, usage_range: UsageRange) -> 
 
 @dataclass(frozen=True)
 class CallPage:
-    calls: list[CallCharge]
+    calls: list[Row]  # the columns of CallCharge
     older: Cursor | None  # pass as ``after`` for the next (older) page
     newer: Cursor | None  # pass as ``before`` for the previous (newer) page
 
 
-def _position_of(charge: CallCharge) -> Cursor:
+def _position_of(charge: Row) -> Cursor:
     return Cursor(charge.started_at, charge.id)
 
 
 
 
 def _calls(company_id: int, usage_range: UsageRange) -> Select:
-    return select(CallCharge).where(*_in_range(company_id, usage_range))
+    return select(*CallCharge.__table__.columns).where(*_in_range(company_id, usage_range))
 
 
 def calls_page(session: Session, company_id: int, usage_range: UsageRange, *,
@@ -283,7 +283,7 @@ def calls_page(session: Session, company_id: int, usage_range: UsageRange, *,
 
 
 def iter_calls(session: Session, company_id: int, usage_range: UsageRange,
-               batch_size: int = 1000) -> Iterator[CallCharge]:
+               batch_size: int = 1000) -> Iterator[Row]:
     """Every call of the range, newest first, batch by batch (for the streamed CSV)."""
     cursor = None
     while True:
@@ -303,6 +303,11 @@ class Runway:
     window_days: int
 
 
+_SPEND = select(func.coalesce(func.sum(CallCharge.amount - CallCharge.refunded_amount), 0)).where(
+    CallCharge.company_id == bindparam("company_id"), CallCharge.started_at >= bindparam("start"),
+    CallCharge.started_at < bindparam("end"))
+
+
 def runway(session: Session, company_id: int, *, available: int, now: datetime,
            window_days: int = RUNWAY_WINDOW_DAYS) -> Runway | None:
     """At the average daily spend of the last ``window_days`` days, how many days ``available`` lasts.
@@ -313,14 +318,10 @@ def runway(session: Session, company_id: int, *, available: int, now: datetime,
     customer is not promised a runway several times too long. None when there was no spend.
     """
     window_start = now - timedelta(days=window_days)
-    created_at = session.scalar(select(Company.created_at).where(Company.id == company_id))
+    created_at = session.get(Company, company_id).created_at  # loaded with the user already, on a page
     if created_at is not None and created_at > window_start:
         window_start = created_at
-    spend = session.scalar(
-        select(func.coalesce(func.sum(CallCharge.amount - CallCharge.refunded_amount), 0))
-        .where(CallCharge.company_id == company_id, CallCharge.started_at >= window_start,
-               CallCharge.started_at < now)
-    )
+    spend = session.connection().execute(_SPEND, {"company_id": company_id, "start": window_start, "end": now}).scalar()
     if spend <= 0:
         return None
     elapsed = max(int((now - window_start).total_seconds()), SECONDS_PER_DAY)

@@ -7,10 +7,21 @@ from urllib.parse import urlsplit
 
 from flask import abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 
 from core.audit import Actor, record_denied
-from core.models import Role, db
+from core.i18n import active_language, wtforms_translations
+from core.models import Role, db, without_transaction
 from core.stripe_gateway import StripeGateway
+
+
+class Form(FlaskForm):
+    """The base of every form: Flask-WTF's, with WTForms' own messages translated from a catalogue
+    kept per language (Flask-WTF would load it from disk on every request)."""
+
+    class Meta:
+        def get_translations(self, form):
+            return wtforms_translations(active_language())
 
 
 def company_admin_required(view):
@@ -31,6 +42,20 @@ def stripe_gateway() -> StripeGateway:
     if gateway is None:
         raise RuntimeError("No Stripe gateway: set STRIPE_SECRET_KEY, or run through wsgi.py, which installs the sandbox.")
     return gateway
+
+
+def reads_only(view):
+    """Pages that only read (put it outermost, before the user is loaded): their statements run
+    without a transaction on PostgreSQL, sparing a BEGIN and a ROLLBACK round trip per request.
+    Each SELECT sees committed data as it would in a READ COMMITTED transaction; a view that
+    writes must not carry it (tests/web/test_dashboard.py checks the pages that do)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        without_transaction(db.session)
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def company_user_required(view):

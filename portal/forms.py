@@ -6,35 +6,33 @@ from datetime import datetime, time, timedelta, timezone
 
 from flask_babel import get_timezone
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
-from core.i18n import LANGUAGES
-from core.i18n import ENTRY_TYPE_LABELS
+from core.i18n import ENTRY_TYPE_LABELS, LANGUAGES
 from core.usage import MAX_RANGE_DAYS, Period
+from core.web import Form
 
 
-
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
     next = HiddenField()
 
 
-class SetPasswordForm(FlaskForm):
+class SetPasswordForm(Form):
     password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=10, max=200)])
     confirm = PasswordField(_l("Repeat the password"), validators=[DataRequired(), EqualTo(
         "password", message=_l("The two passwords are not the same."))])
 
 
-class LanguageForm(FlaskForm):
+class LanguageForm(Form):
     language = SelectField(_l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGES.items()])
     next = HiddenField()
 
 
-class TransactionFilterForm(FlaskForm):
+class TransactionFilterForm(Form):
     """GET filters of the ledger list; read from the query string, so no CSRF token."""
 
     class Meta:
@@ -79,7 +77,7 @@ AMOUNT_ERRORS = {
 }
 
 
-class TopupForm(FlaskForm):
+class TopupForm(Form):
     preset = HiddenField()
     amount = StringField(_l("Amount in EUR"), validators=[Length(max=30)])
     save_payment_method = BooleanField(_l("Save the payment method for automatic top-ups"))
@@ -89,15 +87,15 @@ class TopupForm(FlaskForm):
         return (self.amount.data or "").strip() or (self.preset.data or "").strip()
 
 
-class AddPaymentMethodForm(FlaskForm):
+class AddPaymentMethodForm(Form):
     """A form with only the CSRF token, for buttons that post an action."""
 
 
-class ApiKeyForm(FlaskForm):
+class ApiKeyForm(Form):
     name = StringField(_l("Name of the key"), validators=[DataRequired(), Length(max=100)])
 
 
-class AutoTopupForm(FlaskForm):
+class AutoTopupForm(Form):
     """Automatic top-up settings. Amounts and the limit are read as text and parsed by the view."""
 
     enabled = BooleanField(_l("Top up automatically"))
@@ -108,7 +106,7 @@ class AutoTopupForm(FlaskForm):
     monthly_cap = StringField(_l("At most this amount per calendar month"), validators=[Length(max=30)])
 
 
-class UsageFilterForm(FlaskForm):
+class UsageFilterForm(Form):
     """GET filters of the usage page: a period or a custom range of local days, and the call list's
     cursor. Read from the query string, so no CSRF token. Dates without a period mean a custom range."""
 

@@ -12,7 +12,7 @@ from core.i18n import ENTRY_TYPE_LABELS, active_language, local_datetime
 from core.models import EntryType, db
 from core.money import format_amount_plain
 from core.transactions import Cursor, InvalidCursor, TransactionFilter, iter_transactions, transactions_page
-from core.web import company_user_required, render_page
+from core.web import company_user_required, reads_only, render_page
 from portal.forms import TransactionFilterForm
 
 bp = Blueprint("portal", __name__, url_prefix="/business")
@@ -21,6 +21,7 @@ DASHBOARD_RECENT = 10
 
 
 @bp.get("/billing")
+@reads_only
 @company_user_required
 def dashboard():
     company_id = current_user.company_id
@@ -33,6 +34,7 @@ def dashboard():
 
 
 @bp.get("/billing/transactions")
+@reads_only
 @company_user_required
 def transactions():
     form = TransactionFilterForm(request.args)

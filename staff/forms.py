@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
+from core.web import Form
 
-class _MoneyActionForm(FlaskForm):
+
+class _MoneyActionForm(Form):
     """Step one posts the values; step two (``confirm``) repeats them as hidden fields together
     with the balance shown in the preview and the form's request key."""
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
+from core.web import Form
 
-class CompanyListForm(FlaskForm):
+
+class CompanyListForm(Form):
     class Meta:
         csrf = False
 
@@ -18,7 +19,7 @@ class CompanyListForm(FlaskForm):
     after = StringField(validators=[Optional(), Length(max=300)])
 
 
-class ReasonForm(FlaskForm):
+class ReasonForm(Form):
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(_l("Please give a reason.")), Length(max=1000)])
 
 

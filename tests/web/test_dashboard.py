@@ -1,8 +1,9 @@
-from sqlalchemy import update
+import pytest
+from sqlalchemy import event, update
 
-from core.models import PrepaidBalance, db
+from core.models import BalanceTransaction, PrepaidBalance, db
 from core.money import eur
-from tests.helpers import log_in
+from tests.helpers import csrf_token_from, log_in
 
 
 def test_the_dashboard_shows_balance_reserved_available_and_minutes_left_in_german(app, client, make_company):
@@ -53,3 +54,43 @@ def test_company_members_can_read_the_dashboard(client, make_company):
     _, email = make_company(balance=eur("10"), member=True)
     log_in(client, email)
     assert client.get("/business/billing").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/business/billing", "/business/billing/transactions",
+                                  "/business/billing/transactions?type=charge"])
+def test_pages_marked_reads_only_only_read(app, client, make_company, path):
+    """Their statements run without a transaction on PostgreSQL: a write there would not be atomic."""
+    _, email = make_company(balance=eur("50"))
+    log_in(client, email)
+    statements = []
+
+    def capture(_connection, _cursor, statement, *_args):
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert statements and set(statements) == {"SELECT"}
+
+
+def test_ledger_rows_are_remembered_per_language_and_never_stale(app, client, make_company):
+    from core.fragments import _ledger_rows
+
+    _, email = make_company(balance=eur("50"))
+    log_in(client, email)
+    german = client.get("/business/billing/transactions").text
+    remembered = len(_ledger_rows)
+    assert client.get("/business/billing/transactions").text == german  # a second view renders nothing anew
+    assert len(_ledger_rows) == remembered
+    client.post("/language", data={"language": "en", "csrf_token": csrf_token_from(client.get("/business/billing").text)})
+    english = client.get("/business/billing/transactions").text
+    assert ">Top-up<" in english and "€50.00" in english
+    assert ">Aufladung<" in german and "50,00\xa0€" in german
+    with app.app_context():  # a changed row (tests reuse ids) is a new fragment, not the old one
+        db.session.execute(update(BalanceTransaction).values(description="Changed in place"))
+        db.session.commit()
+    assert "Changed in place" in client.get("/business/billing/transactions").text
