@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.charging import RATE_STARTED_AT_MOMENT, ChargedCall, RateTerms, charge_call, rate_call, terms_or_first
 from core.clock import utcnow
-from core.ledger import change_reserved, lock_account
+from core.ledger import Guard, change_reserved, lock_account
 from core.models import CallCharge, CallReservation, Company, ReservationStatus, without_transaction
 
 
@@ -82,7 +82,8 @@ _CALL_LOOKUP = select(
 
 def _known_call(session: Session, company_id: int, call_id: str, started_at: datetime) -> KnownCall:
     row = session.connection().execute(
-        _CALL_LOOKUP, {"company_id": company_id, "call_id": call_id, "moment": started_at}).one()
+        _CALL_LOOKUP, {"company_id": company_id, "rate_company_id": company_id, "call_id": call_id,
+                       "moment": started_at}).one()
     return KnownCall(row.charge_id, row.reservation_id, row.elsewhere,
                      terms_or_first(session, company_id, row.rate_per_minute, row.billing_increment_seconds))
 
@@ -137,19 +138,57 @@ def end_call(session: Session, company_id: int, call_id: str, *, duration_second
     """Charge a finished call and let its reservation go. Returns (the charge, created now?).
 
     The call is charged in full even below zero: the platform has already carried it. An end
-    without a start is charged all the same. A repeated end returns the first charge. It commits.
+    without a start is charged all the same. A repeated end returns the first charge. It commits
+    (or, on an error, rolls back).
 
-    Called with no transaction open, on PostgreSQL, the charge of a call without a reservation is
-    one statement on its own (atomic by itself, see core.ledger.post_linked_entry): no BEGIN and
-    COMMIT round trips, and the company's balance row is locked only while that statement runs.
+    Called with no transaction open, on PostgreSQL, the end of a call without a reservation is
+    first tried as one statement on its own (atomic by itself): it charges at the rate the
+    company's previous such call had, guarded by the conditions the full path would check (the
+    call id unknown, that rate still the one in force). No BEGIN and COMMIT round trips, no reads
+    before it, and the company's balance row is locked only while it runs. When the guard does not
+    hold, the full path looks the call up and decides.
     """
+    ended_at = ended_at or utcnow()
     lone_statements = without_transaction(session)
     try:
-        return _end_call(session, company_id, call_id, duration_seconds, ended_at or utcnow(), description,
-                         lone_statements)
-    finally:
         if lone_statements:
-            session.rollback()  # whatever way it left: the session is back to transactions
+            charge = _end_in_one_statement(session, company_id, call_id, duration_seconds, ended_at, description)
+            if charge is not None:
+                return charge, True
+        return _end_call(session, company_id, call_id, duration_seconds, ended_at, description, lone_statements)
+    finally:
+        session.rollback()  # whatever way it left: the session is back to transactions
+
+
+# Per process, the rate each company's last call without a reservation was charged at: only a
+# hint, which the guarded statement checks against the rate in force.
+_rate_hints: dict[int, RateTerms] = {}
+
+_UNKNOWN_CALL_AT_HINTED_RATE = Guard("unknown call at the hinted rate", and_(
+    ~exists().where(CallCharge.call_id == bindparam("call_id")),
+    ~exists().where(CallReservation.call_id == bindparam("call_id")),
+    RATE_STARTED_AT_MOMENT[0] == bindparam("hinted_rate"),
+    RATE_STARTED_AT_MOMENT[1] == bindparam("hinted_increment"),
+))
+
+
+def _end_in_one_statement(session: Session, company_id: int, call_id: str, duration_seconds: int,
+                          ended_at: datetime, description: str) -> ChargedCall | None:
+    """The charge, or None when it was not written (no hint, a free call, the guard failed)."""
+    terms = _rate_hints.get(company_id)
+    if terms is None:
+        return None
+    started_at = ended_at - timedelta(seconds=duration_seconds)
+    guard_params = {"rate_company_id": company_id, "call_id": call_id, "moment": started_at,
+                    "hinted_rate": terms.rate_per_minute, "hinted_increment": terms.billing_increment_seconds}
+    try:
+        return charge_call(session, company_id, call_id, started_at=started_at, ended_at=ended_at,
+                           duration_seconds=duration_seconds, description=description, terms=terms,
+                           only_if=_UNKNOWN_CALL_AT_HINTED_RATE, guard_params=guard_params)
+    except IntegrityError:  # a concurrent duplicate end: the full path finds its charge
+        session.rollback()
+        without_transaction(session)  # as it was: the full path expects no transaction
+        return None
 
 
 def _end_call(session: Session, company_id: int, call_id: str, duration_seconds: int, ended_at: datetime,
@@ -178,6 +217,8 @@ def _end_call(session: Session, company_id: int, call_id: str, duration_seconds:
     if reservation is not None:
         _resolve(session, reservation, ReservationStatus.CAPTURED)
     session.commit()
+    if reservation is None:
+        _rate_hints[company_id] = terms
     return charge, True
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from core.ledger import Reference, lock_account, post_linked_entry
+from core.ledger import Guard, Reference, lock_account, post_linked_entry
 from core.models import BillingRate, CallCharge, EntryType
 from core.money import divide_half_up
 
@@ -42,12 +42,12 @@ def rate_call(duration_seconds: int, rate_per_minute: int, increment_seconds: in
 
 
 def _rate_started(column):
-    return (select(column).where(BillingRate.company_id == bindparam("company_id"),
+    return (select(column).where(BillingRate.company_id == bindparam("rate_company_id"),
                                  BillingRate.valid_from <= bindparam("moment"))
             .order_by(BillingRate.valid_from.desc(), BillingRate.id.desc()).limit(1).scalar_subquery())
 
 
-# The rate of :company_id that had started at :moment, as two columns any query can carry along
+# The rate of :rate_company_id that had started at :moment, as two columns any query can carry along
 # (a call's lookup does: one round trip fewer); NULL for a moment before the company's first rate.
 RATE_STARTED_AT_MOMENT = (_rate_started(BillingRate.rate_per_minute).label("rate_per_minute"),
                           _rate_started(BillingRate.billing_increment_seconds).label("billing_increment_seconds"))
@@ -60,7 +60,8 @@ _FIRST_RATE = (select(BillingRate.rate_per_minute, BillingRate.billing_increment
 def rate_at(session: Session, company_id: int, moment: datetime | None = None) -> RateTerms:
     """The company's rate valid at ``moment`` (now by default): the newest that had started, or the
     first one for a moment before any rate began (a call reported with a clock running behind)."""
-    started = session.connection().execute(_RATE_AT, {"company_id": company_id, "moment": moment or utcnow()}).one()
+    started = session.connection().execute(_RATE_AT, {"rate_company_id": company_id,
+                                                      "moment": moment or utcnow()}).one()
     return terms_or_first(session, company_id, *started)
 
 
@@ -92,8 +93,8 @@ class ChargedCall:
 
 def charge_call(session: Session, company_id: int, call_id: str, *, started_at: datetime, duration_seconds: int,
                 ended_at: datetime | None = None, description: str = "", posted_at: datetime | None = None,
-                from_number: str | None = None, to_number: str | None = None,
-                terms: RateTerms | None = None) -> ChargedCall:
+                from_number: str | None = None, to_number: str | None = None, terms: RateTerms | None = None,
+                only_if: Guard | None = None, guard_params: dict | None = None) -> ChargedCall | None:
     """Rate a finished call, debit it and keep its call charge row.
 
     ``terms`` are the rate and increment valid when the call started: those its reservation
@@ -101,6 +102,9 @@ def charge_call(session: Session, company_id: int, call_id: str, *, started_at: 
     below zero (the platform already carried it). A free call (0 s) gets its row but no ledger
     row; its balance after is the balance as it stands. The caller commits; a second charge of
     the same call fails at the unique (company, call id).
+
+    With ``only_if`` the charge is written in one statement only if the guard holds, else None;
+    a free call is never charged that way (None).
     """
     terms = terms or rate_at(session, company_id, started_at)
     rating = rate_call(duration_seconds, terms.rate_per_minute, terms.billing_increment_seconds)
@@ -114,8 +118,13 @@ def charge_call(session: Session, company_id: int, call_id: str, *, started_at: 
     if rating.amount:
         posted = post_linked_entry(session, company_id, EntryType.CHARGE, -rating.amount, table=CallCharge.__table__,
                                    values=values, description=description, reference=Reference("call", call_id),
-                                   actor="telephony", allow_negative=True, created_at=posted_at)
+                                   actor="telephony", allow_negative=True, created_at=posted_at,
+                                   only_if=only_if, guard_params=guard_params)
+        if posted is None:
+            return None
         charge_id, balance_after = posted.record_id, posted.balance_after
+    elif only_if is not None:
+        return None
     else:
         balance_after = lock_account(session, company_id)[0]
         charge_id = session.execute(insert(CallCharge).values(**values, balance_after=balance_after)

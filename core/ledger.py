@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
@@ -102,6 +102,15 @@ class LinkedPosting:
     balance_after: int
 
 
+@dataclass(frozen=True)
+class Guard:
+    """A condition a posting checks in the same statement that writes it: nothing is written
+    unless it holds. ``name`` identifies it (the statement is built once per guard)."""
+
+    name: str
+    condition: ColumnElement[bool]
+
+
 def post_linked_entry(
     session: Session,
     company_id: int,
@@ -115,47 +124,58 @@ def post_linked_entry(
     actor: str = "system",
     allow_negative: bool = False,
     created_at: datetime | None = None,
-) -> LinkedPosting:
+    only_if: Guard | None = None,
+    guard_params: dict | None = None,
+) -> LinkedPosting | None:
     """:func:`post_entry`, and insert ``values`` into ``table`` (e.g. a call charge) pointing at the
     new ledger row: ``ledger_entry_id`` and ``balance_after``. Same rules, same errors.
+
+    With ``only_if`` (its bind parameters in ``guard_params``) it writes nothing and returns None
+    when the guard does not hold (nor when the company is unknown or a debit refused).
 
     On PostgreSQL the three writes are one statement, so the balance row lock is held from that
     statement to COMMIT and not across round trips from Python; elsewhere they run one by one.
     """
+    if amount == 0:
+        raise ZeroAmount()
     if session.get_bind().dialect.name != "postgresql":
+        if only_if is not None and not session.scalar(select(only_if.condition), guard_params):
+            return None
         entry = post_entry(session, company_id, entry_type, amount, description=description, reference=reference,
                            actor=actor, allow_negative=allow_negative, created_at=created_at)
         record_id = session.execute(insert(table).values(
             **values, ledger_entry_id=entry.id, balance_after=entry.balance_after).returning(table.c.id)).scalar_one()
         return LinkedPosting(record_id, entry.id, entry.balance_after)
-    if amount == 0:
-        raise ZeroAmount()
     now = utcnow()
     params = {"account": company_id, "amount": amount, "allow_negative": allow_negative, "now": now,
               "type": EntryType(entry_type).value, "description": description, "actor": actor,
               "reference_type": reference.type if reference else None,
-              "reference_id": reference.id if reference else None, "created_at": created_at or now}
+              "reference_id": reference.id if reference else None, "created_at": created_at or now,
+              **(guard_params or {})}
     params.update({f"linked_{name}": value for name, value in values.items()})
-    row = session.connection().execute(_linked_posting_statement(table, tuple(values)), params).one_or_none()
-    if row is None:
+    row = session.connection().execute(_linked_posting_statement(table, tuple(values), only_if), params).one_or_none()
+    if row is not None:
+        return LinkedPosting(*row)
+    if only_if is None:
         _raise_for_refused_update(session, company_id, amount)
-    return LinkedPosting(*row)
+    return None
 
 
-_LINKED_STATEMENTS: dict[tuple[str, tuple[str, ...]], object] = {}
+_LINKED_STATEMENTS: dict[tuple[str, tuple[str, ...], str | None], object] = {}
 
 
-def _linked_posting_statement(table: Table, columns: tuple[str, ...]):
+def _linked_posting_statement(table: Table, columns: tuple[str, ...], guard: Guard | None):
     """UPDATE the balance, INSERT the ledger row from its RETURNING, INSERT the linked row from that:
-    PostgreSQL's data-modifying CTEs. Built once per table and column list, then only executed."""
-    key = (table.name, columns)
+    PostgreSQL's data-modifying CTEs. Built once per table, column list and guard, then only executed."""
+    key = (table.name, columns, guard.name if guard else None)
     if key not in _LINKED_STATEMENTS:
         balances, ledger = PrepaidBalance.__table__, BalanceTransaction.__table__
         amount = bindparam("amount", type_=balances.c.balance.type)
         moved = (
             update(balances)
             .where(balances.c.company_id == bindparam("account"),
-                   or_(bindparam("allow_negative"), amount >= 0, balances.c.balance + amount - balances.c.reserved >= 0))
+                   or_(bindparam("allow_negative"), amount >= 0, balances.c.balance + amount - balances.c.reserved >= 0),
+                   guard.condition if guard else true())
             .values(balance=balances.c.balance + amount, updated_at=bindparam("now", type_=balances.c.updated_at.type))
             .returning(balances.c.company_id, balances.c.balance)
             .cte("moved")

@@ -3,11 +3,14 @@
 from datetime import datetime
 
 import pytest
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import create_engine, event, func, select, text, update
 
 from core.app import _ping_after_idle
-from core.calls import CallError, CallPolicy, end_call, start_call
-from core.models import Company, db
+from core.audit import Actor
+from core.calls import CallError, CallOfAnotherCompany, CallPolicy, end_call, start_call
+from core.companies import change_rate
+from core.ledger import verify_ledger
+from core.models import CallCharge, Company, PrepaidBalance, db
 from core.money import eur
 
 
@@ -67,3 +70,70 @@ def test_a_connection_that_just_served_is_handed_out_without_a_ping(app):
     with pytest.raises(Exception), engine.connect() as connection:
         connection.execute(text("SELECT 1"))  # not pinged: the dead connection itself fails
     engine.dispose()
+
+
+def test_an_end_tried_in_one_statement_still_obeys_every_rule(app, make_company, monkeypatch):
+    """After a first end, a company's next ends are tried as one guarded statement (PostgreSQL):
+    a repeat, another company's call, a reserved call and a changed rate must all come out as the
+    full path would have them."""
+    company_id, _ = make_company(name="Mine GmbH", balance=eur("10"), created_at=datetime(2026, 1, 1))
+    other_id, _ = make_company(name="Theirs GmbH", balance=eur("10"), created_at=datetime(2026, 1, 1))
+    with app.app_context():
+        end_call(db.session, company_id, "first", duration_seconds=60)  # charged at 0.42 €/min; the hint
+        end_call(db.session, other_id, "theirs", duration_seconds=60)
+        db.session.rollback()
+        statements = []
+        event.listen(db.engine, "before_cursor_execute", capture := lambda *a: statements.append(a[2].split()[0]))
+        end_call(db.session, company_id, "second", duration_seconds=60)
+        event.remove(db.engine, "before_cursor_execute", capture)
+        if db.engine.dialect.name == "postgresql":
+            assert statements == ["WITH"]  # the balance UPDATE, the ledger row and the call charge at once
+
+        charge, created = end_call(db.session, company_id, "first", duration_seconds=999)
+        assert (created, charge.amount) == (False, eur("0.42"))
+        with pytest.raises(CallOfAnotherCompany):
+            end_call(db.session, company_id, "theirs", duration_seconds=5)
+
+        start_call(db.session, company_id, "held", started_at=datetime(2026, 11, 21, 10, 0), policy=CallPolicy())
+        charge, created = end_call(db.session, company_id, "held", duration_seconds=30,
+                                   ended_at=datetime(2026, 11, 21, 10, 0, 30))
+        assert (created, charge.amount) == (True, eur("0.21"))
+        assert db.session.scalar(select(PrepaidBalance.reserved).where(PrepaidBalance.company_id == company_id)) == 0
+
+        monkeypatch.setattr("core.companies.utcnow", lambda: datetime(2026, 11, 21, 11, 0))
+        change_rate(db.session, Actor(None, "test", None), company_id, eur("0.6"), 1, "new price")
+        before, created = end_call(db.session, company_id, "before-change", duration_seconds=60,
+                                   ended_at=datetime(2026, 11, 21, 10, 59))
+        after, created = end_call(db.session, company_id, "after-change", duration_seconds=60,
+                                  ended_at=datetime(2026, 11, 21, 11, 2))
+        assert (before.amount, after.amount) == (eur("0.42"), eur("0.6"))
+        again, _ = end_call(db.session, company_id, "after-change-2", duration_seconds=60,
+                            ended_at=datetime(2026, 11, 21, 11, 3))
+        assert again.amount == eur("0.6")
+        assert db.session.scalar(select(func.count()).select_from(CallCharge)) == 7
+        assert verify_ledger(db.session) == []
+
+
+def test_ends_that_write_more_than_one_statement_write_them_in_a_transaction(app, make_company):
+    """A reserved call (charge, then the reservation let go) and a free call (the balance, then the
+    row) need a transaction even when an end starts without one."""
+    company_id, _ = make_company(balance=eur("10"), created_at=datetime(2026, 1, 1))
+    writes = []
+
+    def capture(connection, cursor, statement, *_args):
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in ("WITH", "INSERT", "UPDATE", "DELETE") and cursor.rowcount > 0:  # a guard that failed wrote nothing
+            writes.append((verb, connection.get_execution_options().get("isolation_level")))
+
+    with app.app_context():
+        end_call(db.session, company_id, "primes-the-hint", duration_seconds=60)
+        start_call(db.session, company_id, "held", started_at=datetime(2026, 11, 21, 10, 0), policy=CallPolicy())
+        db.session.rollback()
+        event.listen(db.engine, "after_cursor_execute", capture)
+        try:
+            end_call(db.session, company_id, "held", duration_seconds=30, ended_at=datetime(2026, 11, 21, 10, 1))
+            end_call(db.session, company_id, "free", duration_seconds=0)
+        finally:
+            event.remove(db.engine, "after_cursor_execute", capture)
+    assert len(writes) >= 4
+    assert all(isolation != "AUTOCOMMIT" for _verb, isolation in writes), writes
