@@ -672,8 +672,9 @@ def print_explains(db, company_id: int, call_id: str) -> None:
     finally:
         event.remove(db.engine, "before_cursor_execute", remember)
     writes = sum(1 for statement, _ in captured if not statement.lstrip().upper().startswith("SELECT"))
-    print(f"\none core.calls.end_call: {len(captured)} statements ({writes} writes) besides BEGIN and COMMIT; "
-          "EXPLAIN ANALYZE of its reads:")
+    reads = len(captured) - writes
+    print(f"\none more core.calls.end_call: {len(captured)} statements ({writes} writes, {reads} reads; BEGIN and "
+          f"COMMIT not counted){'; EXPLAIN ANALYZE of its reads:' if reads else ''}")
     for statement, parameters in captured:
         if not statement.lstrip().upper().startswith("SELECT"):
             continue
