@@ -101,7 +101,7 @@ def charge_call(session: Session, company_id: int, call_id: str, *, started_at: 
     recorded or its lookup found, else looked up here. A call in progress is charged in full even
     below zero (the platform already carried it). A free call (0 s) gets its row but no ledger
     row; its balance after is the balance as it stands. The caller commits; a second charge of
-    the same call fails at the unique (company, call id).
+    the same call fails at the unique (call id, company).
 
     With ``only_if`` the charge is written in one statement only if the guard holds, else None;
     a free call is never charged that way (None).

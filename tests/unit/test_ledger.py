@@ -2,13 +2,13 @@ import threading
 from datetime import datetime
 
 import pytest
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import bindparam, create_engine, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.accounts import create_company
 from core.ledger import (
-    InsufficientBalance, Reference, UnknownCompany, ZeroAmount, post_entry, post_linked_entry, verify_ledger,
+    Guard, InsufficientBalance, Reference, UnknownCompany, ZeroAmount, post_entry, post_linked_entry, verify_ledger,
 )
 from core.models import BalanceTransaction, CallCharge, EntryType, PrepaidBalance, without_transaction
 from core.money import eur
@@ -238,3 +238,22 @@ def test_a_linked_posting_is_atomic_on_its_own_without_a_transaction(session, co
     assert balance_of(session, company_id) == eur("9")
     assert session.scalar(select(func.count()).select_from(BalanceTransaction)) == 2
     assert verify_ledger(session) == []
+
+
+def test_a_guarded_linked_posting_writes_only_when_its_guard_holds(session, company_id):
+    post_entry(session, company_id, EntryType.TOPUP, eur("10"))
+    session.commit()
+    unused_call = Guard("call id unused", ~exists().where(CallCharge.call_id == bindparam("guard_call_id")))
+
+    def post(call_id, guard_call_id):
+        return post_linked_entry(session, company_id, EntryType.CHARGE, -eur("1"), table=CallCharge.__table__,
+                                 values=call_charge_values(company_id, call_id, eur("1")),
+                                 reference=Reference("call", call_id), allow_negative=True,
+                                 only_if=unused_call, guard_params={"guard_call_id": guard_call_id})
+
+    assert post("guarded-1", "guarded-1") is not None
+    session.commit()
+    assert post("guarded-2", "guarded-1") is None  # the guard looks at a call id that is taken
+    session.commit()
+    assert balance_of(session, company_id) == eur("9")
+    assert session.scalars(select(CallCharge.call_id)).all() == ["guarded-1"]
