@@ -83,7 +83,7 @@ def _load_user(user_id: str) -> User | None:
     return db.session.execute(_USER_WITH_COMPANY, {"user_id": int(user_id)}).scalar_one_or_none()
 
 
-def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:
+def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:  # not money
     """Before handing out a pooled connection that sat idle for ``idle_seconds``, check that the
     server still has it (a restart, an idle timeout, a firewall); a dead one is replaced. One that
     just served a request is handed out as it is: SQLAlchemy's pool_pre_ping would cost a round trip

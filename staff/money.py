@@ -96,6 +96,16 @@ def _render(template: str, status: int = 200, **context):
     return render_page(template, template, status, **context)
 
 
+def _unsubmitted_or_invalid(template: str, form, page: dict):
+    """The empty form on GET, the form with an error (422) when what was sent does not validate;
+    None when the action may go on."""
+    if not form.is_submitted():
+        return _render(template, **page)
+    if not form.validate():
+        return _render(template, 422, error=_l("Some of the values you sent are not valid."), **page)
+    return None
+
+
 def _denied(action: str, target_type: str, target_id, company_id, error) -> object:
     record_denied(db.session, staff_actor(), action, target_type=target_type, target_id=target_id,
                   company_id=company_id)
@@ -114,10 +124,8 @@ def adjust(company_id: int):
     company = db.session.get(Company, company_id) or abort(404)
     form = AdjustmentForm()
     page = {"company": company, "form": form, "action_url": url_for(".adjust", company_id=company_id)}
-    if not form.is_submitted():
-        return _render("staff/money/adjust.html", **page)
-    if not form.validate():
-        return _render("staff/money/adjust.html", 422, error=_l("Some of the values you sent are not valid."), **page)
+    if (early := _unsubmitted_or_invalid("staff/money/adjust.html", form, page)) is not None:
+        return early
     try:
         amount = _amount(form.amount.data)
         if form.direction.data == "debit":
@@ -170,10 +178,8 @@ def refund_call(charge_id: int):
     page = {"charge": charge, "company": db.session.get(Company, charge.company_id), "form": form,
             "action_url": url_for(".refund_call", charge_id=charge_id), "support_limit": _support_limit()}
     template = "staff/money/call_refund.html"
-    if not form.is_submitted():
-        return _render(template, **page)
-    if not form.validate():
-        return _render(template, 422, error=_l("Some of the values you sent are not valid."), **page)
+    if (early := _unsubmitted_or_invalid(template, form, page)) is not None:
+        return early
     values: dict = {}
     try:
         values = _call_refund_values(form)
@@ -211,10 +217,8 @@ def refund_topup(topup_id: int):
     page = {"topup": topup, "company": db.session.get(Company, topup.company_id), "form": form,
             "action_url": url_for(".refund_topup", topup_id=topup_id), "support_limit": _support_limit()}
     template = "staff/money/topup_refund.html"
-    if not form.is_submitted():
-        return _render(template, **page)
-    if not form.validate():
-        return _render(template, 422, error=_l("Some of the values you sent are not valid."), **page)
+    if (early := _unsubmitted_or_invalid(template, form, page)) is not None:
+        return early
     cents = None
     override = bool(form.override_available.data)
     try:
