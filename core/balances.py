@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from core.calls import live_calls
-from core.charging import rate_at
+from core.calls import LIVE_CALLS
+from core.charging import RATE_STARTED_AT_MOMENT, terms_or_first
 from core.clock import utcnow
-from core.models import Company, PrepaidBalance, User
-from core.usage import Runway, runway
+from core.models import BalanceFigures, Company, PrepaidBalance, User
+from core.usage import RUNWAY_COLUMNS, Runway, runway_of, runway_parameters
 
 
 @dataclass(frozen=True)
-class AccountSummary:
+class AccountSummary(BalanceFigures):
     company_id: int
     company_name: str
     balance: int
     reserved: int
-    available: int
     low_balance_threshold: int
-    is_low: bool
     auto_topup_enabled: bool
     auto_topup_threshold: int | None
     auto_topup_amount: int | None
@@ -32,8 +30,8 @@ class AccountSummary:
     auto_topup_monthly_cap: int | None
     rate_per_minute: int
     billing_increment_seconds: int
-    live_calls: int = 0  # calls holding funds right now
-    runway: Runway | None = None  # how long the available balance lasts at the recent spend
+    live_calls: int  # calls holding funds right now
+    runway: Runway | None  # how long the available balance lasts at the recent spend
 
     @property
     def minutes_left(self) -> int:
@@ -43,30 +41,34 @@ class AccountSummary:
         return self.available // self.rate_per_minute
 
 
+_BALANCE_COLUMNS = ("balance", "reserved", "low_balance_threshold", "auto_topup_enabled", "auto_topup_threshold",
+                    "auto_topup_amount", "auto_topup_payment_method_id", "auto_topup_daily_limit",
+                    "auto_topup_monthly_cap")
+# Everything the summary shows in one round trip: the balance row, the company's name, the rate in
+# force, the live calls and the runway's spend.
+_SUMMARY = (select(*(PrepaidBalance.__table__.c[name] for name in _BALANCE_COLUMNS), Company.name,
+                   *RATE_STARTED_AT_MOMENT, LIVE_CALLS, *RUNWAY_COLUMNS)
+            .join_from(PrepaidBalance, Company, Company.id == PrepaidBalance.company_id)
+            .where(PrepaidBalance.company_id == bindparam("company_id")))
+
+
 def account_summary(session: Session, company_id: int, now: datetime | None = None) -> AccountSummary:
-    account = session.get(PrepaidBalance, company_id, populate_existing=True)
-    if account is None:
+    now = now or utcnow()
+    row = session.connection().execute(_SUMMARY, {"company_id": company_id, "rate_company_id": company_id,
+                                                  "moment": now, **runway_parameters(now)}).one_or_none()
+    if row is None:
         raise LookupError(company_id)
-    rate = rate_at(session, company_id)
-    return AccountSummary(
+    rate = terms_or_first(session, company_id, row.rate_per_minute, row.billing_increment_seconds)
+    summary = AccountSummary(
         company_id=company_id,
-        company_name=account.company.name,
-        balance=account.balance,
-        reserved=account.reserved,
-        available=account.available,
-        low_balance_threshold=account.low_balance_threshold,
-        is_low=account.is_low,
-        auto_topup_enabled=account.auto_topup_enabled,
-        auto_topup_threshold=account.auto_topup_threshold,
-        auto_topup_amount=account.auto_topup_amount,
-        auto_topup_payment_method_id=account.auto_topup_payment_method_id,
-        auto_topup_daily_limit=account.auto_topup_daily_limit,
-        auto_topup_monthly_cap=account.auto_topup_monthly_cap,
+        company_name=row.name,
+        **{name: getattr(row, name) for name in _BALANCE_COLUMNS},
         rate_per_minute=rate.rate_per_minute,
         billing_increment_seconds=rate.billing_increment_seconds,
-        live_calls=live_calls(session, company_id),
-        runway=runway(session, company_id, available=account.available, now=now or utcnow()),
+        live_calls=row.live_calls,
+        runway=None,
     )
+    return replace(summary, runway=runway_of(row, available=summary.available, now=now))
 
 
 def find_company(session: Session, key: str) -> Company | None:

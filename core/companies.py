@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from core.audit import Actor, record_action
 from core.charging import rate_at
 from core.clock import utcnow
-from core.models import BillingRate, Company, PrepaidBalance, Topup, TopupStatus, User
+from core.models import BalanceFigures, BillingRate, Company, PrepaidBalance, Topup, TopupStatus, User
 from core.money import to_decimal_string
 
 SORTS = ("name", "balance")
@@ -26,7 +26,7 @@ class InvalidListCursor(ValueError):
 
 
 @dataclass(frozen=True)
-class CompanyRow:
+class CompanyRow(BalanceFigures):
     id: int
     name: str
     balance: int
@@ -35,14 +35,6 @@ class CompanyRow:
     blocked: bool
     auto_topup_enabled: bool
     last_topup_at: datetime | None
-
-    @property
-    def available(self) -> int:
-        return self.balance - self.reserved
-
-    @property
-    def is_low(self) -> bool:
-        return self.balance < self.low_balance_threshold
 
 
 @dataclass(frozen=True)

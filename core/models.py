@@ -140,7 +140,20 @@ class BillingRate(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class PrepaidBalance(db.Model):
+class BalanceFigures:
+    """What follows from a balance's figures (``balance``, ``reserved``, ``low_balance_threshold``),
+    for the balance row and the read-only copies that pages and lists make of it."""
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.reserved
+
+    @property
+    def is_low(self) -> bool:
+        return self.balance < self.low_balance_threshold
+
+
+class PrepaidBalance(BalanceFigures, db.Model):
     """One row per company. ``balance`` is written only by core.ledger."""
 
     __tablename__ = "prepaid_balances"
@@ -160,14 +173,6 @@ class PrepaidBalance(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     company: Mapped[Company] = relationship(back_populates="balance")
-
-    @property
-    def available(self) -> int:
-        return self.balance - self.reserved
-
-    @property
-    def is_low(self) -> bool:
-        return self.balance < self.low_balance_threshold
 
 
 class BalanceTransaction(db.Model):

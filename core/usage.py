@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Date, Row, Select, bindparam, case, cast, func, literal, select
+from sqlalchemy import Date, DateTime, Row, Select, bindparam, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from core.models import CallCharge, Company
@@ -303,28 +303,41 @@ class Runway:
     window_days: int
 
 
-_SPEND = select(func.coalesce(func.sum(CallCharge.amount - CallCharge.refunded_amount), 0)).where(
-    CallCharge.company_id == bindparam("company_id"), CallCharge.started_at >= bindparam("start"),
-    CallCharge.started_at < bindparam("end"))
+# The runway's window starts at :window_start, or later for a company created after it.
+_WINDOW_START = case((Company.created_at > bindparam("window_start", type_=DateTime()), Company.created_at),
+                     else_=bindparam("window_start", type_=DateTime()))
+# What a company's calls that started in [window start, :now) cost after refunds: an index-only
+# scan of the covering call charge index on PostgreSQL, like the usage page's cost.
+_SPEND_IN_WINDOW = select(func.coalesce(func.sum(CallCharge.amount - CallCharge.refunded_amount), 0)).where(
+    CallCharge.company_id == Company.id, CallCharge.started_at >= _WINDOW_START,
+    CallCharge.started_at < bindparam("now")).scalar_subquery()
+# Two columns any query on ``companies`` can carry along (the dashboard's summary does); parameters
+# from :func:`runway_parameters`, the row's values to :func:`runway_of`.
+RUNWAY_COLUMNS = (_WINDOW_START.label("runway_window_start"), _SPEND_IN_WINDOW.label("runway_spend"))
+_RUNWAY = select(*RUNWAY_COLUMNS).where(Company.id == bindparam("company_id"))
+
+
+def runway_parameters(now: datetime, window_days: int = RUNWAY_WINDOW_DAYS) -> dict:
+    return {"window_start": now - timedelta(days=window_days), "now": now}
 
 
 def runway(session: Session, company_id: int, *, available: int, now: datetime,
            window_days: int = RUNWAY_WINDOW_DAYS) -> Runway | None:
-    """At the average daily spend of the last ``window_days`` days, how many days ``available`` lasts.
+    """At the average daily spend of the last ``window_days`` days, how many days ``available`` lasts."""
+    row = session.connection().execute(_RUNWAY, {"company_id": company_id, **runway_parameters(now, window_days)}).one()
+    return runway_of(row, available=available, now=now, window_days=window_days)
 
-    Spend is the cost of the calls that started in [now − window, now), after refunds, like the
-    usage page's cost (an index-only scan of the covering call charge index on PostgreSQL). A
-    company younger than the window is averaged over its own age (at least one day), so a new
-    customer is not promised a runway several times too long. None when there was no spend.
+
+def runway_of(row: Row, *, available: int, now: datetime, window_days: int = RUNWAY_WINDOW_DAYS) -> Runway | None:
+    """The runway from a row with :data:`RUNWAY_COLUMNS`; None when there was no spend.
+
+    Spend is averaged over the window, or over the company's age (at least one day) when it is
+    younger, so a new customer is not promised a runway several times too long.
     """
-    window_start = now - timedelta(days=window_days)
-    created_at = session.get(Company, company_id).created_at  # loaded with the user already, on a page
-    if created_at is not None and created_at > window_start:
-        window_start = created_at
-    spend = session.connection().execute(_SPEND, {"company_id": company_id, "start": window_start, "end": now}).scalar()
-    if spend <= 0:
+    if row.runway_spend <= 0:
         return None
-    elapsed = max(int((now - window_start).total_seconds()), SECONDS_PER_DAY)
+    elapsed = max(int((now - row.runway_window_start).total_seconds()), SECONDS_PER_DAY)
     # An estimate for people: rounded half-up to whole cents (at least one), once.
-    per_day = max(divide_half_up(int(spend) * SECONDS_PER_DAY, elapsed * UNITS_PER_CENT), 1) * UNITS_PER_CENT
+    per_day = max(divide_half_up(int(row.runway_spend) * SECONDS_PER_DAY,
+                                 elapsed * UNITS_PER_CENT), 1) * UNITS_PER_CENT
     return Runway(per_day, max(available, 0) // per_day, window_days)
