@@ -50,9 +50,9 @@ _ledger_rows = FragmentCache(LEDGER_ROWS_REMEMBERED)
 
 def ledger_row(entry: Row) -> Markup:
     """The table row of one ledger entry (templates/partials/ledger_row.html)."""
-    language, _locale, zone = display_settings()
+    settings = display_settings()
     key = (entry.id, entry.created_at, entry.type, entry.amount, entry.balance_after, entry.description,
-           language, zone)
+           settings.language, settings.zone)
     return _ledger_rows.get_or_render(key, lambda: _render_ledger_row(entry))
 
 

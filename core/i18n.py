@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone, tzinfo
 from functools import cache
+from typing import NamedTuple
 from decimal import Decimal
 
 from babel import Locale, dates, support
 from babel.numbers import format_decimal, format_percent
 from flask import g, request, session
-from flask_babel import format_date, get_locale, get_timezone
+from flask_babel import format_date, get_locale, get_timezone, get_translations
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms.i18n import messages_path as wtforms_messages_path
@@ -70,7 +71,7 @@ def payment_method_label(method_type: str | None) -> str:
 
 def minutes_of(seconds: int) -> str:
     """Billed seconds as minutes with one decimal: 3690 → '61,5' (de)."""
-    return format_decimal(Decimal(seconds) / 60, format="#,##0.0", locale=display_settings()[1])
+    return format_decimal(Decimal(seconds) / 60, format="#,##0.0", locale=display_settings().locale)
 
 
 def payment_failure_reason(code: str | None, decline_code: str | None) -> str:
@@ -90,25 +91,32 @@ def select_locale() -> str:
     return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
 
 
-def display_settings() -> tuple[str, Locale, tzinfo]:
-    """(language, Babel locale, display time zone), looked up once per request.
+class DisplaySettings(NamedTuple):
+    language: str
+    locale: Locale
+    zone: tzinfo
+    translations: support.NullTranslations
 
-    A page formats hundreds of values; asking Flask-Babel each time costs more than the rest of
-    the page. The cache is checked against Flask-Babel's current locale object, so a
+
+def display_settings() -> DisplaySettings:
+    """Language, Babel locale, display time zone and message catalogue, looked up once per request.
+
+    A page formats and translates hundreds of values; asking Flask-Babel each time costs more than
+    the rest of the page. The cache is checked against Flask-Babel's current locale object, so a
     ``force_locale`` block (e.g. an email in the customer's language) still switches language.
     """
     context = g._get_current_object()
     current = getattr(getattr(context, "_flask_babel", None), "babel_locale", None)
-    cached = getattr(context, "_display_formatting", None)
-    if current is None or cached is None or cached[1] is not current:
+    cached = getattr(context, "_display_settings", None)
+    if current is None or cached is None or cached.locale is not current:
         locale = get_locale()
-        cached = (str(locale or DEFAULT_LANGUAGE), locale, get_timezone())
-        context._display_formatting = cached
+        cached = DisplaySettings(str(locale or DEFAULT_LANGUAGE), locale, get_timezone(), get_translations())
+        context._display_settings = cached
     return cached
 
 
 def active_language() -> str:
-    return display_settings()[0] if g else DEFAULT_LANGUAGE  # g is falsy outside an app context
+    return display_settings().language if g else DEFAULT_LANGUAGE  # g is falsy outside an app context
 
 
 def money(units: int | None) -> str:
@@ -119,8 +127,8 @@ def local_datetime(value: datetime | None, style: str = "medium") -> str:
     """A naive-UTC database time in the display time zone and the active locale."""
     if value is None:
         return ""
-    _language, locale, zone = display_settings()
-    return dates.format_datetime(value.replace(tzinfo=timezone.utc), style, tzinfo=zone, locale=locale)
+    settings = display_settings()
+    return dates.format_datetime(value.replace(tzinfo=timezone.utc), style, tzinfo=settings.zone, locale=settings.locale)
 
 
 def local_date(value: date | datetime | None, style: str = "medium") -> str:
@@ -128,7 +136,7 @@ def local_date(value: date | datetime | None, style: str = "medium") -> str:
 
 
 def number(value: int | Decimal | None) -> str:
-    return "" if value is None else format_decimal(value, locale=display_settings()[1])
+    return "" if value is None else format_decimal(value, locale=display_settings().locale)
 
 
 def money_cents(value: int | None) -> str:
@@ -138,7 +146,7 @@ def money_cents(value: int | None) -> str:
 def percent_basis_points(value: int) -> str:
     """1900 → '19 %' (de) / '19%' (en)."""
     return format_percent(Decimal(value) / BASIS_POINTS_PER_WHOLE, format="#,##0.##\u00a0%" if
-                          active_language() == "de" else "#,##0.##%", locale=display_settings()[1])
+                          active_language() == "de" else "#,##0.##%", locale=display_settings().locale)
 
 
 @cache
@@ -147,7 +155,19 @@ def wtforms_translations(language: str) -> support.Translations:
     return support.Translations.load(wtforms_messages_path(), [language], domain="wtforms")
 
 
+def _catalogue() -> support.NullTranslations:
+    return display_settings().translations if g else support.NullTranslations()
+
+
 def register_template_helpers(app) -> None:
+    # Flask-Babel's template callables look the catalogue up anew for every string (a page has dozens).
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda string: _catalogue().ugettext(string),
+        ngettext=lambda singular, plural, n: _catalogue().ungettext(singular, plural, n),
+        pgettext=lambda context, string: _catalogue().upgettext(context, string),
+        npgettext=lambda context, singular, plural, n: _catalogue().unpgettext(context, singular, plural, n),
+        newstyle=True,
+    )
     app.add_template_filter(number, "number")
     app.add_template_filter(money_cents, "money_cents")
     app.add_template_filter(percent_basis_points, "percent_bp")
