@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
+import enum
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache, partial
 
-from sqlalchemy import Row, Select, select, tuple_
+from sqlalchemy import Row, Select, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
 from core.models import BalanceTransaction, EntryType
@@ -60,36 +62,58 @@ class TransactionPage:
     newer: Cursor | None  # pass as ``before`` to get the previous (newer) page
 
 
-def _filtered(company_id: int, filters: TransactionFilter) -> Select:
-    query = select(*BalanceTransaction.__table__.columns).where(BalanceTransaction.company_id == company_id)
-    if filters.entry_type is not None:
-        query = query.where(BalanceTransaction.type == filters.entry_type.value)
-    if filters.start is not None:
-        query = query.where(BalanceTransaction.created_at >= filters.start)
-    if filters.end is not None:
-        query = query.where(BalanceTransaction.created_at < filters.end)
-    return query
+class Direction(enum.Enum):
+    NEWEST = "newest"  # the first page
+    OLDER = "older"  # the rows after a cursor
+    NEWER = "newer"  # the rows before a cursor
 
 
-def keyset_rows(session: Session, query: Select, position: tuple, *, after: Cursor | None,
-                before: Cursor | None, limit: int) -> tuple[list, bool, bool]:
-    """Rows of ``query`` newest first by the (time, id) columns ``position``: the first ``limit``,
-    those older than ``after`` or newer than ``before``. Returns (rows, has_older, has_newer).
-
-    ``query`` selects columns, not an entity: the pages only read, and plain rows come several
-    times cheaper than ORM objects."""
+def keyset_statement(query: Select, position: tuple, direction: Direction) -> Select:
+    """``query`` ordered and limited to one page in ``direction``, newest first by the (time, id)
+    columns ``position``, except NEWER, which runs oldest first from the cursor. Parameters:
+    :limit, and for OLDER and NEWER the cursor's :cursor_time and :cursor_id."""
     moment, row_id = position
     key = tuple_(moment, row_id)
-    if before is not None:
-        rows = session.execute(query.where(key > (before.created_at, before.id))
-                               .order_by(moment.asc(), row_id.asc()).limit(limit + 1)).all()
+    cursor = tuple_(bindparam("cursor_time", type_=moment.type), bindparam("cursor_id", type_=row_id.type))
+    if direction is Direction.NEWER:
+        return query.where(key > cursor).order_by(moment.asc(), row_id.asc()).limit(bindparam("limit"))
+    if direction is Direction.OLDER:
+        query = query.where(key < cursor)
+    return query.order_by(moment.desc(), row_id.desc()).limit(bindparam("limit"))
+
+
+def keyset_rows(session: Session, statement: Callable[[Direction], Select], parameters: dict, *,
+                after: Cursor | None, before: Cursor | None, limit: int) -> tuple[list[Row], bool, bool]:
+    """The first ``limit`` rows, those older than ``after`` or newer than ``before``, newest first,
+    of ``statement(direction)`` (built by :func:`keyset_statement`, once per shape: a statement
+    built for every request costs several times its execution). Returns (rows, has_older, has_newer).
+
+    Plain rows through the connection, not ORM objects: the pages only read."""
+    direction = Direction.NEWER if before is not None else Direction.OLDER if after is not None else Direction.NEWEST
+    cursor = before or after
+    if cursor is not None:
+        parameters = {**parameters, "cursor_time": cursor.created_at, "cursor_id": cursor.id}
+    rows = session.connection().execute(statement(direction), {**parameters, "limit": limit + 1}).all()
+    if direction is Direction.NEWER:
         has_newer, rows = len(rows) > limit, rows[:limit]
         rows.reverse()
         return rows, bool(rows), has_newer
-    if after is not None:
-        query = query.where(key < (after.created_at, after.id))
-    rows = session.execute(query.order_by(moment.desc(), row_id.desc()).limit(limit + 1)).all()
-    return rows[:limit], len(rows) > limit, after is not None and bool(rows)
+    return rows[:limit], len(rows) > limit, direction is Direction.OLDER and bool(rows)
+
+
+_LEDGER = BalanceTransaction.__table__.c
+
+
+@cache
+def _ledger_statement(direction: Direction, by_type: bool, from_start: bool, to_end: bool) -> Select:
+    query = select(*_LEDGER).where(_LEDGER.company_id == bindparam("company_id"))
+    if by_type:
+        query = query.where(_LEDGER.type == bindparam("entry_type"))
+    if from_start:
+        query = query.where(_LEDGER.created_at >= bindparam("start"))
+    if to_end:
+        query = query.where(_LEDGER.created_at < bindparam("end"))
+    return keyset_statement(query, (_LEDGER.created_at, _LEDGER.id), direction)
 
 
 def transactions_page(
@@ -102,9 +126,11 @@ def transactions_page(
     limit: int = 50,
 ) -> TransactionPage:
     """One page: the newest rows, or those older than ``after``, or newer than ``before``."""
-    rows, has_older, has_newer = keyset_rows(session, _filtered(company_id, filters),
-                                             (BalanceTransaction.created_at, BalanceTransaction.id),
-                                             after=after, before=before, limit=limit)
+    statement = partial(_ledger_statement, by_type=filters.entry_type is not None,
+                        from_start=filters.start is not None, to_end=filters.end is not None)
+    parameters = {"company_id": company_id, "start": filters.start, "end": filters.end,
+                  "entry_type": filters.entry_type.value if filters.entry_type else None}
+    rows, has_older, has_newer = keyset_rows(session, statement, parameters, after=after, before=before, limit=limit)
     return TransactionPage(
         entries=rows,
         older=Cursor.of(rows[-1]) if has_older else None,

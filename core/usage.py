@@ -17,7 +17,7 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from functools import lru_cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Date, DateTime, Row, Select, bindparam, case, cast, func, literal, select
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from core.models import CallCharge, Company
 from core.money import UNITS_PER_CENT, divide_half_up
-from core.transactions import Cursor, keyset_rows
+from core.transactions import Cursor, Direction, keyset_rows, keyset_statement
 
 SECONDS_PER_DAY = 86_400
 MAX_RANGE_DAYS = 366
@@ -265,8 +265,14 @@ def _position_of(charge: Row) -> Cursor:
 
 
 
-def _calls(company_id: int, usage_range: UsageRange) -> Select:
-    return select(*CallCharge.__table__.columns).where(*_in_range(company_id, usage_range))
+_CALL = CallCharge.__table__.c
+
+
+@cache
+def _calls_statement(direction: Direction) -> Select:
+    query = select(*_CALL).where(_CALL.company_id == bindparam("company_id"), _CALL.started_at >= bindparam("start"),
+                                 _CALL.started_at < bindparam("end"))
+    return keyset_statement(query, (_CALL.started_at, _CALL.id), direction)
 
 
 def calls_page(session: Session, company_id: int, usage_range: UsageRange, *,
@@ -275,9 +281,9 @@ def calls_page(session: Session, company_id: int, usage_range: UsageRange, *,
 
     A cursor is only a position: the query is always limited to the company and the range.
     """
-    rows, has_older, has_newer = keyset_rows(session, _calls(company_id, usage_range),
-                                             (CallCharge.started_at, CallCharge.id),
-                                             after=after, before=before, limit=limit)
+    rows, has_older, has_newer = keyset_rows(
+        session, _calls_statement, {"company_id": company_id, "start": usage_range.start, "end": usage_range.end},
+        after=after, before=before, limit=limit)
     return CallPage(rows, _position_of(rows[-1]) if has_older else None,
                     _position_of(rows[0]) if has_newer else None)
 
