@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
 
+from flask_login import UserMixin
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.clock import utcnow
 from core.i18n import LANGUAGES
 from core.ledger import open_account
-from core.models import BillingRate, Company, Role, User
+from core.models import BillingRate, Company, Role, RoleChecks, User
 
 MIN_PASSWORD_LENGTH = 10
 # Compared against when the email is unknown, so both paths cost the same hashing time.
@@ -82,11 +85,53 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
-def set_language(session: Session, user: User, language: str) -> None:
+def set_language(session: Session, user_id: int, language: str) -> None:
     if language not in LANGUAGES:
         raise AccountError("unknown language")
-    user.locale = language
+    session.execute(update(User).where(User.id == user_id).values(locale=language))
     session.commit()
+
+
+@dataclass(frozen=True)
+class CompanyStanding:
+    """Whether the signed-in user's company is blocked, which every page shows."""
+
+    blocked_at: datetime | None
+    blocked_reason: str | None
+
+
+@dataclass(frozen=True, eq=False)
+class SignedInUser(RoleChecks, UserMixin):
+    """Who a request comes from: a read-only copy of the user row and its company's standing.
+    Every request loads it, so it comes from one plain query (an ORM object costs several times
+    more); changes to the user go through the functions here, by ``id``."""
+
+    id: int
+    email: str
+    role: str
+    company_id: int | None
+    locale: str | None
+    active: bool
+    company: CompanyStanding | None
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+
+_USERS, _COMPANIES = User.__table__.c, Company.__table__.c
+_SIGNED_IN_USER = (select(_USERS.id, _USERS.email, _USERS.role, _USERS.company_id, _USERS.locale, _USERS.active,
+                          _COMPANIES.blocked_at, _COMPANIES.blocked_reason)
+                   .outerjoin_from(User.__table__, Company.__table__, _COMPANIES.id == _USERS.company_id)
+                   .where(_USERS.id == bindparam("user_id")))
+
+
+def signed_in_user(session: Session, user_id: int) -> SignedInUser | None:
+    row = session.connection().execute(_SIGNED_IN_USER, {"user_id": user_id}).one_or_none()
+    if row is None:
+        return None
+    company = CompanyStanding(row.blocked_at, row.blocked_reason) if row.company_id is not None else None
+    return SignedInUser(row.id, row.email, row.role, row.company_id, row.locale, row.active, company)
 
 
 SET_PASSWORD_SALT = "set-password"

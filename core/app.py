@@ -8,15 +8,15 @@ from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, event, exc, select
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import joinedload
 
+from core.accounts import SignedInUser, signed_in_user
 from core.config import ROOT, load_config
 from core.extensions import babel, csrf, htmx, limiter, login_manager, migrate
 from core.fragments import ledger_row
 from core.i18n import register_template_helpers, select_locale
-from core.models import User, db
+from core.models import db
 from core.stripe_gateway import StripeGateway
 
 
@@ -72,15 +72,9 @@ def _init_stripe(app: Flask) -> None:
                 "stripe_sandbox": gateway is not None and gateway.is_sandbox}
 
 
-# Every page shows the user's company (its name, whether it is blocked): one query for both, built once.
-_USER_WITH_COMPANY = select(User).options(joinedload(User.company)).where(User.id == bindparam("user_id"))
-
-
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
-        return None
-    return db.session.execute(_USER_WITH_COMPANY, {"user_id": int(user_id)}).scalar_one_or_none()
+def _load_user(user_id: str) -> SignedInUser | None:
+    return signed_in_user(db.session, int(user_id)) if user_id.isdigit() else None
 
 
 def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:  # not money

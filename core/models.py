@@ -97,7 +97,19 @@ class Company(db.Model):
     users: Mapped[list[User]] = relationship(back_populates="company")
 
 
-class User(UserMixin, db.Model):
+class RoleChecks:
+    """What a user's ``role`` allows, for the user row and the signed-in user's read-only copy."""
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in (Role.STAFF_SUPPORT.value, Role.STAFF_ADMIN.value)
+
+    @property
+    def is_company_admin(self) -> bool:
+        return self.role == Role.COMPANY_ADMIN.value
+
+
+class User(RoleChecks, UserMixin, db.Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -116,14 +128,6 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return self.active
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in (Role.STAFF_SUPPORT.value, Role.STAFF_ADMIN.value)
-
-    @property
-    def is_company_admin(self) -> bool:
-        return self.role == Role.COMPANY_ADMIN.value
 
 
 class BillingRate(db.Model):

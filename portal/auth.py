@@ -55,7 +55,7 @@ def login():
         return render_template("login.html", form=form, error=_("Email or password is not correct.")), 422
     login_user(user)
     if user.locale is None and session.get("lang"):
-        set_language(db.session, user, session["lang"])  # keep the language chosen before login
+        set_language(db.session, user.id, session["lang"])  # keep the language chosen before login
     return redirect_to(safe_next_url(form.next.data, home_url(user)))
 
 
@@ -90,7 +90,7 @@ def change_language():
         return redirect_to(target)
     session["lang"] = form.language.data
     if current_user.is_authenticated:
-        set_language(db.session, current_user, form.language.data)
+        set_language(db.session, current_user.id, form.language.data)
     return redirect_to(target)
 
 

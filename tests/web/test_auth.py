@@ -82,6 +82,31 @@ def test_an_inactive_user_cannot_log_in(app, client, make_company):
     assert log_in(client, email).status_code == 422
 
 
+def test_who_is_signed_in_is_read_anew_for_every_request(app, client, make_company):
+    """The signed-in user is a read-only copy per request: a deactivation, a role change or a
+    company block by staff applies to the very next request of an open session."""
+    from sqlalchemy import update
+
+    from core.clock import utcnow
+    from core.models import Company, User, db
+
+    company_id, email = make_company()
+    log_in(client, email)
+    assert 'data-testid="topup-link"' in client.get("/business/billing").text
+
+    def change(statement):
+        with app.app_context():
+            db.session.execute(statement)
+            db.session.commit()
+
+    change(update(User).where(User.email == email).values(role=Role.COMPANY_MEMBER.value))
+    assert 'data-testid="topup-link"' not in client.get("/business/billing").text
+    change(update(Company).where(Company.id == company_id).values(blocked_at=utcnow(), blocked_reason="Test"))
+    assert 'data-testid="blocked-notice"' in client.get("/business/billing").text
+    change(update(User).where(User.email == email).values(active=False))
+    assert client.get("/business/billing").status_code == 303  # to the login page
+
+
 def test_repeated_failed_logins_for_one_account_are_rate_limited(app, client, make_company):
     _, email = make_company()
     statuses = [log_in(client, email, "wrong-password").status_code for _ in range(6)]
