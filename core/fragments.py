@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from functools import partial
 from threading import Lock
 
 from flask import current_app
@@ -48,12 +49,13 @@ class FragmentCache:
 _ledger_rows = FragmentCache(LEDGER_ROWS_REMEMBERED)
 
 
-def ledger_row(entry: Row) -> Markup:
-    """The table row of one ledger entry (templates/partials/ledger_row.html)."""
+def ledger_rows(entries: list[Row]) -> Markup:
+    """The table rows of ledger entries (templates/partials/ledger_row.html), as one fragment."""
     settings = display_settings()
-    key = (entry.id, entry.created_at, entry.type, entry.amount, entry.balance_after, entry.description,
-           settings.language, settings.zone)
-    return _ledger_rows.get_or_render(key, lambda: _render_ledger_row(entry))
+    return Markup("").join(_ledger_rows.get_or_render(
+        (entry.id, entry.created_at, entry.type, entry.amount, entry.balance_after, entry.description,
+         settings.language, settings.zone),
+        partial(_render_ledger_row, entry)) for entry in entries)
 
 
 def _render_ledger_row(entry: Row) -> Markup:

@@ -13,6 +13,9 @@ from flask import g, request, session
 from flask_babel import format_date, get_locale, get_timezone, get_translations
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from jinja2 import pass_eval_context
+from jinja2.nodes import EvalContext
+from markupsafe import Markup
 from wtforms.i18n import messages_path as wtforms_messages_path
 
 from core.models import EntryType, TopupStatus
@@ -159,15 +162,26 @@ def _catalogue() -> support.NullTranslations:
     return display_settings().translations if g else support.NullTranslations()
 
 
+# Templates call these directly. They do what Jinja's new-style gettext does (escape the variables
+# in HTML, always treat the message as a format string) without its three indirect calls and
+# Flask-Babel's catalogue lookup per string: a page has dozens.
+@pass_eval_context
+def _template_gettext(eval_context: EvalContext, string: str, /, **variables) -> str:
+    return _formatted(eval_context, _catalogue().ugettext(string), variables)
+
+
+@pass_eval_context
+def _template_ngettext(eval_context: EvalContext, singular: str, plural: str, count: int, /, **variables) -> str:
+    variables.setdefault("num", count)
+    return _formatted(eval_context, _catalogue().ungettext(singular, plural, count), variables)
+
+
+def _formatted(eval_context: EvalContext, message: str, variables: dict) -> str:
+    return (Markup(message) if eval_context.autoescape else message) % variables
+
+
 def register_template_helpers(app) -> None:
-    # Flask-Babel's template callables look the catalogue up anew for every string (a page has dozens).
-    app.jinja_env.install_gettext_callables(
-        gettext=lambda string: _catalogue().ugettext(string),
-        ngettext=lambda singular, plural, n: _catalogue().ungettext(singular, plural, n),
-        pgettext=lambda context, string: _catalogue().upgettext(context, string),
-        npgettext=lambda context, singular, plural, n: _catalogue().unpgettext(context, singular, plural, n),
-        newstyle=True,
-    )
+    app.jinja_env.globals.update(_=_template_gettext, gettext=_template_gettext, ngettext=_template_ngettext)
     app.add_template_filter(number, "number")
     app.add_template_filter(money_cents, "money_cents")
     app.add_template_filter(percent_basis_points, "percent_bp")
