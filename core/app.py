@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
@@ -15,7 +14,7 @@ from core.accounts import SignedInUser, signed_in_user
 from core.config import ROOT, load_config
 from core.extensions import babel, csrf, htmx, limiter, login_manager, migrate
 from core.fragments import ledger_rows
-from core.i18n import register_template_helpers, select_locale
+from core.i18n import lazy_gettext as _l, register_template_helpers, select_locale
 from core.models import db
 from core.stripe_gateway import StripeGateway
 

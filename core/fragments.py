@@ -52,10 +52,10 @@ _ledger_rows = FragmentCache(LEDGER_ROWS_REMEMBERED)
 def ledger_rows(entries: list[Row]) -> Markup:
     """The table rows of ledger entries (templates/partials/ledger_row.html), as one fragment."""
     settings = display_settings()
-    return Markup("").join(_ledger_rows.get_or_render(
-        (entry.id, entry.created_at, entry.type, entry.amount, entry.balance_after, entry.description,
-         settings.language, settings.zone),
-        partial(_render_ledger_row, entry)) for entry in entries)
+    # The whole row is the key (a Row hashes like a tuple of its values; naming each column would
+    # cost more than the lookup).
+    return Markup("").join(_ledger_rows.get_or_render((entry, settings.language, settings.zone),
+                                                      partial(_render_ledger_row, entry)) for entry in entries)
 
 
 def _render_ledger_row(entry: Row) -> Markup:

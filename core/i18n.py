@@ -11,7 +11,7 @@ from babel import Locale, dates, support
 from babel.numbers import format_decimal, format_percent
 from flask import g, request, session
 from flask_babel import format_date, get_locale, get_timezone, get_translations
-from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_login import current_user
 from jinja2 import pass_eval_context
 from jinja2.nodes import EvalContext
@@ -20,6 +20,24 @@ from wtforms.i18n import messages_path as wtforms_messages_path
 
 from core.models import EntryType, TopupStatus
 from core.money import UNITS_PER_CENT, format_money
+
+def gettext(string: str, **variables) -> str:
+    """Flask-Babel's gettext, from the catalogue looked up once per request (see display_settings)."""
+    message = _catalogue().ugettext(string)
+    return message % variables if variables else message
+
+
+def ngettext(singular: str, plural: str, num: int, **variables) -> str:
+    variables.setdefault("num", num)
+    return _catalogue().ungettext(singular, plural, num) % variables
+
+
+def lazy_gettext(string: str, **variables) -> LazyString:
+    """A message translated when it is shown, in the language of that moment."""
+    return LazyString(gettext, string, **variables)
+
+
+_l = lazy_gettext
 
 LANGUAGES = {"de": "Deutsch", "en": "English"}
 BASIS_POINTS_PER_WHOLE = 10_000

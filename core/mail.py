@@ -34,13 +34,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flask import current_app, render_template
-from flask_babel import force_locale, gettext
-from flask_babel import lazy_gettext as _l
+from flask_babel import force_locale
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, payment_failure_reason
+from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext, lazy_gettext as _l, payment_failure_reason
 from core.models import Company, EmailStatus, Invoice, Role, SentEmail, User, insert_or_ignore
 from core.money import format_money
 from core.queue import EMAILS, enqueue

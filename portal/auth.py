@@ -5,12 +5,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, render_template, request, session, url_for
-from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from core.accounts import authenticate, normalize_email, set_language, user_for_set_password_token
 from core.accounts import set_password as change_password
 from core.extensions import limiter
+from core.i18n import gettext as _
 from core.models import db
 from core.web import redirect_to, safe_next_url
 from portal.forms import LanguageForm, LoginForm, SetPasswordForm

@@ -12,15 +12,12 @@ from babel import dates
 from babel.numbers import format_decimal
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context, url_for
 from flask_babel import get_timezone
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_login import current_user
 
 from core.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
 from core.csv_export import csv_chunks
-from core.i18n import active_language, money
+from core.i18n import active_language, gettext as _, lazy_gettext as _l, money, ngettext
 from core.models import db
 from core.money import UNITS_PER_EUR, format_amount_plain
 from core.transactions import Cursor, InvalidCursor

@@ -6,9 +6,9 @@ import json
 from datetime import date
 
 from flask import Blueprint, abort, flash, request, url_for
-from flask_babel import gettext as _
 
 from core.audit import record_action
+from core.i18n import gettext as _
 from core.models import WebhookEvent, WebhookStatus, db
 from core.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
 from core.webhook_admin import EventFilter, event_ledger_entries, event_types, list_events

@@ -6,7 +6,6 @@ from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, abort, current_app, flash, render_template, request, url_for
-from flask_babel import gettext as _
 from sqlalchemy import select
 
 from core.accounts import AccountError, invite_user, set_active, set_password_token
@@ -14,7 +13,7 @@ from core.api_keys import ApiKeyNotFound, revoke_api_key
 from core.audit import record_action
 from core.bonuses import create_rule
 from core.clock import utcnow
-from core.i18n import active_language
+from core.i18n import active_language, gettext as _
 from core.mail import EmailKind, queue_email
 from core.models import BonusRule, Company, Role, User, db
 from core.money import InvalidAmount, parse_amount, plain_amount

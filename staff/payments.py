@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, request, url_for
-from flask_babel import gettext as _
 
 from core.failed_payments import NotFailed, failed_payments, retry_failed_topup
-from core.i18n import money
+from core.i18n import gettext as _, money
 from core.models import db
 from core.money import eur
 from core.topups import CheckoutFailed, ReturnUrls, TopupLimits, TopupNotFound

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, render_template, request, url_for
-from flask_babel import gettext as _
 from sqlalchemy import select
 
 from core.audit import audit_trail, company_audit_trail, record_action
@@ -13,7 +12,7 @@ from core.companies import (
     FLAGS, SORTS, AutoTopupIncomplete, InvalidListCursor, change_rate, change_threshold, list_companies, rate_history,
     set_auto_topup, set_blocked,
 )
-from core.i18n import active_language, money
+from core.i18n import active_language, gettext as _, money
 from core.ledger import book_unexplained_difference
 from core.invoices import company_documents
 from core.api_keys import company_api_keys
