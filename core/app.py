@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from core.accounts import SignedInUser, signed_in_user
 from core.config import ROOT, load_config
 from core.extensions import babel, csrf, htmx, limiter, login_manager, migrate
-from core.fragments import ledger_rows
+from core.fragments import ledger_rows, navigation_links
 from core.i18n import lazy_gettext as _l, register_template_helpers, select_locale
 from core.models import db
 from core.stripe_gateway import StripeGateway
@@ -55,6 +55,7 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
     register_template_helpers(app)
     app.add_template_global(ledger_rows, "ledger_rows")
+    app.add_template_global(navigation_links, "navigation_links")
 
 
 def _init_stripe(app: Flask) -> None:

@@ -94,3 +94,19 @@ def test_ledger_rows_are_remembered_per_language_and_never_stale(app, client, ma
         db.session.execute(update(BalanceTransaction).values(description="Changed in place"))
         db.session.commit()
     assert "Changed in place" in client.get("/business/billing/transactions").text
+
+
+def test_the_remembered_menu_follows_the_page_the_kind_of_user_and_the_language(client, make_company, make_staff):
+    _, email = make_company()
+    log_in(client, email)
+    dashboard = client.get("/business/billing").text
+    assert 'href="/business/billing" aria-current="page">Übersicht</a>' in dashboard
+    transactions = client.get("/business/billing/transactions").text
+    assert 'href="/business/billing" >Übersicht</a>' in transactions
+    assert 'href="/business/billing/transactions" aria-current="page">Buchungen</a>' in transactions
+    client.post("/language", data={"language": "en", "csrf_token": csrf_token_from(dashboard)})
+    assert 'aria-current="page">Dashboard</a>' in client.get("/business/billing").text
+    client.post("/logout", data={"csrf_token": csrf_token_from(dashboard)})
+    log_in(client, make_staff(), "staff-password-1")
+    staff_page = client.get("/admin/companies").text
+    assert 'href="/admin/audit"' in staff_page and 'href="/business/billing"' not in staff_page
