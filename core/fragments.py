@@ -57,10 +57,10 @@ _menus = FragmentCache(MENUS_REMEMBERED)
 def ledger_rows(entries: list[Row]) -> Markup:
     """The table rows of ledger entries (templates/partials/ledger_row.html), as one fragment."""
     settings = display_settings()
-    # The whole row is the key (a Row hashes like a tuple of its values; naming each column would
-    # cost more than the lookup).
-    return Markup("").join(_ledger_rows.get_or_render((entry, settings.language, settings.zone),
-                                                      partial(_render_ledger_row, entry)) for entry in entries)
+    # The row's values as a plain tuple are the key: reading them column by column, or comparing
+    # Row objects, would cost more than the lookup. The fragments are Markup already: no escaping.
+    return Markup("".join(_ledger_rows.get_or_render((tuple(entry), settings.language, settings.zone),
+                                                     partial(_render_ledger_row, entry)) for entry in entries))
 
 
 def _render_ledger_row(entry: Row) -> Markup:
