@@ -89,6 +89,9 @@ GUNICORN_THREADS = 4
 WRK_CONNECTIONS = 8
 WRK_WARMUP_SECONDS = 2
 PERCENTILES = ("50%", "90%", "99%")
+# One browser for the login and for wrk, as in real use: Flask-Login ties the session to the user
+# agent, and wrk does not store the cookie it would be sent again for a different one.
+USER_AGENT = "portal-bench"
 
 # Rows 0, 40, 80, ... are top-ups of 250 EUR; the others are calls of 10..428 s at
 # 0.42 EUR/min (70 units a second), so -700 .. -29,960 units. Row i lies in the first half of
@@ -370,7 +373,9 @@ class KeepEveryResponse(urllib.request.HTTPErrorProcessor):
 
 
 def opener(*handlers) -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}), KeepEveryResponse(), *handlers)  # no proxy
+    browser = urllib.request.build_opener(urllib.request.ProxyHandler({}), KeepEveryResponse(), *handlers)  # no proxy
+    browser.addheaders = [("User-Agent", USER_AGENT)]
+    return browser
 
 
 def http_login(server: Server) -> str:
@@ -425,7 +430,7 @@ class Load:
 
 def run_wrk(load: Load, route: Route, seconds: int) -> str:
     command = [load.wrk, "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "--latency",
-               "-H", f"Cookie: {load.cookie}", load.server.base_url + route.url]
+               "-H", f"Cookie: {load.cookie}", "-H", f"User-Agent: {USER_AGENT}", load.server.base_url + route.url]
     return subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
 
 

@@ -19,7 +19,7 @@ from markupsafe import Markup
 from wtforms.i18n import messages_path as wtforms_messages_path
 
 from core.models import EntryType, TopupStatus
-from core.money import UNITS_PER_CENT, format_money
+from core.money import UNITS_PER_CENT, format_money, format_whole_number
 
 def gettext(string: str, **variables) -> str:
     """Flask-Babel's gettext, from the catalogue looked up once per request (see display_settings)."""
@@ -157,7 +157,11 @@ def local_date(value: date | datetime | None, style: str = "medium") -> str:
 
 
 def number(value: int | Decimal | None) -> str:
-    return "" if value is None else format_decimal(value, locale=display_settings().locale)
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return format_whole_number(value, display_settings().language)
+    return format_decimal(value, locale=display_settings().locale)
 
 
 def money_cents(value: int | None) -> str:

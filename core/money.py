@@ -126,6 +126,13 @@ def format_money(units: int, locale: str = "de") -> str:
     return f"{sign}{symbol}{number}"
 
 
+def format_whole_number(value: int, locale: str = "de") -> str:
+    """A count for people, as Babel's format_decimal writes it: ``12.345`` (de) / ``12,345`` (en),
+    at a fraction of its cost (a page shows several)."""
+    _decimal, group, minus, _symbol = _currency_symbols(locale)
+    return (minus if value < 0 else "") + f"{abs(value):,}".replace(",", group)
+
+
 def format_amount_plain(units: int, locale: str = "de") -> str:
     """A number without currency sign or grouping, for CSV cells: ``1234,5600`` / ``1234.5600``."""
     return format_decimal(units_to_decimal(units), format="0.0000", locale=locale)

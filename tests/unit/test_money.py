@@ -70,6 +70,16 @@ def test_formatting_follows_the_locale():
     assert format_money(eur("-5"), "de") == "-5,00\xa0€"
 
 
+@pytest.mark.parametrize("locale", ["de", "en"])
+def test_whole_numbers_are_formatted_as_babel_does(locale):
+    from babel.numbers import format_decimal
+
+    from core.money import format_whole_number
+
+    for value in (0, 7, -7, 999, 1000, -1234, 12_345, 1_234_567, -98_765_432_101):
+        assert format_whole_number(value, locale) == format_decimal(value, locale=locale)
+
+
 def test_formatting_keeps_sub_cent_digits_of_per_second_charges():
     assert format_money(70, "de") == "0,007\xa0€"
     assert format_money(eur("12.3456"), "en") == "€12.3456"
