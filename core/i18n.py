@@ -199,7 +199,9 @@ def _template_ngettext(eval_context: EvalContext, singular: str, plural: str, co
 
 
 def _formatted(eval_context: EvalContext, message: str, variables: dict) -> str:
-    return (Markup(message) if eval_context.autoescape else message) % variables
+    if eval_context.autoescape:
+        message = Markup(message)
+    return message % variables if variables or "%" in message else message
 
 
 def register_template_helpers(app) -> None:
