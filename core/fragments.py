@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from functools import partial
 from threading import Lock
 
 from flask import current_app, request
@@ -34,17 +33,23 @@ class FragmentCache:
         self._lock = Lock()  # gthread workers serve requests from several threads
 
     def get_or_render(self, key: Hashable, render: Callable[[], Markup]) -> Markup:
+        return self.get_or_render_many([key], lambda _key: render())[0]
+
+    def get_or_render_many(self, keys: list[Hashable], render: Callable[[Hashable], Markup]) -> list[Markup]:
+        """The fragments of ``keys``, in order; ``render(key)`` makes those not remembered."""
         with self._lock:
-            fragment = self._fragments.get(key)
-            if fragment is not None:
-                self._fragments.move_to_end(key)
-                return fragment
-        fragment = render()
+            fragments = [self._fragments.get(key) for key in keys]
+            for key, fragment in zip(keys, fragments):
+                if fragment is not None:
+                    self._fragments.move_to_end(key)
+        missing = {key: render(key) for key, fragment in zip(keys, fragments) if fragment is None}
+        if not missing:
+            return fragments
         with self._lock:
-            self._fragments[key] = fragment
-            if len(self._fragments) > self._max_entries:
+            self._fragments.update(missing)
+            while len(self._fragments) > self._max_entries:
                 self._fragments.popitem(last=False)
-        return fragment
+        return [fragment if fragment is not None else missing[key] for key, fragment in zip(keys, fragments)]
 
     def __len__(self) -> int:
         return len(self._fragments)
@@ -59,8 +64,9 @@ def ledger_rows(entries: list[Row]) -> Markup:
     settings = display_settings()
     # The row's values as a plain tuple are the key: reading them column by column, or comparing
     # Row objects, would cost more than the lookup. The fragments are Markup already: no escaping.
-    return Markup("".join(_ledger_rows.get_or_render((tuple(entry), settings.language, settings.zone),
-                                                     partial(_render_ledger_row, entry)) for entry in entries))
+    entry_of = {(tuple(entry), settings.language, settings.zone): entry for entry in entries}
+    fragments = _ledger_rows.get_or_render_many(list(entry_of), lambda key: _render_ledger_row(entry_of[key]))
+    return Markup("".join(fragments))
 
 
 def _render_ledger_row(entry: Row) -> Markup:
