@@ -1,0 +1,27 @@
+from markupsafe import Markup
+
+from core.fragments import FragmentCache
+
+
+def test_fragments_are_rendered_once_and_returned_in_the_order_asked():
+    cache = FragmentCache(max_entries=10)
+    rendered = []
+
+    def render(key):
+        rendered.append(key)
+        return Markup(f"<td>{key}</td>")
+
+    assert cache.get_or_render_many(["a", "b"], render) == ["<td>a</td>", "<td>b</td>"]
+    assert cache.get_or_render_many(["b", "c", "a"], render) == ["<td>b</td>", "<td>c</td>", "<td>a</td>"]
+    assert rendered == ["a", "b", "c"]
+
+
+def test_the_least_recently_used_fragment_goes_first():
+    cache = FragmentCache(max_entries=2)
+    cache.get_or_render_many(["a", "b"], Markup)
+    cache.get_or_render("a", lambda: Markup("a"))  # a used again: b is now the oldest
+    cache.get_or_render("c", lambda: Markup("c"))
+    assert len(cache) == 2
+    rendered = []
+    cache.get_or_render_many(["a", "c", "b"], lambda key: rendered.append(key) or Markup(key))
+    assert rendered == ["b"]
