@@ -57,7 +57,7 @@ class Cursor:
 
 @dataclass(frozen=True)
 class TransactionPage:
-    entries: list[Row]  # the columns of BalanceTransaction
+    entries: list[Row]  # the shown columns of BalanceTransaction (the export's: with the reference)
     older: Cursor | None  # pass as ``after`` to get the next (older) page
     newer: Cursor | None  # pass as ``before`` to get the previous (newer) page
 
@@ -102,11 +102,14 @@ def keyset_rows(session: Session, statement: Callable[[Direction], Select], para
 
 
 _LEDGER = BalanceTransaction.__table__.c
+# What the ledger pages show (every column read costs, on each of a page's rows), and what the export adds.
+_SHOWN = (_LEDGER.id, _LEDGER.created_at, _LEDGER.type, _LEDGER.description, _LEDGER.amount, _LEDGER.balance_after)
+_EXPORTED = (*_SHOWN, _LEDGER.reference_type, _LEDGER.reference_id)
 
 
 @cache
-def _ledger_statement(direction: Direction, by_type: bool, from_start: bool, to_end: bool) -> Select:
-    query = select(*_LEDGER).where(_LEDGER.company_id == bindparam("company_id"))
+def _ledger_statement(direction: Direction, columns: tuple, by_type: bool, from_start: bool, to_end: bool) -> Select:
+    query = select(*columns).where(_LEDGER.company_id == bindparam("company_id"))
     if by_type:
         query = query.where(_LEDGER.type == bindparam("entry_type"))
     if from_start:
@@ -124,9 +127,10 @@ def transactions_page(
     after: Cursor | None = None,
     before: Cursor | None = None,
     limit: int = 50,
+    columns: tuple = _SHOWN,
 ) -> TransactionPage:
     """One page: the newest rows, or those older than ``after``, or newer than ``before``."""
-    statement = partial(_ledger_statement, by_type=filters.entry_type is not None,
+    statement = partial(_ledger_statement, columns=columns, by_type=filters.entry_type is not None,
                         from_start=filters.start is not None, to_end=filters.end is not None)
     parameters = {"company_id": company_id, "start": filters.start, "end": filters.end,
                   "entry_type": filters.entry_type.value if filters.entry_type else None}
@@ -144,7 +148,7 @@ def iter_transactions(
     """Every matching row, newest first, fetched batch by batch."""
     cursor = None
     while True:
-        page = transactions_page(session, company_id, filters, after=cursor, limit=batch_size)
+        page = transactions_page(session, company_id, filters, after=cursor, limit=batch_size, columns=_EXPORTED)
         yield from page.entries
         if page.older is None:
             return
