@@ -416,6 +416,7 @@ def parse_wrk(output: str, min_bytes: int) -> Run:
     assert float(size) * SIZE_UNITS[unit] / int(count) >= 0.95 * min_bytes, f"responses too small:\n{output}"
     latency = {p: float(value) * TIME_UNITS_MS[unit]
                for p, value, unit in re.findall(r"^\s+(\d+%)\s+([\d.]+)(\w+)$", output, re.MULTILINE)}
+    assert all(p in latency for p in PERCENTILES), f"no latency percentiles in wrk's output:\n{output}"
     return Run(float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
                {p: latency[p] for p in PERCENTILES})
 
