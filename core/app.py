@@ -13,10 +13,11 @@ from sqlalchemy.engine import Engine
 from core.accounts import SignedInUser, signed_in_user
 from core.config import ROOT, load_config
 from core.extensions import babel, csrf, htmx, limiter, login_manager, migrate
-from core.fragments import ledger_rows, navigation_links
+from core.fragments import ledger_rows
 from core.i18n import lazy_gettext as _l, register_template_helpers, select_locale
 from core.models import db
 from core.stripe_gateway import StripeGateway
+from core.web import navigation_links
 
 
 def create_app(overrides: dict | None = None) -> Flask:

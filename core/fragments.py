@@ -1,10 +1,9 @@
 """Rendered HTML fragments, remembered per process.
 
 A fragment's key holds everything its HTML depends on, so a remembered fragment is never stale:
-a ledger row (it never changes) with the language and display time zone; the menu with the
-language, the kind of user, the page and the site's root path. A page of 50 ledger rows then
-costs 50 lookups instead of 50 renderings (dates, money, escaping), the menu one instead of a
-dozen URL builds and translations.
+a ledger row (it never changes) with the language and display time zone. A page of 50 ledger
+rows then costs 50 lookups instead of 50 renderings (dates, money, escaping). The menu's links
+are remembered the same way (core.web.navigation_links).
 """
 
 from __future__ import annotations
@@ -13,15 +12,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from threading import Lock
 
-from flask import current_app, request
-from flask_login import current_user
+from flask import current_app
 from markupsafe import Markup
 from sqlalchemy import Row
 
 from core.i18n import ENTRY_TYPE_LABELS, display_settings
 
 LEDGER_ROWS_REMEMBERED = 20_000  # about 10 MB per process
-MENUS_REMEMBERED = 500  # pages x kinds of user x languages
 
 
 class FragmentCache:
@@ -56,7 +53,6 @@ class FragmentCache:
 
 
 _ledger_rows = FragmentCache(LEDGER_ROWS_REMEMBERED)
-_menus = FragmentCache(MENUS_REMEMBERED)
 
 
 def ledger_rows(entries: list[Row]) -> Markup:
@@ -73,13 +69,3 @@ def _render_ledger_row(entry: Row) -> Markup:
     macro = current_app.jinja_env.get_template("partials/ledger_row.html").module.ledger_row
     return Markup(macro(entry, str(ENTRY_TYPE_LABELS.get(entry.type, entry.type))))
 
-
-def navigation_links() -> Markup:
-    """The menu's links for the signed-in kind of user, the current page marked
-    (templates/partials/navigation_links.html)."""
-    kind = ("company" if current_user.company_id else "staff" if current_user.is_staff else None) \
-        if current_user.is_authenticated else None
-    context = {"kind": kind, "endpoint": request.endpoint, "blueprint": request.blueprint}
-    key = (display_settings().language, request.script_root, *context.values())
-    template = "partials/navigation_links.html"
-    return _menus.get_or_render(key, lambda: Markup(current_app.jinja_env.get_template(template).render(context)))

@@ -320,22 +320,15 @@ _SPEND_IN_WINDOW = select(func.coalesce(func.sum(CallCharge.amount - CallCharge.
 # Two columns any query on ``companies`` can carry along (the dashboard's summary does); parameters
 # from :func:`runway_parameters`, the row's values to :func:`runway_of`.
 RUNWAY_COLUMNS = (_WINDOW_START.label("runway_window_start"), _SPEND_IN_WINDOW.label("runway_spend"))
-_RUNWAY = select(*RUNWAY_COLUMNS).where(Company.id == bindparam("company_id"))
 
 
 def runway_parameters(now: datetime, window_days: int = RUNWAY_WINDOW_DAYS) -> dict:
     return {"window_start": now - timedelta(days=window_days), "now": now}
 
 
-def runway(session: Session, company_id: int, *, available: int, now: datetime,
-           window_days: int = RUNWAY_WINDOW_DAYS) -> Runway | None:
-    """At the average daily spend of the last ``window_days`` days, how many days ``available`` lasts."""
-    row = session.connection().execute(_RUNWAY, {"company_id": company_id, **runway_parameters(now, window_days)}).one()
-    return runway_of(row, available=available, now=now, window_days=window_days)
-
-
 def runway_of(row: Row, *, available: int, now: datetime, window_days: int = RUNWAY_WINDOW_DAYS) -> Runway | None:
-    """The runway from a row with :data:`RUNWAY_COLUMNS`; None when there was no spend.
+    """At the average daily spend of the window, how many days ``available`` lasts: from a row with
+    :data:`RUNWAY_COLUMNS`; None when there was no spend.
 
     Spend is averaged over the window, or over the company's age (at least one day) when it is
     younger, so a new customer is not promised a runway several times too long.

@@ -1,4 +1,4 @@
-"""Web glue shared by the portal and staff blueprints: access rules and htmx responses."""
+"""Web glue shared by the portal and staff blueprints: access rules, htmx responses, the menu."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from urllib.parse import urlsplit
 from flask import abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 
 from core.audit import Actor, record_denied
+from core.fragments import FragmentCache
 from core.i18n import active_language, wtforms_translations
 from core.models import Role, db, without_transaction
 from core.stripe_gateway import StripeGateway
@@ -130,3 +132,17 @@ def safe_next_url(target: str | None, fallback: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return fallback
     return target
+
+
+_menus = FragmentCache(max_entries=500)  # pages x kinds of user x languages
+
+
+def navigation_links() -> Markup:
+    """The menu's links for the signed-in kind of user, the current page marked
+    (templates/partials/navigation_links.html), remembered per language, kind, page and root path."""
+    kind = ("company" if current_user.company_id else "staff" if current_user.is_staff else None) \
+        if current_user.is_authenticated else None
+    context = {"kind": kind, "endpoint": request.endpoint, "blueprint": request.blueprint}
+    key = (active_language(), request.script_root, *context.values())
+    template = "partials/navigation_links.html"
+    return _menus.get_or_render(key, lambda: Markup(current_app.jinja_env.get_template(template).render(context)))

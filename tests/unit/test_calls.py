@@ -47,13 +47,20 @@ def test_after_every_kind_of_end_the_session_writes_in_transactions_again(app, m
             db.session.rollback()  # the next end starts with no transaction open
 
 
-def test_a_pooled_connection_that_died_while_idle_is_replaced(app):
+def engine_with_a_dead_pooled_connection(app, idle_seconds: float):  # not money
+    """An engine pinging after ``idle_seconds``, and the pooled connection that died while idle
+    (as when the server restarted while it sat in the pool)."""
     engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
-    _ping_after_idle(engine, idle_seconds=0)
+    _ping_after_idle(engine, idle_seconds=idle_seconds)
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
         dead = connection.connection.dbapi_connection
-    dead.close()  # as when the server restarted while it sat in the pool
+    dead.close()
+    return engine, dead
+
+
+def test_a_pooled_connection_that_died_while_idle_is_replaced(app):
+    engine, dead = engine_with_a_dead_pooled_connection(app, idle_seconds=0)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT 1")).scalar() == 1
         assert connection.connection.dbapi_connection is not dead
@@ -61,12 +68,7 @@ def test_a_pooled_connection_that_died_while_idle_is_replaced(app):
 
 
 def test_a_connection_that_just_served_is_handed_out_without_a_ping(app):
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
-    _ping_after_idle(engine, idle_seconds=3600)
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-        dead = connection.connection.dbapi_connection
-    dead.close()
+    engine, _dead = engine_with_a_dead_pooled_connection(app, idle_seconds=3600)
     with pytest.raises(Exception), engine.connect() as connection:
         connection.execute(text("SELECT 1"))  # not pinged: the dead connection itself fails
     engine.dispose()

@@ -3,16 +3,16 @@ from decimal import Decimal
 
 import pytest
 import pytz
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from core.accounts import create_company
 from core.charging import charge_call
 from core.charts import COMPACT, WIDE, ChartDay, ChartText, nice_ticks, usage_chart
-from core.models import CallCharge
+from core.models import CallCharge, Company
 from core.transactions import Cursor
 from core.usage import (
-    InvalidRange, Period, UsageTotals, calls_page, iter_calls, resolve_range, runway, usage_by_day, usage_report,
-    utc_offsets, zone_name,
+    RUNWAY_COLUMNS, InvalidRange, Period, UsageTotals, calls_page, iter_calls, resolve_range, runway_of,
+    runway_parameters, usage_by_day, usage_report, utc_offsets, zone_name,
 )
 
 BERLIN = "Europe/Berlin"
@@ -213,6 +213,12 @@ def test_iter_calls_yields_every_call_of_the_range_in_batches(session, many_call
 
 
 NOW = datetime(2026, 11, 21, 12, 0)
+
+
+def runway(session, company_id, *, available, now):
+    """The runway as the dashboard's summary computes it, for a chosen available balance."""
+    row = session.execute(select(*RUNWAY_COLUMNS).where(Company.id == company_id), runway_parameters(now)).one()
+    return runway_of(row, available=available, now=now)
 
 
 def test_runway_is_the_available_balance_over_the_average_daily_spend_of_the_last_14_days(session):
