@@ -17,7 +17,7 @@ from core.fragments import ledger_rows
 from core.i18n import lazy_gettext as _l, register_template_helpers, select_locale
 from core.models import db
 from core.stripe_gateway import StripeGateway
-from core.web import navigation_links
+from core.web import csrf_token, navigation_links
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -47,6 +47,7 @@ def _init_extensions(app: Flask) -> None:
             _ping_after_idle(db.engine, app.config["DB_PING_AFTER_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
+    app.context_processor(lambda: {"csrf_token": csrf_token})  # in place of Flask-WTF's (registered above)
     htmx.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
