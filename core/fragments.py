@@ -14,9 +14,9 @@ from threading import Lock
 
 from flask import current_app
 from markupsafe import Markup
-from sqlalchemy import Row
 
 from core.i18n import ENTRY_TYPE_LABELS, display_settings
+from core.models import ReadRow
 
 LEDGER_ROWS_REMEMBERED = 20_000  # about 10 MB per process
 
@@ -55,7 +55,7 @@ class FragmentCache:
 _ledger_rows = FragmentCache(LEDGER_ROWS_REMEMBERED)
 
 
-def ledger_rows(entries: list[Row]) -> Markup:
+def ledger_rows(entries: list[ReadRow]) -> Markup:
     """The table rows of ledger entries (templates/partials/ledger_row.html), as one fragment."""
     settings = display_settings()
     # The row's values as a plain tuple are the key: reading them column by column, or comparing
@@ -65,7 +65,7 @@ def ledger_rows(entries: list[Row]) -> Markup:
     return Markup("".join(fragments))
 
 
-def _render_ledger_row(entry: Row) -> Markup:
+def _render_ledger_row(entry: ReadRow) -> Markup:
     macro = current_app.jinja_env.get_template("partials/ledger_row.html").module.ledger_row
     return Markup(macro(entry, str(ENTRY_TYPE_LABELS.get(entry.type, entry.type))))
 

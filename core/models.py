@@ -5,14 +5,21 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
+import psycopg
+
 from flask_login import UserMixin
+from psycopg.rows import namedtuple_row
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     JSON, BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, scoped_session
 
 from core.clock import utcnow
@@ -46,6 +53,51 @@ def without_transaction(session) -> bool:
         return False
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     return True
+
+
+# A row of read_rows: SQLAlchemy's Row, or on PostgreSQL psycopg's named tuple. Either way its
+# columns are attributes and tuple(row) holds their values.
+ReadRow = Any
+
+
+def read_rows(session, statement: Select, parameters: dict) -> list[ReadRow]:
+    """The rows of a read that every page runs (the signed-in user, the dashboard's figures, a
+    ledger page), with their columns as attributes, like SQLAlchemy's rows.
+
+    On PostgreSQL it goes straight to psycopg with SQL compiled once: SQLAlchemy's execution costs
+    as much as psycopg's whole round trip, and these statements need nothing from it (no value
+    converted either way; a statement that needs a conversion takes SQLAlchemy's path, as on
+    SQLite). If psycopg fails, SQLAlchemy runs it again and raises as always (and replaces a lost
+    connection). SQLAlchemy's cursor events and statement logging do not see the direct reads."""
+    connection = session.connection()
+    compiled = _compiled_without_conversions(statement, connection.dialect)
+    if compiled is not None:
+        try:
+            with connection.connection.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
+                return cursor.execute(compiled.string, compiled.construct_params(parameters)).fetchall()
+        except psycopg.Error:
+            pass
+    return connection.execute(statement, parameters).all()
+
+
+@cache
+def _compiled_without_conversions(statement: Select, dialect: Dialect) -> Compiled | None:
+    """``statement`` compiled for psycopg if SQLAlchemy would pass every value through unchanged."""
+    if dialect.driver != "psycopg":
+        return None
+    compiled = statement.compile(dialect=dialect)
+    if (compiled.positional or compiled.literal_execute_params or compiled.post_compile_params
+            or compiled._bind_processors  # noqa: SLF001 - SQLAlchemy has no public word for these two
+            or any(_converts_results(column.type, dialect) for column in compiled._result_columns)):  # noqa: SLF001
+        return None
+    return compiled
+
+
+def _converts_results(column_type, dialect: Dialect) -> bool:
+    try:
+        return column_type.dialect_impl(dialect).result_processor(dialect, None) is not None
+    except Exception:  # noqa: BLE001 - a type that needs the server's type code (numeric, float) converts
+        return True
 
 
 def insert_or_ignore(session, model):
