@@ -62,7 +62,8 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 from urllib.parse import urlencode
 
-from sqlalchemy import event, text
+import psycopg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 
@@ -604,19 +605,18 @@ def print_goals(medians: dict[str, float]) -> None:
           f"{verdict(min(dashboard, page_one) >= 0.20)}")
 
 
-def capture_page_queries(app, client, urls: list[str]) -> list[tuple[str, dict]]:
-    """The ledger SELECT (with its parameters) that each URL's request runs."""
-    from core.models import db
-
-    with app.app_context():
-        engine = db.engine
+def capture_page_queries(client, urls: list[str]) -> list[tuple[str, dict]]:
+    """The ledger SELECT (with its parameters) that each URL's request sends to psycopg (the pages'
+    reads go to the driver directly, not through SQLAlchemy's events)."""
     captured: list[tuple[str, dict]] = []
+    execute = psycopg.Cursor.execute
 
-    def remember(_conn, _cursor, statement, parameters, _context, _many):
+    def remember(cursor, statement, parameters=None, *args, **kwargs):
         if "FROM balance_transactions" in statement and "LIMIT" in statement:
             captured.append((statement, parameters))
+        return execute(cursor, statement, parameters, *args, **kwargs)
 
-    event.listen(engine, "before_cursor_execute", remember)
+    psycopg.Cursor.execute = remember
     try:
         queries = []
         for url in urls:
@@ -625,13 +625,13 @@ def capture_page_queries(app, client, urls: list[str]) -> list[tuple[str, dict]]
             queries.append(captured[-1])
         return queries
     finally:
-        event.remove(engine, "before_cursor_execute", remember)
+        psycopg.Cursor.execute = execute
 
 
 def print_explains(app, client, routes: list[Route]) -> None:
     from core.models import db
 
-    for route, (statement, parameters) in zip(routes, capture_page_queries(app, client, [r.url for r in routes])):
+    for route, (statement, parameters) in zip(routes, capture_page_queries(client, [r.url for r in routes])):
         with app.app_context():
             plan = [line for (line,) in db.session.connection().exec_driver_sql(
                 "EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)]
