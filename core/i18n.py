@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timezone, tzinfo
 from functools import cache
 from typing import NamedTuple
@@ -184,18 +185,29 @@ def _catalogue() -> support.NullTranslations:
     return display_settings().translations if g else support.NullTranslations()
 
 
-# Templates call these directly. They do what Jinja's new-style gettext does (escape the variables
-# in HTML, always treat the message as a format string) without its three indirect calls and
-# Flask-Babel's catalogue lookup per string: a page has dozens.
-@pass_eval_context
-def _template_gettext(eval_context: EvalContext, string: str, /, **variables) -> str:
-    return _formatted(eval_context, _catalogue().ugettext(string), variables)
+def template_translators(catalogue: Callable[[], support.NullTranslations]) -> dict:
+    """Jinja's ``_``, ``gettext`` and ``ngettext``, translating from ``catalogue()``. They do what
+    Jinja's new-style gettext does (escape the variables in HTML, always treat the message as a
+    format string) without its three indirect calls and Flask-Babel's catalogue lookup per string:
+    a page has dozens."""
+
+    @pass_eval_context
+    def gettext(eval_context: EvalContext, string: str, /, **variables) -> str:
+        return _formatted(eval_context, catalogue().ugettext(string), variables)
+
+    @pass_eval_context
+    def ngettext(eval_context: EvalContext, singular: str, plural: str, count: int, /, **variables) -> str:
+        variables.setdefault("num", count)
+        return _formatted(eval_context, catalogue().ungettext(singular, plural, count), variables)
+
+    return {"_": gettext, "gettext": gettext, "ngettext": ngettext}
 
 
-@pass_eval_context
-def _template_ngettext(eval_context: EvalContext, singular: str, plural: str, count: int, /, **variables) -> str:
-    variables.setdefault("num", count)
-    return _formatted(eval_context, _catalogue().ungettext(singular, plural, count), variables)
+def _rendering_translators() -> dict:
+    """For each render_template: the translators bound to the catalogue of that moment, so that
+    the page's strings skip the per-call lookup the globals (macros, fragments) make."""
+    translations = display_settings().translations
+    return template_translators(lambda: translations)
 
 
 def _formatted(eval_context: EvalContext, message: str, variables: dict) -> str:
@@ -205,7 +217,8 @@ def _formatted(eval_context: EvalContext, message: str, variables: dict) -> str:
 
 
 def register_template_helpers(app) -> None:
-    app.jinja_env.globals.update(_=_template_gettext, gettext=_template_gettext, ngettext=_template_ngettext)
+    app.jinja_env.globals.update(template_translators(_catalogue))
+    app.context_processor(_rendering_translators)
     app.add_template_filter(number, "number")
     app.add_template_filter(money_cents, "money_cents")
     app.add_template_filter(percent_basis_points, "percent_bp")
