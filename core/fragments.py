@@ -22,7 +22,9 @@ LEDGER_ROWS_REMEMBERED = 20_000  # about 10 MB per process
 
 
 class FragmentCache:
-    """At most ``max_entries`` fragments; the least recently used one goes first."""
+    """At most ``max_entries`` fragments; the one remembered longest ago goes first. Lookups take
+    no lock and change no order (a dict read is atomic in CPython), so a page of hits costs only
+    its lookups; only remembering new fragments locks."""
 
     def __init__(self, max_entries: int):
         self._fragments: OrderedDict[Hashable, Markup] = OrderedDict()
@@ -34,14 +36,10 @@ class FragmentCache:
 
     def get_or_render_many(self, keys: list[Hashable], render: Callable[[Hashable], Markup]) -> list[Markup]:
         """The fragments of ``keys``, in order; ``render(key)`` makes those not remembered."""
-        with self._lock:
-            fragments = [self._fragments.get(key) for key in keys]
-            for key, fragment in zip(keys, fragments):
-                if fragment is not None:
-                    self._fragments.move_to_end(key)
-        missing = {key: render(key) for key, fragment in zip(keys, fragments) if fragment is None}
-        if not missing:
+        fragments = [self._fragments.get(key) for key in keys]
+        if None not in fragments:
             return fragments
+        missing = {key: render(key) for key, fragment in zip(keys, fragments) if fragment is None}
         with self._lock:
             self._fragments.update(missing)
             while len(self._fragments) > self._max_entries:

@@ -16,12 +16,12 @@ def test_fragments_are_rendered_once_and_returned_in_the_order_asked():
     assert rendered == ["a", "b", "c"]
 
 
-def test_the_least_recently_used_fragment_goes_first():
+def test_the_fragment_remembered_longest_ago_goes_first():
     cache = FragmentCache(max_entries=2)
     cache.get_or_render_many(["a", "b"], Markup)
-    cache.get_or_render("a", lambda: Markup("a"))  # a used again: b is now the oldest
-    cache.get_or_render("c", lambda: Markup("c"))
+    cache.get_or_render("a", lambda: Markup("a"))  # a found: nothing changes
+    cache.get_or_render("c", lambda: Markup("c"))  # a goes, the first remembered
     assert len(cache) == 2
     rendered = []
-    cache.get_or_render_many(["a", "c", "b"], lambda key: rendered.append(key) or Markup(key))
-    assert rendered == ["b"]
+    cache.get_or_render_many(["b", "c", "a"], lambda key: rendered.append(key) or Markup(key))
+    assert rendered == ["a"]
