@@ -17,7 +17,7 @@ from core.fragments import ledger_rows
 from core.i18n import lazy_gettext as _l, register_template_helpers, select_locale
 from core.models import db
 from core.stripe_gateway import StripeGateway
-from core.web import csrf_token, navigation_links
+from core.web import csrf_token, navigation_links, select_options
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -58,6 +58,7 @@ def _init_extensions(app: Flask) -> None:
     register_template_helpers(app)
     app.add_template_global(ledger_rows, "ledger_rows")
     app.add_template_global(navigation_links, "navigation_links")
+    app.add_template_global(select_options, "select_options")
 
 
 def _init_stripe(app: Flask) -> None:

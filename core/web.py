@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import wraps
 from time import monotonic
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
+from wtforms.fields.choices import SelectChoice
 
 from core.audit import Actor, record_denied
 from core.fragments import FragmentCache
@@ -148,6 +150,22 @@ def navigation_links() -> Markup:
     key = (active_language(), request.script_root, *context.values())
     template = "partials/navigation_links.html"
     return _menus.get_or_render(key, lambda: Markup(current_app.jinja_env.get_template(template).render(context)))
+
+
+_select_options = FragmentCache(max_entries=500)  # selects x languages x selections
+
+
+def select_options(select: str, choices: Sequence[SelectChoice], selected: str | None) -> Markup:
+    """The ``<option>``s of the select ``select`` (templates/partials/select_options.html) with
+    ``selected`` marked, remembered per language and selection: each lazily translated label costs
+    a catalogue lookup, and a ledger page's eight a twentieth of the page. ``select`` names the
+    choices: a name always stands for the same choices."""
+    if not any(choice.value == selected for choice in choices):
+        selected = None  # a value sent from outside the choices is no new fragment
+    context = {"choices": choices, "selected": selected}
+    template = "partials/select_options.html"
+    return _select_options.get_or_render((select, active_language(), selected), lambda: Markup(
+        current_app.jinja_env.get_template(template).render(context)))
 
 
 CSRF_SIGNATURE_REUSE_SECONDS = 60

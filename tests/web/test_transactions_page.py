@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -8,7 +9,7 @@ from core.ledger import Reference, post_entry
 from core.models import EntryType, db
 from core.money import eur
 from core.transactions import Cursor
-from tests.helpers import log_in
+from tests.helpers import csrf_token_from, log_in
 
 
 @pytest.fixture
@@ -106,3 +107,18 @@ def test_members_can_filter_and_export_too(client, make_company):
     log_in(client, email)
     assert client.get("/business/billing/transactions?type=topup").status_code == 200
     assert client.get("/business/billing/transactions.csv").status_code == 200
+
+
+def test_the_type_filter_marks_the_chosen_type_in_the_readers_language(client, customer):
+    def chosen(query: str) -> list[str]:
+        page = client.get(f"/business/billing/transactions?{query}").text
+        return re.findall(r'<option value="([^"]*)" selected>([^<]+)<', page)
+
+    assert chosen("") == [("", "Alle Arten")]
+    assert chosen("type=charge") == [("charge", "Anrufgebühr")]
+    assert chosen("type=topup") == [("topup", "Aufladung")]
+    assert chosen("type=bogus") == []  # refused (400), and no type marked
+    token = csrf_token_from(client.get("/business/billing").text)
+    client.post("/language", data={"language": "en", "csrf_token": token})
+    assert chosen("type=charge") == [("charge", "Call charge")]
+    assert chosen("") == [("", "All types")]
