@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, partial
@@ -27,6 +27,9 @@ class TransactionFilter:
     end: datetime | None = None  # exclusive, UTC
 
 
+MAX_TOKEN_LENGTH = 100  # an encoded cursor has about 40 characters
+
+
 @dataclass(frozen=True)
 class Cursor:
     """A position in the newest-first order: (created_at, id) of a row."""
@@ -43,7 +46,15 @@ class Cursor:
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
+    def from_query(cls, arguments: Mapping[str, str], name: str) -> Cursor | None:
+        """The cursor a page link carries as ``name`` (``after`` or ``before``), if it carries one."""
+        token = arguments.get(name)
+        return cls.decode(token) if token else None
+
+    @classmethod
     def decode(cls, token: str) -> Cursor:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidCursor(token[:MAX_TOKEN_LENGTH])
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
             stamp, _, row_id = raw.partition("|")

@@ -32,7 +32,8 @@ class LanguageForm(Form):
 
 
 class TransactionFilterForm(Form):
-    """GET filters of the ledger list; read from the query string, so no CSRF token."""
+    """GET filters of the ledger list (the page cursor is read by Cursor.from_query); read from the
+    query string, so no CSRF token."""
 
     class Meta:
         csrf = False
@@ -46,8 +47,6 @@ class TransactionFilterForm(Form):
     )
     start = DateField(_l("From"), validators=[Optional()])
     end = DateField(_l("To"), validators=[Optional()])
-    after = StringField(validators=[Optional(), Length(max=200)])
-    before = StringField(validators=[Optional(), Length(max=200)])
 
     def validate_end(self, field):
         if field.data and self.start.data and field.data < self.start.data:
@@ -106,8 +105,9 @@ class AutoTopupForm(Form):
 
 
 class UsageFilterForm(Form):
-    """GET filters of the usage page: a period or a custom range of local days, and the call list's
-    cursor. Read from the query string, so no CSRF token. Dates without a period mean a custom range."""
+    """GET filters of the usage page: a period or a custom range of local days (the call list's
+    cursor is read by core.transactions.Cursor.from_query). Read from the query string, so no CSRF
+    token. Dates without a period mean a custom range."""
 
     class Meta:
         csrf = False
@@ -126,8 +126,6 @@ class UsageFilterForm(Form):
     )
     start = DateField(_l("From"), validators=[Optional()])
     end = DateField(_l("To"), validators=[Optional()])
-    after = StringField(validators=[Optional(), Length(max=200)])
-    before = StringField(validators=[Optional(), Length(max=200)])
 
     RANGE_ERRORS = {  # core.usage.InvalidRange reasons
         "missing_dates": _l("Please choose a start and an end date for a custom range."),

@@ -43,8 +43,7 @@ def transactions():
         try:
             page = transactions_page(
                 db.session, current_user.company_id, filters,
-                after=Cursor.decode(form.after.data) if form.after.data else None,
-                before=Cursor.decode(form.before.data) if form.before.data else None,
+                after=Cursor.from_query(request.args, "after"), before=Cursor.from_query(request.args, "before"),
                 limit=current_app.config["TRANSACTIONS_PAGE_SIZE"],
             )
         except InvalidCursor:

@@ -57,8 +57,7 @@ def usage():
     after = before = None
     if error is None:
         try:
-            after = Cursor.decode(form.after.data) if form.after.data else None
-            before = Cursor.decode(form.before.data) if form.before.data else None
+            after, before = Cursor.from_query(request.args, "after"), Cursor.from_query(request.args, "before")
         except InvalidCursor:
             error = _("This page link is not valid any more. Please start from the first page.")
     calls_only = bool(request.htmx) and request.headers.get("HX-Target") == CALLS_TARGET
@@ -77,7 +76,7 @@ def usage():
     response = render_page("portal/usage.html", partial, status=400 if error else 200,
                            oob_filter=bool(request.htmx) and not calls_only and error is None, **context)
     if request.htmx and error is None:  # the address bar shows the applied range, not stale form fields
-        position = {"after": form.after.data} if after else {"before": form.before.data} if before else {}
+        position = {"after": request.args["after"]} if after else {"before": request.args["before"]} if before else {}
         response.headers["HX-Push-Url"] = url_for("usage.usage", **context["query"], **position)
     return response
 

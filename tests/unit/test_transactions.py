@@ -69,6 +69,8 @@ def test_a_company_sees_only_its_own_rows(session, ledger):
 def test_cursors_round_trip_and_garbage_is_rejected():
     cursor = Cursor(datetime(2026, 11, 3, 10, 5, 7, 123456), 42)
     assert Cursor.decode(cursor.encode()) == cursor
-    for garbage in ["", "zzz", "bm90LWEtY3Vyc29y", Cursor(datetime(2026, 1, 1), 0).encode()]:
+    for garbage in ["", "zzz", "bm90LWEtY3Vyc29y", Cursor(datetime(2026, 1, 1), 0).encode(), cursor.encode() + "A" * 100]:
         with pytest.raises(InvalidCursor):
             Cursor.decode(garbage)
+    assert Cursor.from_query({"after": cursor.encode()}, "after") == cursor
+    assert Cursor.from_query({"after": ""}, "after") is None and Cursor.from_query({}, "before") is None
