@@ -9,18 +9,17 @@ from functools import cache
 from typing import Any
 
 import psycopg
-
 from flask_login import UserMixin
-from psycopg.rows import namedtuple_row
 from flask_sqlalchemy import SQLAlchemy
+from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     JSON, BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, scoped_session
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import Compiled
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, scoped_session
 
 from core.clock import utcnow
 from core.money import eur
@@ -62,13 +61,14 @@ ReadRow = Any
 
 def read_rows(session, statement: Select, parameters: dict) -> list[ReadRow]:
     """The rows of a read that every page runs (the signed-in user, the dashboard's figures, a
-    ledger page), with their columns as attributes, like SQLAlchemy's rows.
+    ledger or call page), with their columns as attributes, like SQLAlchemy's rows. ``statement``
+    is built once (a module constant or a cached builder): its compiled SQL is kept for good.
 
-    On PostgreSQL it goes straight to psycopg with SQL compiled once: SQLAlchemy's execution costs
-    as much as psycopg's whole round trip, and these statements need nothing from it (no value
-    converted either way; a statement that needs a conversion takes SQLAlchemy's path, as on
-    SQLite). If psycopg fails, SQLAlchemy runs it again and raises as always (and replaces a lost
-    connection). SQLAlchemy's cursor events and statement logging do not see the direct reads."""
+    On PostgreSQL it goes straight to psycopg: SQLAlchemy's execution costs as much as psycopg's
+    whole round trip, and these statements need nothing from it (no value converted either way; a
+    statement that needs a conversion takes SQLAlchemy's path, as on SQLite). If psycopg fails,
+    SQLAlchemy runs it again and raises as always (and replaces a lost connection). SQLAlchemy's
+    cursor events and statement logging do not see the direct reads."""
     connection = session.connection()
     compiled = _compiled_without_conversions(statement, connection.dialect)
     if compiled is not None:
