@@ -111,9 +111,14 @@ def _to_login():
     return redirect_to(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
 
 
+def wants_partial() -> bool:
+    """Whether this request is htmx swapping in a page's partial rather than loading the page."""
+    return bool(request.htmx) and not request.htmx.boosted
+
+
 def render_page(template: str, partial: str, status: int = 200, **context):
     """One URL, two answers: the full page, or for htmx just the partial it swaps in."""
-    chosen = partial if request.htmx and not request.htmx.boosted else template
+    chosen = partial if wants_partial() else template
     response = make_response(render_template(chosen, **context), status)
     response.vary.add("HX-Request")
     return response

@@ -11,7 +11,7 @@ from core.i18n import ENTRY_TYPE_LABELS, active_language, gettext as _, local_da
 from core.models import EntryType, db
 from core.money import format_amount_plain
 from core.transactions import Cursor, InvalidCursor, TransactionFilter, iter_transactions, transactions_page
-from core.web import company_user_required, reads_only, render_page
+from core.web import company_user_required, reads_only, render_page, wants_partial
 from portal.forms import TransactionFilterForm
 
 bp = Blueprint("portal", __name__, url_prefix="/business")
@@ -25,11 +25,9 @@ DASHBOARD_RECENT = 10
 def dashboard():
     company_id = current_user.company_id
     summary = account_summary(db.session, company_id)
-    recent = transactions_page(db.session, company_id, TransactionFilter(), limit=DASHBOARD_RECENT)
-    return render_page(
-        "portal/dashboard.html", "partials/balance_card.html",
-        summary=summary, recent=recent.entries,
-    )
+    recent = None if wants_partial() else transactions_page(  # the balance card refreshing itself shows none
+        db.session, company_id, TransactionFilter(), limit=DASHBOARD_RECENT).entries
+    return render_page("portal/dashboard.html", "partials/balance_card.html", summary=summary, recent=recent)
 
 
 @bp.get("/billing/transactions")
