@@ -33,8 +33,9 @@ route's throughput. Two modes, in the same run:
   enough CPU to spoil the numbers (wrk, gunicorn and PostgreSQL share the machine's cores between
   them). ``--skip-http`` leaves it out; without ``wrk`` it is skipped with a message.
 
-Goals, checked in both modes: the deep page takes at most 1.5x as long as page 1, and the
-dashboard and page 1 reach at least 20% of the trivial route's throughput. It also prints
+Goals: the deep page takes at most 1.5x as long as page 1 (checked in both modes), and the
+dashboard and page 1 reach at least 20% of the trivial route's throughput, judged as served, over
+HTTP (in-process, one request at a time, the ratio is printed for reference). It also prints
 EXPLAIN (ANALYZE, BUFFERS) of the two transactions-page queries and whether the ledger
 invariants (core.ledger.verify_ledger) hold. It prints numbers; it is not a test.
 """
@@ -543,7 +544,7 @@ def http_mode(database_url: str, routes: list[Route], expected_older: str, secon
         print(f"{server.base_url}: timing {seconds} s per route, {ROUNDS} rounds, "
               f"after a {WRK_WARMUP_SECONDS} s warm-up each", flush=True)
         results = measure_http(load, routes, seconds, min_bytes)
-    print_goals(print_http_table(routes, results))
+    print_goals(print_http_table(routes, results), served=True)
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -592,7 +593,10 @@ def warn_if_contended(results: Results) -> None:
               "the HTTP numbers are doubtful, run again on a quiet machine.")
 
 
-def print_goals(medians: dict[str, float]) -> None:
+def print_goals(medians: dict[str, float], served: bool) -> None:
+    """The goals' verdicts. The throughput goal is judged as served (over HTTP, concurrent requests);
+    in-process the ratio is printed for reference: there one request at a time also waits for each
+    of the page's PostgreSQL round trips, and the trivial route skips all HTTP work."""
     def verdict(ok: bool) -> str:
         return "PASS" if ok else "MISS"
 
@@ -601,8 +605,11 @@ def print_goals(medians: dict[str, float]) -> None:
     dashboard = medians["dashboard"] / trivial
     page_one = medians["transactions page 1"] / trivial
     print(f"\ndeep page time / page 1 time = {deep_ratio:.2f} (goal <= 1.5): {verdict(deep_ratio <= 1.5)}")
-    print(f"dashboard = {dashboard:.1%} / page 1 = {page_one:.1%} of trivial throughput (goal >= 20%): "
-          f"{verdict(min(dashboard, page_one) >= 0.20)}")
+    ratios = f"dashboard = {dashboard:.1%} / page 1 = {page_one:.1%} of trivial throughput"
+    if served:
+        print(f"{ratios} (goal >= 20%): {verdict(min(dashboard, page_one) >= 0.20)}")
+    else:
+        print(f"{ratios} (for reference: the throughput goal is judged over HTTP)")
 
 
 def capture_page_queries(client, urls: list[str]) -> list[tuple[str, dict]]:
@@ -684,7 +691,7 @@ def main() -> None:
     print(f"deep page: row offset {(DEEP_PAGE - 1) * page_size:,}, {routes[-1].url}")
     print("\n=== in-process: Flask test client ===")
     print(f"timing {args.requests} requests per route, {ROUNDS} rounds, after {WARMUP} warm-up requests each")
-    print_goals(print_table(routes, measure(client, routes, args.requests)))
+    print_goals(print_table(routes, measure(client, routes, args.requests)), served=False)
     if not args.skip_http:
         http_mode(args.database_url, routes, last_on_deep_page, args.http_seconds)
     print_explains(app, client, routes[2:])
