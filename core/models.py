@@ -76,7 +76,7 @@ def read_rows(session, statement: Select, parameters: dict) -> list[ReadRow]:
             with connection.connection.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
                 return cursor.execute(compiled.string, compiled.construct_params(parameters)).fetchall()
         except psycopg.Error:
-            pass
+            pass  # SQLAlchemy runs it again: it raises its own error and replaces a lost connection
     return connection.execute(statement, parameters).all()
 
 

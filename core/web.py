@@ -163,7 +163,7 @@ _select_options = FragmentCache(max_entries=500)  # selects x languages x select
 def select_options(select: str, choices: Sequence[SelectChoice], selected: str | None) -> Markup:
     """The ``<option>``s of the select ``select`` (templates/partials/select_options.html) with
     ``selected`` marked, remembered per language and selection: each lazily translated label costs
-    a catalogue lookup, and a ledger page's eight a twentieth of the page. ``select`` names the
+    a catalogue lookup (the ledger filter's eight, about 3 % of the page). ``select`` names the
     choices: a name always stands for the same choices."""
     if not any(choice.value == selected for choice in choices):
         selected = None  # a value sent from outside the choices is no new fragment
@@ -179,7 +179,7 @@ _csrf_tokens = FragmentCache(max_entries=10_000)  # sessions active within a min
 
 def csrf_token() -> str:
     """The page's CSRF token: Flask-WTF's, but signed once a minute per session instead of on every
-    page (the signature, an HMAC over zlib-compressed JSON, costs as much as a tenth of a page). A
+    page (the signature, an HMAC over zlib-compressed JSON, cost about 4 % of a page). A
     token signed up to a minute ago is as valid as a new one: it carries the same session secret,
     and its age counts only against WTF_CSRF_TIME_LIMIT, which loses at most that minute."""
     token = g.get("csrf_token")
