@@ -2,8 +2,9 @@
 
 A fragment's key holds everything its HTML depends on, so a remembered fragment is never stale:
 a ledger row (it never changes) with the language and display time zone. A page of 50 ledger
-rows then costs 50 lookups instead of 50 renderings (dates, money, escaping). The menu's links
-are remembered the same way (core.web.navigation_links).
+rows then costs 50 lookups instead of 50 renderings (dates, money, escaping). The web glue
+remembers the menu's links, the filter selects' options and the sessions' signed CSRF tokens in
+the same kind of cache (core.web).
 """
 
 from __future__ import annotations
@@ -66,4 +67,3 @@ def ledger_rows(entries: list[ReadRow]) -> Markup:
 def _render_ledger_row(entry: ReadRow) -> Markup:
     macro = current_app.jinja_env.get_template("partials/ledger_row.html").module.ledger_row
     return Markup(macro(entry, str(ENTRY_TYPE_LABELS.get(entry.type, entry.type))))
-

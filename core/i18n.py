@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, timezone, tzinfo
+from decimal import Decimal
 from functools import cache
 from typing import NamedTuple
-from decimal import Decimal
 
 from babel import Locale, dates, support
 from babel.numbers import format_decimal, format_percent
@@ -21,6 +21,7 @@ from wtforms.i18n import messages_path as wtforms_messages_path
 
 from core.models import EntryType, TopupStatus
 from core.money import UNITS_PER_CENT, format_money, format_whole_number
+
 
 def gettext(string: str, **variables) -> str:
     """Flask-Babel's gettext, from the catalogue looked up once per request (see display_settings)."""

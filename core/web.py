@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from functools import wraps
 from time import monotonic
 from urllib.parse import urlsplit
@@ -153,8 +153,7 @@ def navigation_links() -> Markup:
         if current_user.is_authenticated else None
     context = {"kind": kind, "endpoint": request.endpoint, "blueprint": request.blueprint}
     key = (active_language(), request.script_root, *context.values())
-    template = "partials/navigation_links.html"
-    return _menus.get_or_render(key, lambda: Markup(current_app.jinja_env.get_template(template).render(context)))
+    return _remembered_partial(_menus, key, "partials/navigation_links.html", context)
 
 
 _select_options = FragmentCache(max_entries=500)  # selects x languages x selections
@@ -167,10 +166,14 @@ def select_options(select: str, choices: Sequence[SelectChoice], selected: str |
     choices: a name always stands for the same choices."""
     if not any(choice.value == selected for choice in choices):
         selected = None  # a value sent from outside the choices is no new fragment
-    context = {"choices": choices, "selected": selected}
-    template = "partials/select_options.html"
-    return _select_options.get_or_render((select, active_language(), selected), lambda: Markup(
-        current_app.jinja_env.get_template(template).render(context)))
+    return _remembered_partial(_select_options, (select, active_language(), selected),
+                               "partials/select_options.html", {"choices": choices, "selected": selected})
+
+
+def _remembered_partial(cache: FragmentCache, key: Hashable, template: str, context: dict) -> Markup:
+    """``template`` rendered with ``context``, remembered in ``cache`` under ``key`` (which must hold
+    everything the output depends on)."""
+    return cache.get_or_render(key, lambda: Markup(current_app.jinja_env.get_template(template).render(context)))
 
 
 CSRF_SIGNATURE_REUSE_SECONDS = 60
