@@ -5,7 +5,7 @@
 
 from rq.worker import SimpleWorker, Worker
 
-from core.models import db
+from core.schema import db
 
 
 class _AppContextMixin:

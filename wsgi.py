@@ -6,7 +6,7 @@ Without STRIPE_SECRET_KEY (the demo) the in-repo Stripe sandbox plays Stripe, in
 import os
 from pathlib import Path
 
-from core.app import create_app
+from app.factory import create_app
 
 app = create_app()
 

@@ -11,9 +11,9 @@ on Debian: ``apt-get install -y wrk``):
 
 It uses its own database (``portal_bench_charges``, created if missing; the name must contain
 "bench", because every run rebuilds the schema with the migrations). It creates ``--companies``
-companies (1,000, customers for 30 days) with ``core.accounts.create_company``, gives each an
-opening top-up of 1,000,000 EUR through ``core.ledger.post_entry`` and an API key through
-``core.api_keys.create_api_key``; ``--history`` adds older call charges (zero-second calls, which
+companies (1,000, customers for 30 days) with ``core.accounts.users.create_company``, gives each an
+opening top-up of 1,000,000 EUR through ``core.ledger.postings.post_entry`` and an API key through
+``core.calls.api_keys.create_api_key``; ``--history`` adds older call charges (zero-second calls, which
 have no ledger row) to show how a charge's cost grows with the table. Every charge is the end of a
 61 s call at the default rate (0.42 EUR/min, 1 s increments): 0.4270 EUR, 4,270 units.
 
@@ -25,7 +25,7 @@ Three ways to charge, each with the same number of concurrent clients (``--clien
   balance before and after, then COMMIT.
 * the core service: one thread per client, each in its own app context and so with its own
   ``db.session`` (the app's engine options, the pool sized to the clients), calling
-  ``core.calls.end_call`` with a unique call id (an end without a start, as the API allows).
+  ``core.calls.live.end_call`` with a unique call id (an end without a start, as the API allows).
   All threads share this one Python process (and its GIL), like the threads of one gunicorn worker.
 * over HTTP, as deployed: gunicorn serving ``wsgi:app`` on a free port of 127.0.0.1
   (``--workers`` processes, default 2 per core, ``--reuse-port``), loaded by ``wrk`` (one thread,
@@ -50,7 +50,7 @@ the ratios and the goals:
 
 Every charge is counted again in the database afterwards (call charges and ledger rows per run),
 one more ``end_call`` is traced to print EXPLAIN ANALYZE of its reads, and at the end
-``core.ledger.verify_ledger`` checks the ledger invariants, which must hold (else the exit status
+``core.ledger.postings.verify_ledger`` checks the ledger invariants, which must hold (else the exit status
 is 1). It prints numbers; it is not a test.
 """
 
@@ -109,8 +109,8 @@ def make_bench_app(url: str, clients: int):
     os.environ.setdefault("SECRET_KEY", SECRET_KEY)
     os.environ.setdefault("STRIPE_SANDBOX", "1")  # no real Stripe account, as in the tests
     os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="portal-bench-charges-")
-    from core.app import create_app
-    from core.config import load_config
+    from app.factory import create_app
+    from app.config import load_config
 
     # The app's engine options, with a pool that holds a connection for every client thread.
     options = dict(load_config(Path(os.environ["INSTANCE_PATH"]))["SQLALCHEMY_ENGINE_OPTIONS"])
@@ -129,11 +129,11 @@ def set_up(db, companies: int, history: int) -> Fixture:
     ``history`` old call charges."""
     from flask_migrate import upgrade
 
-    from core.accounts import create_company
-    from core.api_keys import create_api_key
+    from core.accounts.users import create_company
+    from core.calls.api_keys import create_api_key
     from core.clock import utcnow
-    from core.ledger import Reference, post_entry
-    from core.models import EntryType
+    from core.ledger.postings import Reference, post_entry
+    from core.schema import EntryType
     from core.money import eur
 
     db.session.remove()
@@ -163,7 +163,7 @@ def set_up(db, companies: int, history: int) -> Fixture:
     return Fixture(company_ids, api_keys)
 
 
-# Calls of zero seconds cost nothing: a call charge row without a ledger row, as core.charging
+# Calls of zero seconds cost nothing: a call charge row without a ledger row, as core.calls.rating
 # keeps them. They only make the table as big as it is after a while in production.
 HISTORY_SQL = """
 INSERT INTO call_charges (company_id, call_id, started_at, ended_at, duration_seconds, billed_seconds,
@@ -428,9 +428,9 @@ def run_raw(plan: Plan, distribution: str, amount: int) -> Result:
 
 
 def run_core(plan: Plan, app, distribution: str) -> Result:
-    """core.calls.end_call from client threads, each in its own app context (own db.session)."""
-    from core.calls import end_call
-    from core.models import db
+    """core.calls.live.end_call from client threads, each in its own app context (own db.session)."""
+    from core.calls.live import end_call
+    from core.schema import db
 
     prefix = plan.call_ids("core", distribution)
 
@@ -656,10 +656,10 @@ def check_counts(db, plan: Plan, results: list[Result]) -> None:
 
 
 def print_explains(db, company_id: int, call_id: str) -> None:
-    """EXPLAIN ANALYZE of the SELECTs of one more core.calls.end_call: what each read costs now."""
+    """EXPLAIN ANALYZE of the SELECTs of one more core.calls.live.end_call: what each read costs now."""
     from sqlalchemy import event
 
-    from core.calls import end_call
+    from core.calls.live import end_call
 
     captured: list[tuple[str, dict]] = []
 
@@ -673,7 +673,7 @@ def print_explains(db, company_id: int, call_id: str) -> None:
         event.remove(db.engine, "before_cursor_execute", remember)
     writes = sum(1 for statement, _ in captured if not statement.lstrip().upper().startswith("SELECT"))
     reads = len(captured) - writes
-    print(f"\none more core.calls.end_call: {len(captured)} statements ({writes} writes, {reads} reads; BEGIN and "
+    print(f"\none more core.calls.live.end_call: {len(captured)} statements ({writes} writes, {reads} reads; BEGIN and "
           f"COMMIT not counted){'; EXPLAIN ANALYZE of its reads:' if reads else ''}")
     for statement, parameters in captured:
         if not statement.lstrip().upper().startswith("SELECT"):
@@ -691,7 +691,7 @@ def print_explains(db, company_id: int, call_id: str) -> None:
 
 
 def check_invariants(db) -> bool:
-    from core.ledger import verify_ledger
+    from core.ledger.postings import verify_ledger
 
     started = time.perf_counter()
     mismatches = verify_ledger(db.session)
@@ -736,7 +736,7 @@ def main() -> None:
     run_started = time.perf_counter()
     ensure_database(args.database_url)
     app = make_bench_app(args.database_url, args.clients)
-    from core.models import db
+    from core.schema import db
     from core.money import eur, to_decimal_string
 
     amount = eur("0.42") * DURATION_SECONDS // 60  # the charge of one call at the default rate

@@ -4,7 +4,7 @@
     .venv/bin/python bench/invoice_render.py --count 200     # fewer
     .venv/bin/python bench/invoice_render.py --database-url postgresql://postgres@127.0.0.1:5432/portal_bench_invoices
 
-Each invoice goes through the real path a worker takes (core.invoices.issue_topup_invoice: number from
+Each invoice goes through the real path a worker takes (core.documents.invoices.issue_topup_invoice: number from
 the locked counter, WeasyPrint rendering, storing the PDF, commit). Before that, the same process renders
 a trivial one-line HTML page with WeasyPrint 50 times: the baseline. Printed: p50/p95 per invoice and as a
 ratio to the baseline, and the process's resident memory after 100 and after all invoices.
@@ -47,8 +47,8 @@ def make_app(database_url: str | None):
     from flask_migrate import upgrade
     from sqlalchemy import text
 
-    from core.app import create_app
-    from core.models import db
+    from app.factory import create_app
+    from core.schema import db
 
     app = create_app()
     with app.app_context():
@@ -61,9 +61,9 @@ def make_app(database_url: str | None):
 
 
 def credited_topups(app, count: int) -> list[int]:
-    from core.accounts import create_company
-    from core.ledger import Reference, post_entry
-    from core.models import EntryType, Topup, TopupStatus, db
+    from core.accounts.users import create_company
+    from core.ledger.postings import Reference, post_entry
+    from core.schema import EntryType, Topup, TopupStatus, db
     from core.money import eur
 
     with app.app_context():
@@ -95,9 +95,9 @@ def baseline_seconds() -> list[float]:
 
 
 def invoice_seconds(app, topup_ids: list[int]) -> tuple[list[float], float, float]:
-    from core.invoices import Seller, issue_topup_invoice
-    from core.models import db
-    from core.vat import VatPolicy
+    from core.documents.invoices import Seller, issue_topup_invoice
+    from core.schema import db
+    from core.documents.vat import VatPolicy
 
     timings, memory_at_100 = [], 0.0
     with app.app_context():

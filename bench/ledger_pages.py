@@ -37,7 +37,7 @@ Goals: the deep page takes at most 1.5x as long as page 1 (checked in both modes
 dashboard and page 1 reach at least 20% of the trivial route's throughput, judged as served, over
 HTTP (in-process, one request at a time, the ratio is printed for reference). It also prints
 EXPLAIN (ANALYZE, BUFFERS) of the two transactions-page queries and whether the ledger
-invariants (core.ledger.verify_ledger) hold. It prints numbers; it is not a test.
+invariants (core.ledger.postings.verify_ledger) hold. It prints numbers; it is not a test.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def make_bench_app(url: str):
     os.environ.setdefault("SECRET_KEY", SECRET_KEY)
     os.environ.setdefault("STRIPE_SANDBOX", "1")  # no real Stripe account, as in the tests
     os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="portal-bench-")
-    from core.app import create_app
+    from app.factory import create_app
 
     return create_app({"PROPAGATE_EXCEPTIONS": True})  # a failing route shows its exception
 
@@ -179,9 +179,9 @@ def load(db, rows: int) -> int:
     """Rebuild the schema with the migrations, then create the company and its ledger."""
     from flask_migrate import upgrade
 
-    from core.accounts import create_company, create_user
+    from core.accounts.users import create_company, create_user
     from core.clock import utcnow
-    from core.models import Role
+    from core.schema import Role
 
     db.session.remove()
     with db.engine.begin() as connection:
@@ -227,7 +227,7 @@ def prepare_data(db, rows: int, reload: bool) -> int:
 
 def deep_cursor(db, company_id: int, page: int, page_size: int):
     """The cursor that makes ``?after=`` show page ``page``: the last row of the page before it."""
-    from core.transactions import Cursor
+    from core.ledger.history import Cursor
 
     row = db.session.execute(text(
         "SELECT created_at, id FROM balance_transactions WHERE company_id = :company_id "
@@ -238,7 +238,7 @@ def deep_cursor(db, company_id: int, page: int, page_size: int):
 
 
 def check_invariants(db) -> None:
-    from core.ledger import verify_ledger
+    from core.ledger.postings import verify_ledger
 
     started = time.perf_counter()
     mismatches = verify_ledger(db.session)
@@ -636,7 +636,7 @@ def capture_page_queries(client, urls: list[str]) -> list[tuple[str, dict]]:
 
 
 def print_explains(app, client, routes: list[Route]) -> None:
-    from core.models import db
+    from core.schema import db
 
     for route, (statement, parameters) in zip(routes, capture_page_queries(client, [r.url for r in routes])):
         with app.app_context():
@@ -669,7 +669,7 @@ def main() -> None:
     run_started = time.perf_counter()
     ensure_database(args.database_url)
     app = make_bench_app(args.database_url)
-    from core.models import db
+    from core.schema import db
 
     page_size = app.config["TRANSACTIONS_PAGE_SIZE"]
     if args.rows <= DEEP_PAGE * page_size:

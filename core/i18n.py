@@ -19,7 +19,7 @@ from jinja2.nodes import EvalContext
 from markupsafe import Markup
 from wtforms.i18n import messages_path as wtforms_messages_path
 
-from core.models import EntryType, TopupStatus
+from core.schema import EntryType, TopupStatus
 from core.money import UNITS_PER_CENT, format_money, format_whole_number
 
 

@@ -1,21 +1,21 @@
-"""Automatic top-up settings and the history of attempts (thin views; the engine is core.autotopup)."""
+"""Automatic top-up settings and the history of attempts (thin views; the engine is core.payments.auto_topup)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, request, url_for
 from flask_login import current_user
 
-from core.autotopup import (
+from core.payments.auto_topup import (
     BALANCE_RECOVERED, DAILY_LIMIT, DISABLED, MAX_CONSECUTIVE_FAILURES, MAX_DAILY_LIMIT, MONTHLY_CAP,
     AutoTopupPolicy, AutoTopupSettings, InvalidSettings, overview, plain_amount, save_settings,
 )
 from core.i18n import active_language, gettext as _, lazy_gettext as _l, money, payment_failure_reason
-from core.models import AutoTopupAttempt, AutoTopupStatus, db
+from core.schema import AutoTopupAttempt, AutoTopupStatus, db
 from core.money import InvalidAmount, eur, parse_amount
-from core.payment_methods import company_payment_methods
-from core.stripe_gateway import PaymentError
-from core.topups import TopupLimits
-from core.web import company_admin_required, company_user_required, redirect_to, render_page, stripe_gateway
+from core.payments.methods import company_payment_methods
+from core.payments.gateway import PaymentError
+from core.payments.topups import TopupLimits
+from app.web import company_admin_required, company_user_required, redirect_to, render_page, stripe_gateway
 from portal.forms import AMOUNT_ERRORS, AutoTopupForm
 
 bp = Blueprint("auto_topup", __name__, url_prefix="/business/billing")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, render_template
 from flask_login import current_user
 
-from core.invoices import company_document, company_documents
-from core.models import db
-from core.statements import company_statement, company_statements
-from core.web import company_user_required
+from core.documents.invoices import company_document, company_documents
+from core.schema import db
+from core.documents.statements import company_statement, company_statements
+from app.web import company_user_required
 
 bp = Blueprint("documents", __name__, url_prefix="/business/billing/invoices")
 

@@ -10,8 +10,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
 from core.i18n import ENTRY_TYPE_LABELS, LANGUAGES, lazy_gettext as _l
-from core.usage import MAX_RANGE_DAYS, Period
-from core.web import Form
+from core.calls.usage import MAX_RANGE_DAYS, Period
+from app.web import Form
 
 
 class LoginForm(Form):
@@ -106,7 +106,7 @@ class AutoTopupForm(Form):
 
 class UsageFilterForm(Form):
     """GET filters of the usage page: a period or a custom range of local days (the call list's
-    cursor is read by core.transactions.Cursor.from_query). Read from the query string, so no CSRF
+    cursor is read by core.ledger.history.Cursor.from_query). Read from the query string, so no CSRF
     token. Dates without a period mean a custom range."""
 
     class Meta:
@@ -127,7 +127,7 @@ class UsageFilterForm(Form):
     start = DateField(_l("From"), validators=[Optional()])
     end = DateField(_l("To"), validators=[Optional()])
 
-    RANGE_ERRORS = {  # core.usage.InvalidRange reasons
+    RANGE_ERRORS = {  # core.calls.usage.InvalidRange reasons
         "missing_dates": _l("Please choose a start and an end date for a custom range."),
         "end_before_start": _l("The end date must not be before the start date."),
         "too_long": _l("A custom range can be at most %(days)s days long.", days=MAX_RANGE_DAYS),

@@ -5,25 +5,25 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, make_response, render_template, request, url_for
 from flask_login import current_user
 
-from core.bonuses import best_bonus
+from core.payments.bonuses import best_bonus
 from core.clock import utcnow
-from core.extensions import limiter
+from app.extensions import limiter
 from core.i18n import active_language, gettext as _, money
-from core.models import db
+from core.schema import db
 from core.money import UNITS_PER_CENT, InvalidAmount, eur, parse_amount, plain_amount
-from core.payment_methods import (
+from core.payments.methods import (
     PaymentMethodNotFound, choose_auto_topup_method, company_payment_methods, remove_payment_method,
     start_adding_method,
 )
-from core.balances import account_summary
-from core.stripe_gateway import PaymentError
-from core.topups import (
+from core.ledger.balances import account_summary
+from core.payments.gateway import PaymentError
+from core.payments.topups import (
     AmountOutOfRange, CheckoutFailed, CompanyBlocked, ReturnUrls, TopupLimits, TopupNotFound, cancel_topup,
     company_topup,
     confirm_with_stripe, recent_topups, start_checkout_topup, topup_for_checkout,
 )
-from core.vat import VatPolicy, split_topup
-from core.web import company_admin_required, company_user_required, redirect_to, render_page, stripe_gateway
+from core.documents.vat import VatPolicy, split_topup
+from app.web import company_admin_required, company_user_required, redirect_to, render_page, stripe_gateway
 from portal.forms import AMOUNT_ERRORS, AddPaymentMethodForm, TopupForm
 
 bp = Blueprint("payments", __name__, url_prefix="/business/billing")

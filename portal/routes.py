@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
 from flask_login import current_user
 
-from core.balances import account_summary
-from core.csv_export import csv_chunks
+from core.ledger.balances import account_summary
+from app.csv_export import csv_chunks
 from core.i18n import ENTRY_TYPE_LABELS, active_language, gettext as _, local_datetime
-from core.models import EntryType, db
+from core.schema import EntryType, db
 from core.money import format_amount_plain
-from core.transactions import Cursor, InvalidCursor, TransactionFilter, iter_transactions, transactions_page
-from core.web import company_user_required, reads_only, render_page, wants_partial
+from core.ledger.history import Cursor, InvalidCursor, TransactionFilter, iter_transactions, transactions_page
+from app.web import company_user_required, reads_only, render_page, wants_partial
 from portal.forms import TransactionFilterForm
 
 bp = Blueprint("portal", __name__, url_prefix="/business")

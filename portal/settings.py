@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, render_template, url_for
 from flask_login import current_user
 
-from core.api_keys import ApiKeyNotFound, company_api_keys, create_api_key, revoke_api_key
+from core.calls.api_keys import ApiKeyNotFound, company_api_keys, create_api_key, revoke_api_key
 from core.i18n import gettext as _
-from core.models import db
-from core.web import company_admin_required, company_user_required, redirect_to
+from core.schema import db
+from app.web import company_admin_required, company_user_required, redirect_to
 from portal.forms import ApiKeyForm, AddPaymentMethodForm
 
 bp = Blueprint("settings", __name__, url_prefix="/business/settings")

@@ -1,6 +1,6 @@
 """The usage page: calls, minutes and cost of a period, a daily chart, the calls, a CSV export.
 
-Thin views: read the filter form, ask core.usage, format for the active language, render.
+Thin views: read the filter form, ask core.calls.usage, format for the active language, render.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from flask import Blueprint, Response, current_app, render_template, request, st
 from flask_babel import get_timezone
 from flask_login import current_user
 
-from core.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
+from app.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
-from core.csv_export import csv_chunks
+from app.csv_export import csv_chunks
 from core.i18n import active_language, gettext as _, lazy_gettext as _l, money, ngettext
-from core.models import db
+from core.schema import db
 from core.money import UNITS_PER_EUR, format_amount_plain
-from core.transactions import Cursor, InvalidCursor
-from core.usage import (
+from core.ledger.history import Cursor, InvalidCursor
+from core.calls.usage import (
     InvalidRange, Period, UsageRange, UsageReport, calls_page, iter_calls, resolve_range, usage_report,
 )
-from core.web import company_user_required, render_page
+from app.web import company_user_required, render_page
 from portal.forms import UsageFilterForm
 
 bp = Blueprint("usage", __name__, url_prefix="/business/billing")

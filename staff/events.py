@@ -7,12 +7,12 @@ from datetime import date
 
 from flask import Blueprint, abort, flash, request, url_for
 
-from core.audit import record_action
+from core.accounts.audit import record_action
 from core.i18n import gettext as _
-from core.models import WebhookEvent, WebhookStatus, db
-from core.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
-from core.webhook_admin import EventFilter, event_ledger_entries, event_types, list_events
-from core.webhooks import process_event, replay_failed
+from core.schema import WebhookEvent, WebhookStatus, db
+from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
+from core.backoffice.stripe_events import EventFilter, event_ledger_entries, event_types, list_events
+from core.payments.webhooks import process_event, replay_failed
 
 bp = Blueprint("staff_events", __name__, url_prefix="/admin/stripe-events")
 

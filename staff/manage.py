@@ -8,16 +8,16 @@ from decimal import Decimal, InvalidOperation
 from flask import Blueprint, abort, current_app, flash, render_template, request, url_for
 from sqlalchemy import select
 
-from core.accounts import AccountError, invite_user, set_active, set_password_token
-from core.api_keys import ApiKeyNotFound, revoke_api_key
-from core.audit import record_action
-from core.bonuses import create_rule
+from core.accounts.users import AccountError, invite_user, set_active, set_password_token
+from core.calls.api_keys import ApiKeyNotFound, revoke_api_key
+from core.accounts.audit import record_action
+from core.payments.bonuses import create_rule
 from core.clock import utcnow
 from core.i18n import active_language, gettext as _
-from core.mail import EmailKind, queue_email
-from core.models import BonusRule, Company, Role, User, db
+from core.notifications.mail import EmailKind, queue_email
+from core.schema import BonusRule, Company, Role, User, db
 from core.money import InvalidAmount, parse_amount, plain_amount
-from core.web import redirect_to, staff_actor, staff_required
+from app.web import redirect_to, staff_actor, staff_required
 from staff.manage_forms import BonusRuleForm, InviteForm, ReasonForm
 
 bp = Blueprint("staff_manage", __name__, url_prefix="/admin")

@@ -7,7 +7,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 from core.i18n import lazy_gettext as _l
-from core.web import Form
+from app.web import Form
 
 
 class CompanyListForm(Form):

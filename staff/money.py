@@ -13,12 +13,12 @@ from flask import Blueprint, abort, current_app, flash, url_for
 from flask_login import current_user
 from werkzeug.routing import BuildError
 
-from core import staff_actions as actions
-from core.audit import record_denied
+from core.backoffice import money_actions as actions
+from core.accounts.audit import record_denied
 from core.i18n import active_language, lazy_gettext as _l, money
-from core.models import CallCharge, Company, Role, Topup, db
+from core.schema import CallCharge, Company, Role, Topup, db
 from core.money import InvalidAmount, UNITS_PER_CENT, eur, parse_amount
-from core.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
+from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
 from staff.forms import AdjustmentForm, CallRefundForm, TopupRefundForm
 
 bp = Blueprint("staff_money", __name__, url_prefix="/admin")

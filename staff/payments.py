@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, request, url_for
 
-from core.failed_payments import NotFailed, failed_payments, retry_failed_topup
+from core.backoffice.failed_payments import NotFailed, failed_payments, retry_failed_topup
 from core.i18n import gettext as _, money
-from core.models import db
+from core.schema import db
 from core.money import eur
-from core.topups import CheckoutFailed, ReturnUrls, TopupLimits, TopupNotFound
-from core.vat import VatPolicy
-from core.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
+from core.payments.topups import CheckoutFailed, ReturnUrls, TopupLimits, TopupNotFound
+from core.documents.vat import VatPolicy
+from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
 
 bp = Blueprint("staff_payments", __name__, url_prefix="/admin/failed-payments")
 

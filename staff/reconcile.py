@@ -7,9 +7,9 @@ from datetime import date, datetime, time
 from flask import Blueprint, current_app, request
 from flask_login import current_user
 
-from core.models import Role, db
-from core.reconcile import reconcile
-from core.web import render_page, staff_required, stripe_gateway
+from core.schema import Role, db
+from core.backoffice.reconcile import reconcile
+from app.web import render_page, staff_required, stripe_gateway
 
 bp = Blueprint("staff_reconcile", __name__, url_prefix="/admin/reconciliation")
 

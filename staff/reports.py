@@ -1,6 +1,6 @@
-"""Staff reports under /admin/reports: one page and one streamed CSV per report (core.reports computes).
+"""Staff reports under /admin/reports: one page and one streamed CSV per report (core.backoffice.reports computes).
 
-Thin views: read the range filter, call one core.reports function, format for the active language.
+Thin views: read the range filter, call one core.backoffice.reports function, format for the active language.
 Every report is described once (title, whether it takes a range, its columns); the page, the CSV and
 the index are built from that description.
 """
@@ -17,15 +17,15 @@ from babel.numbers import format_decimal
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
 from flask_babel import get_timezone
 
-from core import reports
-from core.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
+from core.backoffice import reports
+from app.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
-from core.csv_export import csv_chunks
+from app.csv_export import csv_chunks
 from core.i18n import active_language, gettext as _, lazy_gettext as _l, local_datetime, money, number
-from core.models import db
+from core.schema import db
 from core.money import UNITS_PER_CENT, UNITS_PER_EUR, format_amount_plain
-from core.usage import InvalidRange, UsageRange, resolve_range
-from core.web import render_page, staff_required
+from core.calls.usage import InvalidRange, UsageRange, resolve_range
+from app.web import render_page, staff_required
 from portal.forms import UsageFilterForm
 
 bp = Blueprint("staff_reports", __name__, url_prefix="/admin/reports")

@@ -5,22 +5,22 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, render_template, request, url_for
 from sqlalchemy import select
 
-from core.audit import audit_trail, company_audit_trail, record_action
-from core.autotopup import attempt_history
-from core.balances import account_summary
-from core.companies import (
+from core.accounts.audit import audit_trail, company_audit_trail, record_action
+from core.payments.auto_topup import attempt_history
+from core.ledger.balances import account_summary
+from core.accounts.companies import (
     FLAGS, SORTS, AutoTopupIncomplete, InvalidListCursor, change_rate, change_threshold, list_companies, rate_history,
     set_auto_topup, set_blocked,
 )
 from core.i18n import active_language, gettext as _, money
-from core.ledger import book_unexplained_difference
-from core.invoices import company_documents
-from core.api_keys import company_api_keys
-from core.models import CallCharge, Company, Role, SentEmail, User, WebhookEvent, db
+from core.ledger.postings import book_unexplained_difference
+from core.documents.invoices import company_documents
+from core.calls.api_keys import company_api_keys
+from core.schema import CallCharge, Company, Role, SentEmail, User, WebhookEvent, db
 from core.money import InvalidAmount, parse_amount
-from core.topups import recent_topups
-from core.transactions import TransactionFilter, transactions_page
-from core.web import redirect_to, render_page, staff_actor, staff_required
+from core.payments.topups import recent_topups
+from core.ledger.history import TransactionFilter, transactions_page
+from app.web import redirect_to, render_page, staff_actor, staff_required
 from staff.manage_forms import BlockForm, CompanyListForm, InviteForm, RateForm, ReasonForm, ThresholdForm
 
 bp = Blueprint("staff", __name__, url_prefix="/admin")

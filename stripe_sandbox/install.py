@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.stripe_gateway import StripeGateway
+from core.payments.gateway import StripeGateway
 
 from .api import create_api_blueprint
 from .checkout import create_checkout_blueprint

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("STRIPE_SANDBOX", "1")
 
-from core.accounts import create_company, create_user  # noqa: E402
-from core.config import database_uri  # noqa: E402
-from core.ledger import Reference, post_entry, verify_ledger  # noqa: E402
-from core.models import EntryType, Role, db  # noqa: E402
+from core.accounts.users import create_company, create_user  # noqa: E402
+from app.config import database_uri  # noqa: E402
+from core.ledger.postings import Reference, post_entry, verify_ledger  # noqa: E402
+from core.schema import EntryType, Role, db  # noqa: E402
 from stripe_sandbox.install import install_sandbox  # noqa: E402
 
 COMPANY_PASSWORD = "company-password"
@@ -42,7 +42,7 @@ def database_url(instance_path) -> str:
 def app(instance_path, database_url):
     from flask_migrate import upgrade
 
-    from core.app import create_app
+    from app.factory import create_app
 
     # Jobs run inline unless a test hands them to a real worker (tests/web/test_jobs.py: redis_jobs).
     application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "JOBS_INLINE": True})
@@ -127,7 +127,7 @@ def _clean_database(request):
 @pytest.fixture(autouse=True)
 def _reset_rate_limits_and_webhooks(request):
     if "app" in request.fixturenames:
-        from core.extensions import limiter
+        from app.extensions import limiter
 
         application = request.getfixturevalue("app")
         with application.app_context():

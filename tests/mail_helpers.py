@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from core.mail import SmtpTransport
+from core.notifications.mail import SmtpTransport
 
 
 def free_port() -> int:

@@ -4,8 +4,8 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from core.api_keys import create_api_key
-from core.models import AutoTopupAttempt, db
+from core.calls.api_keys import create_api_key
+from core.schema import AutoTopupAttempt, db
 from core.money import eur
 from tests.e2e.browser import log_in_as
 

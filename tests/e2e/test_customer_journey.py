@@ -8,8 +8,8 @@ from playwright.sync_api import expect
 from tests.e2e.browser import log_in_as
 
 from core.clock import utcnow
-from core.ledger import Reference, post_entry
-from core.models import EntryType, db
+from core.ledger.postings import Reference, post_entry
+from core.schema import EntryType, db
 from core.money import eur
 
 pytestmark = pytest.mark.e2e

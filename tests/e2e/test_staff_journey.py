@@ -5,9 +5,9 @@ from datetime import datetime, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from core.charging import charge_call
+from core.calls.rating import charge_call
 from core.clock import utcnow
-from core.models import Role, db
+from core.schema import Role, db
 from core.money import eur
 from tests.e2e.browser import log_in_as
 

@@ -1,8 +1,8 @@
 from datetime import datetime, timedelta
 
-from core.accounts import create_company
-from core.bonuses import best_bonus, create_rule
-from core.models import Topup, TopupStatus
+from core.accounts.users import create_company
+from core.payments.bonuses import best_bonus, create_rule
+from core.schema import Topup, TopupStatus
 from core.money import eur
 
 NOW = datetime(2026, 11, 1, 12, 0)

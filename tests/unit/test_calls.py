@@ -1,16 +1,16 @@
-"""core.calls beyond the API: what a start or an end leaves behind in the caller's session."""
+"""core.calls.live beyond the API: what a start or an end leaves behind in the caller's session."""
 
 from datetime import datetime
 
 import pytest
 from sqlalchemy import create_engine, event, func, select, text, update
 
-from core.app import _ping_after_idle
-from core.audit import Actor
-from core.calls import CallError, CallOfAnotherCompany, CallPolicy, end_call, start_call
-from core.companies import change_rate
-from core.ledger import verify_ledger
-from core.models import CallCharge, Company, PrepaidBalance, db
+from app.factory import _ping_after_idle
+from core.accounts.audit import Actor
+from core.calls.live import CallError, CallOfAnotherCompany, CallPolicy, end_call, start_call
+from core.accounts.companies import change_rate
+from core.ledger.postings import verify_ledger
+from core.schema import CallCharge, Company, PrepaidBalance, db
 from core.money import eur
 
 
@@ -102,7 +102,7 @@ def test_an_end_tried_in_one_statement_still_obeys_every_rule(app, make_company,
         assert (created, charge.amount) == (True, eur("0.21"))
         assert db.session.scalar(select(PrepaidBalance.reserved).where(PrepaidBalance.company_id == company_id)) == 0
 
-        monkeypatch.setattr("core.companies.utcnow", lambda: datetime(2026, 11, 21, 11, 0))
+        monkeypatch.setattr("core.accounts.companies.utcnow", lambda: datetime(2026, 11, 21, 11, 0))
         change_rate(db.session, Actor(None, "test", None), company_id, eur("0.6"), 1, "new price")
         before, created = end_call(db.session, company_id, "before-change", duration_seconds=60,
                                    ended_at=datetime(2026, 11, 21, 10, 59))

@@ -1,6 +1,6 @@
 import pytest
 
-from core.charging import billed_seconds, rate_call
+from core.calls.rating import billed_seconds, rate_call
 from core.money import eur
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from core.config import ConfigError, database_uri, load_config
+from app.config import ConfigError, database_uri, load_config
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):

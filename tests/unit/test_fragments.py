@@ -1,6 +1,6 @@
 from markupsafe import Markup
 
-from core.fragments import FragmentCache
+from app.fragments import FragmentCache
 
 
 def test_fragments_are_rendered_once_and_returned_in_the_order_asked():

@@ -6,11 +6,11 @@ from sqlalchemy import bindparam, create_engine, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.accounts import create_company
-from core.ledger import (
+from core.accounts.users import create_company
+from core.ledger.postings import (
     Guard, InsufficientBalance, Reference, UnknownCompany, ZeroAmount, post_entry, post_linked_entry, verify_ledger,
 )
-from core.models import BalanceTransaction, CallCharge, EntryType, PrepaidBalance, without_transaction
+from core.schema import BalanceTransaction, CallCharge, EntryType, PrepaidBalance, without_transaction
 from core.money import eur
 
 

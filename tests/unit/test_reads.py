@@ -1,4 +1,4 @@
-"""core.models.read_rows: the reads every page runs, straight to psycopg on PostgreSQL."""
+"""core.schema.read_rows: the reads every page runs, straight to psycopg on PostgreSQL."""
 
 import enum
 
@@ -6,13 +6,13 @@ import pytest
 from sqlalchemy import Enum, Numeric, cast, literal, select
 from sqlalchemy.exc import DBAPIError
 
-from core.accounts import _SIGNED_IN_USER, find_user_by_email
-from core.balances import _SUMMARY
+from core.accounts.users import _SIGNED_IN_USER, find_user_by_email
+from core.ledger.balances import _SUMMARY
 from core.clock import utcnow
-from core.models import _compiled_without_conversions, db, read_rows
+from core.schema import _compiled_without_conversions, db, read_rows
 from core.money import eur
-from core.transactions import _EXPORTED, Direction, _ledger_statement
-from core.usage import runway_parameters
+from core.ledger.history import _EXPORTED, Direction, _ledger_statement
+from core.calls.usage import runway_parameters
 
 
 def test_the_pages_reads_give_what_sqlalchemy_gives(app, make_company):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.stripe_gateway import InvalidWebhook, PaymentError, StripeGateway
+from core.payments.gateway import InvalidWebhook, PaymentError, StripeGateway
 from stripe_sandbox import SandboxHTTPClient, StripeSandbox
 
 SECRET = "whsec_gateway_test"

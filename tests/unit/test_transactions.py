@@ -3,11 +3,11 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from core.accounts import create_company
-from core.ledger import post_entry
-from core.models import BalanceTransaction, EntryType
+from core.accounts.users import create_company
+from core.ledger.postings import post_entry
+from core.schema import BalanceTransaction, EntryType
 from core.money import eur
-from core.transactions import Cursor, InvalidCursor, TransactionFilter, iter_transactions, transactions_page
+from core.ledger.history import Cursor, InvalidCursor, TransactionFilter, iter_transactions, transactions_page
 
 START = datetime(2026, 9, 1, 8, 0)
 

@@ -5,12 +5,12 @@ import pytest
 import pytz
 from sqlalchemy import select, update
 
-from core.accounts import create_company
-from core.charging import charge_call
-from core.charts import COMPACT, WIDE, ChartDay, ChartText, nice_ticks, usage_chart
-from core.models import CallCharge, Company
-from core.transactions import Cursor
-from core.usage import (
+from core.accounts.users import create_company
+from core.calls.rating import charge_call
+from app.charts import COMPACT, WIDE, ChartDay, ChartText, nice_ticks, usage_chart
+from core.schema import CallCharge, Company
+from core.ledger.history import Cursor
+from core.calls.usage import (
     RUNWAY_COLUMNS, InvalidRange, Period, UsageTotals, calls_page, iter_calls, resolve_range, runway_of,
     runway_parameters, usage_by_day, usage_report, utc_offsets, zone_name,
 )

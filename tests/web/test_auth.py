@@ -1,6 +1,6 @@
 import pytest
 
-from core.models import Role
+from core.schema import Role
 from tests.helpers import csrf_token_from, log_in
 
 
@@ -29,8 +29,8 @@ def test_a_wrong_password_and_an_unknown_email_get_the_same_message(client, make
 
 
 def test_passwords_are_stored_hashed(app, make_company):
-    from core.accounts import find_user_by_email
-    from core.models import db
+    from core.accounts.users import find_user_by_email
+    from core.schema import db
 
     _, email = make_company()
     with app.app_context():
@@ -72,8 +72,8 @@ def test_logout_needs_a_post_with_csrf_and_ends_the_session(client, make_company
 
 
 def test_an_inactive_user_cannot_log_in(app, client, make_company):
-    from core.accounts import find_user_by_email
-    from core.models import db
+    from core.accounts.users import find_user_by_email
+    from core.schema import db
 
     _, email = make_company()
     with app.app_context():
@@ -88,7 +88,7 @@ def test_who_is_signed_in_is_read_anew_for_every_request(app, client, make_compa
     from sqlalchemy import update
 
     from core.clock import utcnow
-    from core.models import Company, User, db
+    from core.schema import Company, User, db
 
     company_id, email = make_company()
     log_in(client, email)
@@ -147,7 +147,7 @@ def test_a_session_signs_its_csrf_token_once_a_minute_and_every_signed_token_is_
                                                                                           monkeypatch):
     from flask_wtf.csrf import generate_csrf
 
-    from core import web
+    from app import web
 
     _, email = make_company()
     log_in(client, email)

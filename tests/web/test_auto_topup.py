@@ -8,14 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from core.api_keys import create_api_key
-from core.autotopup import maybe_trigger, run_attempt
-from core.bonuses import create_rule
-from core.models import (
+from core.calls.api_keys import create_api_key
+from core.payments.auto_topup import maybe_trigger, run_attempt
+from core.payments.bonuses import create_rule
+from core.schema import (
     AutoTopupAttempt, BalanceTransaction, Invoice, PrepaidBalance, SentEmail, Topup, WebhookEvent, db,
 )
 from core.money import eur
-from core.vat import VatPolicy
+from core.documents.vat import VatPolicy
 from tests.helpers import csrf_token_from, log_in
 from tests.stripe_helpers import CARD_3DS, CARD_DECLINED, CARD_OK, IBAN_FAILS, IBAN_OK, authenticate, path_of, pay, top_up
 
@@ -179,7 +179,7 @@ def test_concurrent_charges_start_a_single_attempt(app, client, customer, monkey
                            .values(reserved=eur("10")))  # available 15 € < 20 €
         db.session.commit()
     queued = []
-    monkeypatch.setattr("core.autotopup.enqueue", lambda queue, path, *args: queued.append((queue, path, args)))
+    monkeypatch.setattr("core.payments.auto_topup.enqueue", lambda queue, path, *args: queued.append((queue, path, args)))
     barrier = threading.Barrier(8)
     results, errors = [], []
 
@@ -200,12 +200,12 @@ def test_concurrent_charges_start_a_single_attempt(app, client, customer, monkey
     assert errors == []
     [attempt] = attempts(app, customer)
     assert attempt.status == "pending" and [r for r in results if r] == [attempt.id]
-    assert queued == [("billing", "core.jobs.run_auto_topup", (attempt.id,))]
+    assert queued == [("billing", "app.jobs.run_auto_topup", (attempt.id,))]
     with app.app_context():  # the pending attempt blocks the next one
         assert maybe_trigger(db.session, customer) is None
     monkeypatch.undo()
 
-    from core.jobs import run_auto_topup
+    from app.jobs import run_auto_topup
     with app.app_context():
         run_auto_topup(attempt.id)
         run_auto_topup(attempt.id)  # a job run twice charges and credits once
@@ -355,7 +355,7 @@ def test_the_settled_hook_finishes_the_attempt_without_waiting_for_a_page_view(a
     Calls(app, customer).end(seconds=15 * 60)
     sandbox.settle_pending()
     [topup] = auto_topups(app, customer)
-    from core.jobs import auto_topup_settled
+    from app.jobs import auto_topup_settled
     with app.app_context():
         auto_topup_settled(topup.id)
         auto_topup_settled(topup.id)  # twice: still one success email
@@ -390,7 +390,7 @@ def test_the_global_switch_stops_automatic_top_ups(app, client, customer, monkey
 
 def test_a_job_for_a_switched_off_setting_charges_nothing(app, client, customer, monkeypatch):
     configure(client)
-    monkeypatch.setattr("core.autotopup.enqueue", lambda *args: None)
+    monkeypatch.setattr("core.payments.auto_topup.enqueue", lambda *args: None)
     Calls(app, customer).end(seconds=15 * 60)
     [attempt] = attempts(app, customer)
     assert save_settings(client, enabled=None, payment_method="").status_code == 303

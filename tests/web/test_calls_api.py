@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select, update
 from werkzeug.serving import make_server
 
-from core.api_keys import create_api_key
+from core.calls.api_keys import create_api_key
 from core.clock import utcnow
-from core.ledger import verify_ledger
-from core.models import CallCharge, CallReservation, Company, PrepaidBalance, db
+from core.ledger.postings import verify_ledger
+from core.schema import CallCharge, CallReservation, Company, PrepaidBalance, db
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
 
@@ -158,7 +158,7 @@ def test_requests_without_a_valid_key_get_401(client, company, authorization):
 
 def test_a_revoked_key_stops_working(app, client, company):
     company_id, headers = company
-    from core.api_keys import company_api_keys, revoke_api_key
+    from core.calls.api_keys import company_api_keys, revoke_api_key
 
     with app.app_context():
         revoke_api_key(db.session, company_id, company_api_keys(db.session, company_id)[0].id)

@@ -2,7 +2,7 @@ import json
 
 from sqlalchemy import update
 
-from core.models import PrepaidBalance, db
+from core.schema import PrepaidBalance, db
 from core.money import eur
 
 
@@ -55,7 +55,7 @@ def test_seed_demo_loads_consistent_history_once(app):
     report = json.loads(runner.invoke(args=["billing", "show", "demo@example.com", "--json"]).output)
     assert report["company_name"] == "Muster Telefonie GmbH"
     assert report["rate_per_minute"] == "0.4200" and report["billing_increment_seconds"] == 1
-    from core.models import BalanceTransaction
+    from core.schema import BalanceTransaction
 
     with app.app_context():
         months = {row.created_at.strftime("%Y-%m") for row in db.session.query(BalanceTransaction)}

@@ -4,7 +4,7 @@ import psycopg
 import pytest
 from sqlalchemy import event, update
 
-from core.models import BalanceTransaction, PrepaidBalance, db
+from core.schema import BalanceTransaction, PrepaidBalance, db
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
 
@@ -116,7 +116,7 @@ def statements_sent(engine):
 
 
 def test_ledger_rows_are_remembered_per_language_and_never_stale(app, client, make_company):
-    from core.fragments import _ledger_rows
+    from app.fragments import _ledger_rows
 
     _, email = make_company(balance=eur("50"))
     log_in(client, email)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-from core.accounts import find_user_by_email
-from core.models import db
+from core.accounts.users import find_user_by_email
+from core.schema import db
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
 

@@ -8,13 +8,13 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
-import core.invoices
-from core.invoices import Seller, issue_topup_invoice
-from core.ledger import Reference, post_entry
-from core.models import DocumentSequence, EntryType, Invoice, MonthlyStatement, Topup, TopupStatus, db
+import core.documents.invoices
+from core.documents.invoices import Seller, issue_topup_invoice
+from core.ledger.postings import Reference, post_entry
+from core.schema import DocumentSequence, EntryType, Invoice, MonthlyStatement, Topup, TopupStatus, db
 from core.money import eur
-from core.statements import create_statement, statement_figures
-from core.vat import VatPolicy
+from core.documents.statements import create_statement, statement_figures
+from core.documents.vat import VatPolicy
 from tests.helpers import log_in
 from tests.stripe_helpers import top_up
 
@@ -58,7 +58,7 @@ def test_a_credited_top_up_gets_a_german_invoice_with_every_required_detail(app,
     company_id, email = make_company(name="Rechnung GmbH", street="Hauptstraße 7", postal_code="80331",
                                      city="München", vat_id="DE111222333")
     with app.app_context():
-        from core.bonuses import create_rule
+        from core.payments.bonuses import create_rule
 
         create_rule(db.session, "Bonus", eur("250"), percent_basis_points=500)
         db.session.commit()
@@ -124,7 +124,7 @@ def test_a_crash_while_rendering_leaves_no_invoice_and_no_gap(app, make_company,
     def crash(*_args, **_kwargs):
         raise MemoryError("worker killed")
 
-    monkeypatch.setattr(core.invoices, "render_pdf", crash)
+    monkeypatch.setattr(core.documents.invoices, "render_pdf", crash)
     with pytest.raises(MemoryError):
         issue(app, first)
     monkeypatch.undo()
@@ -177,7 +177,7 @@ def test_the_stored_pdf_never_changes_after_issue(app, make_company):
 @pytest.fixture
 def october(app, make_company):
     """A company with known October activity: opening 50 €, a 100 € top-up + 5 € bonus, two calls."""
-    from core.charging import charge_call
+    from core.calls.rating import charge_call
 
     company_id, email = make_company(name="Statement GmbH", created_at=datetime(2026, 1, 1))
     with app.app_context():

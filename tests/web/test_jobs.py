@@ -9,9 +9,9 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import func, select, update
 
-from core.models import Invoice, PrepaidBalance, SentEmail, db
+from core.schema import Invoice, PrepaidBalance, SentEmail, db
 from core.money import eur
-from core.queue import QUEUES
+from app.queue import QUEUES
 from tests.helpers import log_in
 from tests.stripe_helpers import top_up
 from worker import AppSimpleWorker
@@ -80,9 +80,9 @@ def test_a_job_run_twice_changes_nothing(app, client, make_company, redis_jobs):
 
 def test_a_failing_job_is_retried_later_and_kept_visible(app, redis_jobs):
     with app.test_request_context():
-        from core.queue import enqueue
+        from app.queue import enqueue
 
-        enqueue("invoices", "core.jobs.issue_credit_note", 987654)  # no such refund
+        enqueue("invoices", "app.jobs.issue_credit_note", 987654)  # no such refund
     run_worker(app, redis_jobs)
     scheduled = ScheduledJobRegistry("invoices", connection=redis_jobs)
     failed = FailedJobRegistry("invoices", connection=redis_jobs)
@@ -117,13 +117,13 @@ def test_the_cron_schedule_loads_and_names_the_periodic_jobs(redis_jobs):
     from rq.cron import CronScheduler
 
     scheduler = CronScheduler(connection=redis_jobs)
-    scheduler.load_config_from_file("core/cron_config.py")
+    scheduler.load_config_from_file("app/cron.py")
     jobs = {job.name: job for job in scheduler.get_jobs()}
     assert set(jobs) == {"low-balance warnings", "monthly statements", "retry unsent email", "issue missing invoices",
                          "expire stale reservations"}
     assert jobs["low-balance warnings"].cron == "*/30 * * * *"
     assert jobs["monthly statements"].cron == "0 3 1 * *"
-    assert jobs["low-balance warnings"].func.__module__ == "core.jobs"
+    assert jobs["low-balance warnings"].func.__module__ == "app.jobs"
 
 
 def test_lost_invoice_jobs_are_caught_up(app, client, make_company, redis_jobs):

@@ -15,11 +15,11 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
-from core.accounts import create_user
-from core.mail import (
+from core.accounts.users import create_user
+from core.notifications.mail import (
     EmailKind, OutboxTransport, SmtpTransport, deliver, message_id, record_email, transport_from_config,
 )
-from core.models import Company, EmailStatus, Invoice, Role, SentEmail, User, db
+from core.schema import Company, EmailStatus, Invoice, Role, SentEmail, User, db
 from core.money import eur
 from tests.conftest import COMPANY_PASSWORD
 from tests.mail_helpers import SmtpSink, free_port, subject_of, text_of
@@ -342,8 +342,8 @@ def test_the_smtp_transport_logs_in_when_a_user_is_configured(app, ctx, make_com
 
 
 def mail_config(**settings):
-    """Mail settings as core.config.load_config produces them (without the environment)."""
-    from core.config import load_config
+    """Mail settings as app.config.load_config produces them (without the environment)."""
+    from app.config import load_config
 
     config = load_config(Path(tempfile.mkdtemp()), {})
     return {**config, **settings}
@@ -362,7 +362,7 @@ def test_transport_settings_come_from_the_config(tmp_path):
 
 def test_without_smtp_host_messages_are_written_to_the_outbox_and_the_path_is_logged(app, ctx, make_company,
                                                                                     tmp_path, caplog, monkeypatch):
-    caplog.set_level(logging.INFO, logger="core.mail")
+    caplog.set_level(logging.INFO, logger="core.notifications.mail")
     company_id, admin = make_company(language="en")
     email = low_balance(company_id)
 

@@ -2,7 +2,7 @@
 
 import re
 
-from core.models import PrepaidBalance, db
+from core.schema import PrepaidBalance, db
 from tests.helpers import csrf_token_from, log_in
 from tests.stripe_helpers import CARD_OK, IBAN_OK, path_of, pay, top_up
 

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import update
 
-from core.models import PrepaidBalance, Role, db
+from core.schema import PrepaidBalance, Role, db
 from core.money import eur
 from tests.conftest import STAFF_PASSWORD
 from tests.helpers import log_in
@@ -114,8 +114,8 @@ def test_only_staff_admins_are_offered_a_correction_for_a_finding(app, customer,
 def test_a_drifted_balance_is_explained_by_an_adjustment_entry_not_an_overwrite(app, make_company, make_staff):
     from sqlalchemy import update
 
-    from core.ledger import verify_ledger
-    from core.models import AuditRecord, BalanceTransaction, PrepaidBalance, Role, db
+    from core.ledger.postings import verify_ledger
+    from core.schema import AuditRecord, BalanceTransaction, PrepaidBalance, Role, db
     from core.money import eur
     from tests.helpers import csrf_token_from, log_in
 

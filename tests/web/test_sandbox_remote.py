@@ -4,7 +4,7 @@ import threading
 
 from werkzeug.serving import make_server
 
-from core.stripe_gateway import StripeGateway
+from core.payments.gateway import StripeGateway
 
 
 def test_a_gateway_pointed_at_the_apps_sandbox_api_shares_its_state(app, sandbox):

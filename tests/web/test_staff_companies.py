@@ -5,7 +5,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from core.models import AuditRecord, BillingRate, Company, PrepaidBalance, Role, db
+from core.schema import AuditRecord, BillingRate, Company, PrepaidBalance, Role, db
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
 

@@ -5,8 +5,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from core.mail import build_message
-from core.models import (
+from core.notifications.mail import build_message
+from core.schema import (
     AuditRecord, BalanceTransaction, PrepaidBalance, Role, SentEmail, Topup, WebhookEvent, db,
 )
 from core.money import eur

@@ -5,9 +5,9 @@ import re
 import pytest
 from sqlalchemy import select
 
-from core.accounts import find_user_by_email
-from core.api_keys import create_api_key
-from core.models import AuditRecord, BonusRule, Role, SentEmail, db
+from core.accounts.users import find_user_by_email
+from core.calls.api_keys import create_api_key
+from core.schema import AuditRecord, BonusRule, Role, SentEmail, db
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
 
@@ -102,7 +102,7 @@ def test_bonus_rules_are_created_and_ended_by_admins(app, admin):
 
 
 def test_a_bonus_rule_is_edited_with_its_old_and_new_state_audited(app, admin):
-    from core.bonuses import create_rule
+    from core.payments.bonuses import create_rule
 
     with app.app_context():
         rule_id = create_rule(db.session, "Sommer", eur("100"), fixed_amount=eur("5")).id

@@ -8,11 +8,11 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from core import staff_actions
-from core.audit import Actor
-from core.charging import charge_call
-from core.ledger import post_entry, Reference
-from core.models import (
+from core.backoffice import money_actions as staff_actions
+from core.accounts.audit import Actor
+from core.calls.rating import charge_call
+from core.ledger.postings import post_entry, Reference
+from core.schema import (
     AuditRecord, BalanceTransaction, CallCharge, CallRefund, DocumentKind, EntryType, Invoice, PrepaidBalance, Role,
     Topup, TopupRefund, db,
 )
@@ -285,7 +285,7 @@ def test_the_customer_sees_the_refund_on_the_usage_page(app, client, make_compan
 @pytest.fixture
 def paid_topup(app, client, make_company):
     """A company that paid 500 € through the sandbox and got 550 € (with the 10 % bonus rule)."""
-    from core.models import BonusRule
+    from core.schema import BonusRule
     with app.app_context():
         db.session.add(BonusRule(name="10 % ab 500 €", min_amount=eur("500"), percent_basis_points=1000))
         db.session.commit()

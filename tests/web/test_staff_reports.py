@@ -9,14 +9,14 @@ from itertools import count
 
 import pytest
 
-from core import reports
+from core.backoffice import reports
 from core.clock import utcnow
-from core.ledger import Reference, post_entry
-from core.models import (
+from core.ledger.postings import Reference, post_entry
+from core.schema import (
     AutoTopupAttempt, EntryType, Invoice, PrepaidBalance, Role, Topup, db,
 )
 from core.money import eur
-from core.usage import Period, resolve_range
+from core.calls.usage import Period, resolve_range
 from tests.conftest import STAFF_PASSWORD
 from tests.helpers import log_in
 

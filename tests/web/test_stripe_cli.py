@@ -2,7 +2,7 @@
 
 from sqlalchemy import select
 
-from core.models import BonusRule, PrepaidBalance, WebhookEvent, db
+from core.schema import BonusRule, PrepaidBalance, WebhookEvent, db
 from core.money import eur
 from tests.helpers import log_in
 from tests.stripe_helpers import top_up
@@ -21,7 +21,7 @@ def test_replaying_a_processed_event_changes_nothing(app, client, make_company):
 
 
 def test_failed_events_are_recorded_and_credit_when_replayed(app, client, make_company, monkeypatch):
-    import core.webhooks
+    import core.payments.webhooks
 
     company_id, email = make_company()
     log_in(client, email)
@@ -30,7 +30,7 @@ def test_failed_events_are_recorded_and_credit_when_replayed(app, client, make_c
         raise RuntimeError("database went away")
 
     for event_type in ("checkout.session.completed", "payment_intent.succeeded"):
-        monkeypatch.setitem(core.webhooks.HANDLERS, event_type, database_down)
+        monkeypatch.setitem(core.payments.webhooks.HANDLERS, event_type, database_down)
     _, paid = top_up(client, "100")
     with app.app_context():
         failed = db.session.scalars(select(WebhookEvent).where(WebhookEvent.status == "failed")).all()

@@ -6,8 +6,8 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from core.bonuses import create_rule
-from core.models import BalanceTransaction, PrepaidBalance, Topup, WebhookEvent, db
+from core.payments.bonuses import create_rule
+from core.schema import BalanceTransaction, PrepaidBalance, Topup, WebhookEvent, db
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
 from tests.stripe_helpers import (
@@ -97,7 +97,7 @@ def test_a_failed_sepa_debit_marks_the_top_up_failed(app, client, customer, sand
     assert topup.status == "failed" and balance(app, customer) == 0
     assert "Das Konto ist nicht ausreichend gedeckt." in client.get("/business/billing/topup").text
     with app.app_context():  # the customer left checkout days ago: an email tells them
-        from core.models import SentEmail
+        from core.schema import SentEmail
 
         [email] = db.session.scalars(select(SentEmail)).all()
         assert (email.kind, email.status, email.subject) == ("payment_failed", "sent",

@@ -5,10 +5,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from core.ledger import Reference, post_entry
-from core.models import EntryType, db
+from core.ledger.postings import Reference, post_entry
+from core.schema import EntryType, db
 from core.money import eur
-from core.transactions import Cursor
+from core.ledger.history import Cursor
 from tests.helpers import csrf_token_from, log_in
 
 

@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from core.calls import CallPolicy, start_call
-from core.charging import charge_call
-from core.models import CallCharge, db
+from core.calls.live import CallPolicy, start_call
+from core.calls.rating import charge_call
+from core.schema import CallCharge, db
 from core.money import eur
-from core.transactions import Cursor
+from core.ledger.history import Cursor
 from tests.helpers import log_in
 
 NOW = datetime(2026, 11, 21, 12, 0)  # 13:00 in Berlin; "this month" is November 1–21
@@ -32,7 +32,7 @@ CALLS = [
 @pytest.fixture
 def fixed_now(monkeypatch):
     monkeypatch.setattr("portal.usage.utcnow", lambda: NOW)
-    monkeypatch.setattr("core.balances.utcnow", lambda: NOW)
+    monkeypatch.setattr("core.ledger.balances.utcnow", lambda: NOW)
     return NOW
 
 

@@ -1,0 +1,99 @@
+"""Login, logout and the language switch, shared by customers and staff."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from core.accounts.users import authenticate, normalize_email, set_language, user_for_set_password_token
+from core.accounts.users import set_password as change_password
+from app.extensions import limiter
+from core.i18n import gettext as _
+from core.schema import db
+from app.web import redirect_to, safe_next_url
+from portal.forms import LanguageForm, LoginForm, SetPasswordForm
+
+bp = Blueprint("auth", __name__)
+
+
+def home_url(user) -> str:
+    return url_for("staff.companies") if user.is_staff else url_for("portal.dashboard")
+
+
+def _login_failed(response) -> bool:
+    return response.status_code == 422
+
+
+def _account_key() -> str:
+    return "login-account:" + normalize_email(request.form.get("email", ""))
+
+
+@bp.get("/")
+def index():
+    if current_user.is_authenticated:
+        return redirect_to(home_url(current_user))
+    return redirect_to(url_for("auth.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT_PER_ADDRESS"], methods=["POST"],
+               deduct_when=_login_failed)
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT_PER_ACCOUNT"], methods=["POST"],
+               key_func=_account_key, deduct_when=_login_failed)
+def login():
+    form = LoginForm()
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect_to(home_url(current_user))
+        form.next.data = request.args.get("next", "")
+        return render_template("login.html", form=form)
+    user = authenticate(db.session, form.email.data or "", form.password.data or "") if form.validate() else None
+    if user is None:
+        # One message for every failure: it must not tell which part was wrong.
+        return render_template("login.html", form=form, error=_("Email or password is not correct.")), 422
+    login_user(user)
+    if user.locale is None and session.get("lang"):
+        set_language(db.session, user.id, session["lang"])  # keep the language chosen before login
+    return redirect_to(safe_next_url(form.next.data, home_url(user)))
+
+
+@bp.route("/set-password/<token>", methods=["GET", "POST"])
+def set_password(token: str):
+    """The link from an invitation: the new user chooses a password, then logs in."""
+    user = user_for_set_password_token(db.session, token, current_app.config["SECRET_KEY"])
+    if user is None:
+        return render_template("set_password.html", form=None), 404
+    form = SetPasswordForm()
+    if request.method == "POST":
+        if not form.validate():
+            return render_template("set_password.html", form=form, email=user.email), 422
+        change_password(db.session, user, form.password.data)
+        flash(_("Your password is set. Please log in."), "success")
+        return redirect_to(url_for("auth.login"))
+    return render_template("set_password.html", form=form, email=user.email)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    return redirect_to(url_for("auth.login"))
+
+
+@bp.post("/language")
+def change_language():
+    form = LanguageForm()
+    target = safe_next_url(form.next.data or request.referrer and _path_of(request.referrer), url_for("auth.index"))
+    if not form.validate():
+        return redirect_to(target)
+    session["lang"] = form.language.data
+    if current_user.is_authenticated:
+        set_language(db.session, current_user.id, form.language.data)
+    return redirect_to(target)
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")

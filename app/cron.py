@@ -1,0 +1,18 @@
+"""Periodic jobs for RQ's cron scheduler:
+
+    rq cron --url "$REDIS_URL" app/cron.py
+"""
+
+from rq import cron
+
+from app.jobs import (
+    check_low_balances, expire_stale_reservations, generate_monthly_statements, issue_missing_documents,
+    retry_unsent_emails,
+)
+from app.queue import BILLING, EMAILS, INVOICES
+
+cron.register(check_low_balances, BILLING, cron="*/30 * * * *", name="low-balance warnings")
+cron.register(generate_monthly_statements, INVOICES, cron="0 3 1 * *", name="monthly statements")
+cron.register(retry_unsent_emails, EMAILS, cron="*/10 * * * *", name="retry unsent email")
+cron.register(issue_missing_documents, INVOICES, cron="15 * * * *", name="issue missing invoices")
+cron.register(expire_stale_reservations, BILLING, cron="*/10 * * * *", name="expire stale reservations")

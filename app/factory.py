@@ -1,0 +1,191 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from flask import Flask, jsonify, render_template, request
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Engine
+
+from core.accounts.users import SignedInUser, signed_in_user
+from app.config import ROOT, load_config
+from app.extensions import babel, csrf, htmx, limiter, login_manager, migrate
+from app.fragments import ledger_rows
+from core.i18n import lazy_gettext as _l, register_template_helpers, select_locale
+from core.schema import db
+from core.payments.gateway import StripeGateway
+from app.web import csrf_token, navigation_links, select_options
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    instance_path = Path(os.environ.get("INSTANCE_PATH", ROOT / "instance"))
+    app = Flask(
+        __name__,
+        instance_path=str(instance_path),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    instance_path.mkdir(parents=True, exist_ok=True)
+    app.config.update(load_config(instance_path))
+    app.config.update(overrides or {})
+
+    _init_extensions(app)
+    _init_stripe(app)
+    _register_blueprints(app)
+    _register_error_pages(app)
+    _register_cli(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            _ping_after_idle(db.engine, app.config["DB_PING_AFTER_IDLE_SECONDS"])
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    app.context_processor(lambda: {"csrf_token": csrf_token})  # in place of Flask-WTF's (registered above)
+    htmx.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please log in to see this page.")
+    login_manager.login_message_category = "info"
+    register_template_helpers(app)
+    app.add_template_global(ledger_rows, "ledger_rows")
+    app.add_template_global(navigation_links, "navigation_links")
+    app.add_template_global(select_options, "select_options")
+
+
+def _init_stripe(app: Flask) -> None:
+    """A real Stripe gateway from the keys. Without keys, the entry point installs the sandbox."""
+    if app.config["STRIPE_SECRET_KEY"]:
+        app.extensions["stripe_gateway"] = StripeGateway(
+            app.config["STRIPE_SECRET_KEY"], app.config["STRIPE_WEBHOOK_SECRET"], api_base=app.config["STRIPE_API_BASE"]
+        )
+
+    @app.context_processor
+    def stripe_mode():
+        gateway = app.extensions.get("stripe_gateway")
+        return {"stripe_test_mode": gateway is not None and gateway.is_test_mode,
+                "stripe_sandbox": gateway is not None and gateway.is_sandbox}
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> SignedInUser | None:
+    return signed_in_user(db.session, int(user_id)) if user_id.isdigit() else None
+
+
+def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:  # not money
+    """Before handing out a pooled connection that sat idle for ``idle_seconds``, check that the
+    server still has it (a restart, an idle timeout, a firewall); a dead one is replaced. One that
+    just served a request is handed out as it is: SQLAlchemy's pool_pre_ping would cost a round trip
+    per transaction, a third of a call charge's."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def note_idle_since(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def ping(dbapi_connection, record, _proxy) -> None:
+        if time.monotonic() - record.info.get("idle_since", time.monotonic()) < idle_seconds:
+            return
+        try:
+            dbapi_connection.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as error:  # noqa: BLE001 - any failure means: not usable
+            raise exc.DisconnectionError() from error
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+def _register_blueprints(app: Flask) -> None:
+    from api.usage import bp as api_bp
+    from portal.auto_topup import bp as auto_topup_bp
+    from app.auth import bp as auth_bp
+    from portal.documents import bp as documents_bp
+    from portal.payments import bp as payments_bp
+    from portal.routes import bp as portal_bp
+    from portal.settings import bp as settings_bp
+    from api.stripe_webhook import bp as webhook_bp
+    from portal.usage import bp as usage_bp
+    from staff.reports import bp as staff_reports_bp
+    from staff.money import bp as staff_money_bp
+    from staff.events import bp as staff_events_bp
+    from staff.manage import bp as staff_manage_bp
+    from staff.payments import bp as staff_payments_bp
+    from staff.reconcile import bp as staff_reconcile_bp
+    from staff.routes import bp as staff_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(portal_bp)
+    app.register_blueprint(usage_bp)
+    app.register_blueprint(payments_bp)
+    app.register_blueprint(auto_topup_bp)
+    app.register_blueprint(documents_bp)
+    app.register_blueprint(settings_bp)
+    app.register_blueprint(webhook_bp)
+    csrf.exempt(webhook_bp)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)
+    app.register_blueprint(staff_bp)
+    app.register_blueprint(staff_manage_bp)
+    app.register_blueprint(staff_events_bp)
+    app.register_blueprint(staff_payments_bp)
+    app.register_blueprint(staff_reconcile_bp)
+    app.register_blueprint(staff_money_bp)
+    app.register_blueprint(staff_reports_bp)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+
+_API_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+                    429: "rate_limited", 500: "internal_error"}
+
+
+def _register_error_pages(app: Flask) -> None:
+    messages = {
+        400: _l("The request could not be understood."),
+        403: _l("You are not allowed to do this."),
+        404: _l("This page does not exist."),
+        405: _l("This action is not allowed here."),
+        422: _l("Some of the values you sent are not valid."),
+        429: _l("Too many attempts. Please wait a moment and try again."),
+        500: _l("Something went wrong on our side. Please try again later."),
+    }
+
+    def render_error(error):
+        code = getattr(error, "code", 500) or 500
+        if request.path.startswith("/api/"):  # machines get JSON with a stable code
+            return jsonify(error={"code": _API_ERROR_CODES.get(code, "error"), "message": str(messages.get(
+                code, messages[500]))}), code
+        message = messages.get(code, messages[500])
+        return render_template("error.html", code=code, message=message), code
+
+    for code in messages:
+        app.register_error_handler(code, render_error)
+
+
+def _register_cli(app: Flask) -> None:
+    from app.cli import billing_cli, bonus_cli, calls_cli, mail_cli, seed_demo_command, stripe_cli
+
+    app.cli.add_command(billing_cli)
+    app.cli.add_command(stripe_cli)
+    app.cli.add_command(bonus_cli)
+    app.cli.add_command(mail_cli)
+    app.cli.add_command(calls_cli)
+    app.cli.add_command(seed_demo_command)

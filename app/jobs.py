@@ -1,0 +1,148 @@
+"""Background job functions. Each takes ids, runs in a fresh app context with its own session,
+and is safe to run twice: the invoice, statement and email records each exist once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.payments.auto_topup import AutoTopupPolicy, run_attempt, topup_settled
+from core.calls.live import expire_reservations
+from core.clock import utcnow
+from core.documents.invoices import Seller
+from core.documents.invoices import issue_credit_note as issue_credit_note_for
+from core.documents.invoices import issue_topup_invoice as issue_invoice_for
+from core.notifications.low_balance import claim_low_balance_warnings
+from core.notifications.mail import EmailKind, deliver, queue_email, transport_from_config
+from core.schema import EmailStatus, Invoice, PrepaidBalance, SentEmail, Topup, TopupRefund, db
+from app.queue import EMAILS, enqueue
+from core.documents.statements import companies_with_history, create_statement, previous_month
+from core.documents.vat import VatPolicy
+
+UNSENT_EMAIL_GRACE = timedelta(minutes=5)
+
+
+@contextmanager
+def job_session() -> Iterator[Session]:
+    """A new app context, hence a new session: a job never shares its enqueuer's transaction."""
+    with current_app.app_context():
+        try:
+            yield db.session
+        finally:
+            db.session.rollback()
+
+
+def _balance(session: Session, company_id: int) -> int:
+    return session.get(PrepaidBalance, company_id, populate_existing=True).balance
+
+
+def issue_topup_invoice(topup_id: int, send_receipt: bool = True) -> None:
+    """The invoice of a credited top-up, then the receipt email with the PDF."""
+    with job_session() as session:
+        invoice = issue_invoice_for(session, topup_id, Seller.from_config(current_app.config),
+                                    VatPolicy.from_config(current_app.config))
+        topup = session.get(Topup, topup_id)
+        if not send_receipt:
+            return
+        queue_email(
+            session, company_id=topup.company_id, kind=EmailKind.TOPUP_RECEIPT, dedupe_key=f"topup-receipt:{topup_id}",
+            invoice_id=invoice.id,
+            context={"amount": topup.amount, "bonus": topup.bonus_amount, "balance": _balance(session, topup.company_id),
+                     "topup_id": topup.id, "invoice_number": invoice.number},
+        )
+
+
+def issue_credit_note(topup_refund_id: int) -> None:
+    with job_session() as session:
+        issue_credit_note_for(session, topup_refund_id, Seller.from_config(current_app.config),
+                              VatPolicy.from_config(current_app.config))
+
+
+def notify_topup_failed(topup_id: int) -> None:
+    """'Payment failed – action required' for a top-up that failed after the customer left checkout."""
+    with job_session() as session:
+        topup = session.get(Topup, topup_id)
+        queue_email(
+            session, company_id=topup.company_id, kind=EmailKind.PAYMENT_FAILED, dedupe_key=f"topup-failed:{topup_id}",
+            context={"amount": topup.amount, "failure_code": topup.failure_code, "decline_code": topup.decline_code,
+                     "balance": _balance(session, topup.company_id)},
+        )
+
+
+def send_email(email_id: int) -> None:
+    with job_session() as session:
+        deliver(session, email_id, transport_from_config(current_app.config))
+
+
+def check_low_balances(company_id: int | None = None) -> int:
+    """Warn every company below its threshold, once per interval. Returns how many were warned."""
+    now = utcnow()
+    interval = timedelta(hours=current_app.config["LOW_BALANCE_WARNING_INTERVAL_HOURS"])
+    with job_session() as session:
+        claimed = claim_low_balance_warnings(session, now, interval, company_id)
+        for low in claimed:
+            queue_email(session, company_id=low.company_id, kind=EmailKind.LOW_BALANCE,
+                         dedupe_key=f"low-balance:{low.company_id}:{now.isoformat()}",
+                         context={"balance": low.balance, "threshold": low.threshold})
+    return len(claimed)
+
+
+def generate_monthly_statements(month_iso: str | None = None) -> int:
+    """Statements for every company with history, for the given month (default: the last one)."""
+    month = date.fromisoformat(month_iso) if month_iso else previous_month(utcnow().date())
+    seller = Seller.from_config(current_app.config)
+    with job_session() as session:
+        companies = companies_with_history(session, month)
+        for company_id in companies:
+            create_statement(session, company_id, month, seller)
+    return len(companies)
+
+
+def retry_unsent_emails() -> int:
+    """Queue again every message not sent a while after it was recorded (e.g. SMTP was down)."""
+    cutoff = utcnow() - UNSENT_EMAIL_GRACE
+    with job_session() as session:
+        ids = session.scalars(select(SentEmail.id).where(
+            SentEmail.status != EmailStatus.SENT.value, SentEmail.created_at <= cutoff)).all()
+    for email_id in ids:
+        enqueue(EMAILS, "app.jobs.send_email", email_id)
+    return len(ids)
+
+
+def issue_missing_documents(send_receipts: bool = True) -> int:
+    """Invoices and credit notes whose job was lost (e.g. Redis flushed): issue them now."""
+    with job_session() as session:
+        invoiced = select(Invoice.topup_id).where(Invoice.topup_id.is_not(None))
+        credited = select(Invoice.topup_refund_id).where(Invoice.topup_refund_id.is_not(None))
+        topups = session.scalars(select(Topup.id).where(Topup.status == "credited", Topup.id.not_in(invoiced))).all()
+        refunds = session.scalars(select(TopupRefund.id).where(TopupRefund.id.not_in(credited))).all()
+    for topup_id in topups:
+        issue_topup_invoice(topup_id, send_receipts)
+    for refund_id in refunds:
+        issue_credit_note(refund_id)
+    return len(topups) + len(refunds)
+
+
+
+def expire_stale_reservations() -> int:
+    """Let go of funds held for calls that never ended (after RESERVATION_EXPIRY_HOURS)."""
+    with job_session() as session:
+        return expire_reservations(session, utcnow(), timedelta(hours=current_app.config["RESERVATION_EXPIRY_HOURS"]))
+
+
+def run_auto_topup(attempt_id: int) -> None:
+    """Charge the saved payment method for one automatic top-up attempt (core.payments.auto_topup.run_attempt)."""
+    with job_session() as session:
+        run_attempt(session, current_app.extensions["stripe_gateway"], attempt_id,
+                    vat=VatPolicy.from_config(current_app.config), policy=AutoTopupPolicy.from_config(current_app.config))
+
+
+def auto_topup_settled(topup_id: int) -> None:
+    """An automatic top-up was credited or failed (e.g. SEPA settled): its attempt follows."""
+    with job_session() as session:
+        topup_settled(session, topup_id, policy=AutoTopupPolicy.from_config(current_app.config))

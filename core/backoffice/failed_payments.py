@@ -1,0 +1,77 @@
+"""Failed top-ups (checkout and automatic) for staff, and the manual retry: a new Checkout link for
+the same amount, emailed to the company, recorded against the failed top-up and audited."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.accounts.audit import Actor, record_action
+from core.notifications.mail import EmailKind, queue_email
+from core.schema import AuditRecord, Company, PrepaidBalance, Topup, TopupStatus
+from core.payments.gateway import StripeGateway
+from core.payments.topups import ReturnUrls, TopupLimits, TopupNotFound, start_checkout_topup
+from core.documents.vat import VatPolicy
+
+RETRY_ACTION = "topup.retry_link"
+
+
+class NotFailed(Exception):
+    """Only a failed top-up can be retried."""
+
+
+@dataclass(frozen=True)
+class FailedPayment:
+    topup: Topup
+    company_name: str
+    retries: list[AuditRecord]  # earlier retry links for this top-up, newest first
+
+
+def failed_payments(session: Session, kind: str = "", limit: int = 200) -> list[FailedPayment]:
+    query = (select(Topup, Company.name).join(Company, Company.id == Topup.company_id)
+             .where(Topup.status == TopupStatus.FAILED.value)
+             .order_by(Topup.updated_at.desc(), Topup.id.desc()).limit(limit))
+    if kind in ("checkout", "auto"):
+        query = query.where(Topup.kind == kind)
+    rows = session.execute(query).all()
+    ids = [str(topup.id) for topup, _ in rows]
+    retries: dict[str, list[AuditRecord]] = {}
+    if ids:
+        for record in session.scalars(select(AuditRecord).where(
+                AuditRecord.action == RETRY_ACTION, AuditRecord.target_type == "topup",
+                AuditRecord.target_id.in_(ids)).order_by(AuditRecord.id.desc())):
+            retries.setdefault(record.target_id, []).append(record)
+    return [FailedPayment(topup, name, retries.get(str(topup.id), [])) for topup, name in rows]
+
+
+def retry_failed_topup(session: Session, gateway: StripeGateway, actor: Actor, topup_id: int, *,
+                       limits: TopupLimits, vat: VatPolicy, payment_method_types: list[str], description: str,
+                       return_urls: Callable[[int], ReturnUrls]) -> tuple[Topup, str]:
+    """Start a new Checkout top-up for the failed one's amount, email the link, record and audit it.
+
+    Raises TopupNotFound, NotFailed, or CheckoutFailed (Stripe unreachable: nothing recorded)."""
+    failed = session.get(Topup, topup_id)
+    if failed is None:
+        raise TopupNotFound(topup_id)
+    if failed.status != TopupStatus.FAILED.value:
+        raise NotFailed(topup_id)
+    company = session.get(Company, failed.company_id)
+    new_topup, url = start_checkout_topup(
+        session, gateway, company_id=failed.company_id, user_id=actor.user_id, amount=failed.amount,
+        save_payment_method=False, limits=limits, vat=vat, payment_method_types=payment_method_types,
+        description=description, locale=company.language, return_urls=return_urls,
+    )
+    record_action(session, actor, RETRY_ACTION, target_type="topup", target_id=failed.id, company_id=failed.company_id,
+                  before={"status": failed.status, "failure_code": failed.failure_code,
+                          "decline_code": failed.decline_code},
+                  after={"retry_topup_id": new_topup.id, "checkout_url": url})
+    session.commit()
+    queue_email(session, company_id=failed.company_id, kind=EmailKind.PAYMENT_FAILED,
+                dedupe_key=f"topup-retry:{new_topup.id}",
+                context={"amount": failed.amount, "failure_code": failed.failure_code,
+                         "decline_code": failed.decline_code, "retry_url": url,
+                         "balance": session.get(PrepaidBalance, failed.company_id).balance, "retry_of_topup_id": failed.id})
+    return new_topup, url

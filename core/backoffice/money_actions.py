@@ -1,0 +1,392 @@
+"""Staff money actions: manual adjustments, call refunds and top-up refunds through Stripe.
+
+Each action takes plain values, checks them, moves money through :mod:`core.ledger.postings` and writes
+its audit record (before/after balance, reason) in the same transaction. Each has a preview that
+answers the resulting balance for the confirmation page. A submitted form carries a
+``request_key``: the unique audit ``request_key`` (and for call refunds ``CallRefund.request_key``)
+makes a second submission of the same form change nothing. The confirmation carries the balance
+shown in the preview (``expected_balance``); if it changed meanwhile the action raises
+:class:`StaleBalance` under the account lock and moves no money.
+
+Errors carry a stable ``code``; views map codes to translated messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.accounts.audit import Actor, record_action
+from core.ledger.postings import Reference, lock_account, post_entry
+from core.schema import AuditRecord, CallCharge, CallRefund, EntryType, PrepaidBalance, Topup, TopupRefund, TopupStatus
+from core.money import UNITS_PER_CENT, divide_half_up, eur
+from core.payments.gateway import PaymentError, StripeGateway
+from core.payments.topups import record_stripe_refund
+
+MAX_ADJUSTMENT = eur("10000")  # more than this in one manual adjustment is a typo, not a decision
+MAX_REASON_LENGTH = 1000
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+class StaffActionError(Exception):
+    code = "staff_action_error"
+
+
+class NotFound(StaffActionError):
+    code = "not_found"
+
+
+class ReasonRequired(StaffActionError):
+    code = "reason_required"
+
+
+class InvalidAmount(StaffActionError):
+    """Zero, negative where not allowed, absurdly large or finer than the action allows."""
+
+    code = "invalid_amount"
+
+
+class AboveRefundable(StaffActionError):
+    code = "above_refundable"
+
+    def __init__(self, refundable: int):
+        super().__init__(f"refundable {refundable}")
+        self.refundable = refundable  # units
+
+
+class NothingRefundable(StaffActionError):
+    code = "nothing_refundable"
+
+
+class NotRefundable(StaffActionError):
+    """The top-up was never paid (or has no Stripe payment to refund)."""
+
+    code = "not_refundable"
+
+
+class AdminOnly(StaffActionError):
+    """Above the support limit, or an override only staff admins may give."""
+
+    code = "admin_only"
+
+
+class ExceedsAvailable(StaffActionError):
+    code = "exceeds_available"
+
+    def __init__(self, available: int, debit: int):
+        super().__init__(f"available {available}, debit {debit}")
+        self.available, self.debit = available, debit
+
+
+class StaleBalance(StaffActionError):
+    code = "stale"
+
+    def __init__(self, current: int):
+        super().__init__(f"balance is now {current}")
+        self.current = current
+
+
+class DuplicateSubmission(StaffActionError):
+    code = "duplicate"
+
+
+class RefundFailed(StaffActionError):
+    code = "stripe_failed"
+
+    def __init__(self, error: PaymentError):
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Preview:
+    balance: int  # now
+    resulting_balance: int
+    amount: int  # units moved (signed for adjustments; positive refund otherwise)
+    bonus_reversed: int = 0
+    refunded_cents: int | None = None  # top-up refunds: money paid back
+
+
+# -- shared checks -------------------------------------------------------------------------------
+
+def _clean_reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise ReasonRequired()
+    return text[:MAX_REASON_LENGTH]
+
+
+def _balance(session: Session, company_id: int) -> PrepaidBalance:
+    account = session.get(PrepaidBalance, company_id, populate_existing=True)
+    if account is None:
+        raise NotFound(company_id)
+    return account
+
+
+def _check_fresh(balance: int, expected_balance: int | None) -> None:
+    if expected_balance is not None and balance != expected_balance:
+        raise StaleBalance(balance)
+
+
+def _check_new_key(session: Session, request_key: str) -> None:
+    if not request_key or len(request_key) > 64:
+        raise DuplicateSubmission()  # no usable key: refuse rather than risk a double booking
+    if session.scalar(select(AuditRecord.id).where(AuditRecord.request_key == request_key)):
+        raise DuplicateSubmission()
+
+
+def _check_limit(amount: int, actor_is_admin: bool, support_limit: int) -> None:
+    if not actor_is_admin and amount > support_limit:
+        raise AdminOnly()
+
+
+# -- manual adjustment ---------------------------------------------------------------------------
+
+def _check_adjustment(amount_units: int) -> None:
+    if amount_units == 0 or abs(amount_units) > MAX_ADJUSTMENT or amount_units % UNITS_PER_CENT:
+        raise InvalidAmount(amount_units)
+
+
+def preview_adjustment(session: Session, company_id: int, amount_units: int) -> Preview:
+    _check_adjustment(amount_units)
+    balance = _balance(session, company_id).balance
+    return Preview(balance, balance + amount_units, amount_units)
+
+
+def adjust_balance(session: Session, actor: Actor, company_id: int, amount_units: int, description: str,
+                   reason: str, request_key: str, expected_balance: int | None = None) -> Preview:
+    """Credit (+) or debit (−) a company's balance by hand. A debit may take the balance below zero
+    (the staff member saw the resulting balance); the caller has checked the staff-admin role."""
+    reason = _clean_reason(reason)
+    _check_adjustment(amount_units)
+    try:
+        before, _reserved = lock_account(session, company_id)
+        _check_new_key(session, request_key)
+        _check_fresh(before, expected_balance)
+        entry = post_entry(session, company_id, EntryType.ADJUSTMENT, amount_units,
+                           description=(description or "").strip()[:500] or reason,
+                           reference=Reference("adjustment", request_key), actor=actor.email[:100],
+                           allow_negative=True)
+        record_action(session, actor, "balance_adjustment", target_type="company", target_id=company_id,
+                      company_id=company_id, before={"balance": before},
+                      after={"balance": entry.balance_after, "amount": amount_units, "ledger_entry_id": entry.id,
+                             "description": entry.description},
+                      reason=reason, request_key=request_key)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise DuplicateSubmission() from None
+    except Exception:
+        session.rollback()
+        raise
+    return Preview(before, entry.balance_after, amount_units)
+
+
+# -- call refunds --------------------------------------------------------------------------------
+
+def _call_refund_amount(charge: CallCharge, amount: int | None, seconds: int | None) -> int:
+    """The refund in units: given, from seconds at the call's own rate (rounded half-up once), or
+    everything still refundable."""
+    refundable = charge.amount - charge.refunded_amount
+    if refundable <= 0:
+        raise NothingRefundable()
+    if seconds is not None:
+        if seconds <= 0:
+            raise InvalidAmount(seconds)
+        if seconds > charge.billed_seconds:
+            raise AboveRefundable(refundable)
+        value = divide_half_up(seconds * charge.rate_per_minute, 60)
+    elif amount is not None:
+        value = amount
+    else:
+        value = refundable
+    if value <= 0:
+        raise InvalidAmount(value)
+    if value > refundable:
+        raise AboveRefundable(refundable)
+    return value
+
+
+def _call_charge(session: Session, call_charge_id: int, *, lock: bool = False) -> CallCharge:
+    query = select(CallCharge).where(CallCharge.id == call_charge_id).execution_options(populate_existing=True)
+    if lock:
+        query = query.with_for_update()
+    charge = session.scalar(query)
+    if charge is None:
+        raise NotFound(call_charge_id)
+    return charge
+
+
+def preview_call_refund(session: Session, call_charge_id: int, *, amount: int | None = None,
+                        seconds: int | None = None) -> Preview:
+    charge = _call_charge(session, call_charge_id)
+    value = _call_refund_amount(charge, amount, seconds)
+    balance = _balance(session, charge.company_id).balance
+    return Preview(balance, balance + value, value)
+
+
+def refund_call(session: Session, actor: Actor, call_charge_id: int, *, amount: int | None = None,
+                seconds: int | None = None, reason: str, request_key: str, actor_is_admin: bool,
+                support_limit: int, expected_balance: int | None = None) -> CallRefund:
+    """Refund (part of) a call's charge: a ledger REFUND entry linked to the call, the call's refund
+    status updated, an audit record — all in one transaction. ``amount`` and ``seconds`` both None
+    means the full refundable rest."""
+    reason = _clean_reason(reason)
+    company_id = _call_charge(session, call_charge_id).company_id
+    session.rollback()  # the lock below opens the write transaction
+    try:
+        before, _reserved = lock_account(session, company_id)
+        charge = _call_charge(session, call_charge_id, lock=True)
+        _check_new_key(session, request_key)
+        value = _call_refund_amount(charge, amount, seconds)
+        _check_limit(value, actor_is_admin, support_limit)
+        _check_fresh(before, expected_balance)
+        refund = CallRefund(call_charge_id=charge.id, company_id=company_id, amount=value, seconds=seconds,
+                            reason=reason, actor_user_id=actor.user_id, request_key=request_key)
+        session.add(refund)
+        session.flush()
+        entry = post_entry(session, company_id, EntryType.REFUND, value,
+                           description=f"Refund of call {charge.call_id}"[:500],
+                           reference=Reference("call_refund", str(refund.id)), actor=actor.email[:100])
+        refund.ledger_entry_id = entry.id
+        previous_status, previous_refunded = charge.refund_status, charge.refunded_amount
+        charge.refunded_amount += value
+        charge.refund_status = "full" if charge.refunded_amount >= charge.amount else "partial"
+        record_action(session, actor, "call_refund", target_type="call_charge", target_id=charge.id,
+                      company_id=company_id,
+                      before={"balance": before, "refunded_amount": previous_refunded,
+                              "refund_status": previous_status},
+                      after={"balance": entry.balance_after, "refunded_amount": charge.refunded_amount,
+                             "refund_status": charge.refund_status, "amount": value, "seconds": seconds,
+                             "call_id": charge.call_id, "ledger_entry_id": entry.id},
+                      reason=reason, request_key=request_key)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise DuplicateSubmission() from None
+    except Exception:
+        session.rollback()
+        raise
+    return refund
+
+
+# -- top-up refunds ------------------------------------------------------------------------------
+
+def _refundable_topup(session: Session, topup_id: int) -> tuple[Topup, int]:
+    """The top-up and its still refundable money in cents."""
+    topup = session.get(Topup, topup_id, populate_existing=True)
+    if topup is None:
+        raise NotFound(topup_id)
+    if topup.status != TopupStatus.CREDITED.value or not topup.stripe_payment_intent_id:
+        raise NotRefundable(topup_id)
+    charged = topup.charged_cents or topup.amount // UNITS_PER_CENT
+    refunded = session.scalar(select(func.coalesce(func.sum(TopupRefund.refunded_cents), 0))
+                              .where(TopupRefund.topup_id == topup.id))
+    return topup, charged - int(refunded)  # SUM is a Decimal on PostgreSQL
+
+
+def _topup_debit(session: Session, topup: Topup, amount_cents: int) -> tuple[int, int]:
+    """(credit taken back, bonus taken back) for refunding ``amount_cents``: the same arithmetic as
+    :func:`core.payments.topups.record_stripe_refund`, which does the booking."""
+    charged = topup.charged_cents or topup.amount // UNITS_PER_CENT
+    amount = divide_half_up(topup.amount * amount_cents, charged)
+    already = sum(session.scalars(select(TopupRefund.bonus_reversed).where(TopupRefund.topup_id == topup.id)))
+    bonus_back = max(0, min(divide_half_up(topup.bonus_amount * amount, topup.amount), topup.bonus_amount - already))
+    return amount, bonus_back
+
+
+def _topup_refund_cents(refundable_cents: int, amount_cents: int | None) -> int:
+    if refundable_cents <= 0:
+        raise NothingRefundable()
+    cents = refundable_cents if amount_cents is None else amount_cents
+    if cents <= 0:
+        raise InvalidAmount(cents)
+    if cents > refundable_cents:
+        raise AboveRefundable(refundable_cents * UNITS_PER_CENT)
+    return cents
+
+
+def preview_topup_refund(session: Session, topup_id: int, amount_cents: int | None) -> Preview:
+    topup, refundable = _refundable_topup(session, topup_id)
+    cents = _topup_refund_cents(refundable, amount_cents)
+    amount, bonus_back = _topup_debit(session, topup, cents)
+    balance = _balance(session, topup.company_id).balance
+    return Preview(balance, balance - amount - bonus_back, amount, bonus_back, cents)
+
+
+def refund_topup(session: Session, gateway: StripeGateway, actor: Actor, topup_id: int, amount_cents: int | None,
+                 reason: str, request_key: str, override_available: bool, actor_is_admin: bool,
+                 support_limit: int, expected_balance: int | None = None) -> Preview:
+    """Pay (part of) a top-up back through Stripe and debit it once.
+
+    Checks first (reason, amount ≤ refundable, support limit, available balance unless a staff
+    admin overrides, stale preview, double submit), then asks Stripe with an idempotency key from
+    ``request_key`` while no database lock is held (Stripe's ``charge.refunded`` webhook may
+    arrive meanwhile), then books the refund through :func:`record_stripe_refund` keyed by the
+    Stripe refund id — whichever of this and the webhook comes first debits, the other changes
+    nothing. The audit record joins the booking's transaction.
+    """
+    reason = _clean_reason(reason)
+    if override_available and not actor_is_admin:
+        raise AdminOnly()
+    try:
+        topup, refundable = _refundable_topup(session, topup_id)
+        _check_new_key(session, request_key)
+        cents = _topup_refund_cents(refundable, amount_cents)
+        amount, bonus_back = _topup_debit(session, topup, cents)
+        _check_limit(amount, actor_is_admin, support_limit)
+        account = _balance(session, topup.company_id)
+        before = account.balance
+        _check_fresh(before, expected_balance)
+        if amount + bonus_back > account.available and not override_available:
+            raise ExceedsAvailable(account.available, amount + bonus_back)
+        company_id, intent_id = topup.company_id, topup.stripe_payment_intent_id
+    finally:
+        session.rollback()  # only reads so far: hold nothing while Stripe is asked
+    try:
+        refund = gateway.refund(refund_key=f"staff-refund-{request_key}", payment_intent_id=intent_id,
+                                amount_cents=cents,
+                                metadata={"topup_id": str(topup_id), "request_key": request_key,
+                                          "actor": actor.email[:100]})
+    except PaymentError as error:
+        raise RefundFailed(error) from None
+
+    for attempt in range(2):  # a webhook booking the same refund concurrently wins the race: record, then retry
+        try:
+            after, amount, bonus_back = _book_topup_refund(session, actor, topup_id, company_id, intent_id, refund,
+                                                           before, reason, request_key, override_available)
+            break
+        except IntegrityError:
+            session.rollback()
+            if attempt or session.scalar(select(AuditRecord.id).where(AuditRecord.request_key == request_key)):
+                raise DuplicateSubmission() from None
+        except Exception:
+            session.rollback()
+            raise
+    return Preview(before, after, amount, bonus_back, refund.amount)
+
+
+def _book_topup_refund(session: Session, actor: Actor, topup_id: int, company_id: int, intent_id: str, refund,
+                       before: int, reason: str, request_key: str, override_available: bool) -> tuple[int, int, int]:
+    now, _reserved = lock_account(session, company_id)
+    booked = session.scalar(select(TopupRefund).where(TopupRefund.stripe_refund_id == refund.id))
+    if booked is not None:  # the webhook was faster
+        after, amount, bonus_back = now, booked.amount, booked.bonus_reversed
+    else:
+        topup = session.get(Topup, topup_id, populate_existing=True)
+        amount, bonus_back = _topup_debit(session, topup, refund.amount)
+        after = now - amount - bonus_back
+    record_action(session, actor, "topup_refund", target_type="topup", target_id=topup_id, company_id=company_id,
+                  before={"balance": before},
+                  after={"balance": after, "refunded_cents": refund.amount, "amount": amount,
+                         "bonus_reversed": bonus_back, "stripe_refund_id": refund.id,
+                         "override_available": override_available},
+                  reason=reason, request_key=request_key)
+    if booked is None:
+        record_stripe_refund(session, intent_id, refund.id, refund.amount)  # commits, with the audit record
+    session.commit()
+    return after, amount, bonus_back

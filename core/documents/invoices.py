@@ -1,0 +1,169 @@
+"""Invoices for credited top-ups and credit notes for their refunds, as PDFs that never change.
+
+The number is taken from a per-kind-and-year counter row whose UPDATE locks it, in the same
+transaction that stores the invoice with its rendered PDF: a crash or a rollback gives the number
+back, so numbers have no gaps and no duplicates however many are issued at once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+from dataclasses import dataclass
+from flask import render_template
+from flask_babel import force_locale
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from weasyprint import HTML
+from weasyprint.text.fonts import FontConfiguration
+
+from core.clock import utcnow
+from core.schema import (
+    Company, DocumentKind, DocumentSequence, Invoice, Topup, TopupRefund, TopupStatus, insert_or_ignore,
+)
+from core.money import UNITS_PER_CENT, divide_half_up
+from core.documents.vat import VatPolicy, VatSplit, split_topup
+
+NUMBER_PREFIX = {DocumentKind.INVOICE: "", DocumentKind.CREDIT_NOTE: "GS-"}
+
+
+class InvoiceError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Seller:
+    name: str
+    address_lines: tuple[str, ...]
+    vat_id: str
+    tax_number: str
+    email: str
+
+    @classmethod
+    def from_config(cls, config) -> Seller:
+        return cls(config["SELLER_NAME"], tuple(config["SELLER_ADDRESS"].splitlines()), config["SELLER_VAT_ID"],
+                   config["SELLER_TAX_NUMBER"], config["SELLER_EMAIL"])
+
+
+_fonts: FontConfiguration | None = None
+
+
+def _font_configuration() -> FontConfiguration:
+    """One per process (a new one per document keeps growing a worker's memory), made on first use and
+    released at exit while the libraries behind it still exist (at interpreter teardown it segfaults)."""
+    global _fonts
+    if _fonts is None:
+        _fonts = FontConfiguration()
+        atexit.register(_release_fonts)
+    return _fonts
+
+
+def _release_fonts() -> None:
+    global _fonts
+    _fonts = None
+    gc.collect()
+
+
+def render_pdf(template: str, language: str, **context) -> bytes:
+    """A template rendered in ``language`` and turned into a PDF (needs an app context)."""
+    with force_locale(language):
+        html = render_template(template, language=language, **context)
+    return HTML(string=html).write_pdf(font_config=_font_configuration())
+
+
+def _ensure_sequence(session: Session, kind: DocumentKind, year: int) -> None:
+    session.execute(insert_or_ignore(session, DocumentSequence).values(kind=kind.value, year=year, last_number=0))
+    session.commit()
+
+
+def _take_number(session: Session, kind: DocumentKind, year: int) -> tuple[int, str]:
+    """The next number of the series; the row stays locked until the caller commits or rolls back."""
+    sequence = session.execute(
+        update(DocumentSequence).where(DocumentSequence.kind == kind.value, DocumentSequence.year == year)
+        .values(last_number=DocumentSequence.last_number + 1).returning(DocumentSequence.last_number)
+    ).scalar_one()
+    return sequence, f"{NUMBER_PREFIX[kind]}{year}-{sequence:06d}"
+
+
+def _issue(session: Session, kind: DocumentKind, template: str, company: Company, seller: Seller,
+           fields: dict, **context) -> Invoice:
+    now = utcnow()
+    _ensure_sequence(session, kind, now.year)
+    sequence, number = _take_number(session, kind, now.year)
+    pdf = render_pdf(template, company.language, company=company, seller=seller, number=number, issued_at=now,
+                     **context)
+    invoice = Invoice(kind=kind.value, number=number, year=now.year, sequence=sequence, company_id=company.id,
+                      language=company.language, pdf=pdf, issued_at=now, **fields)
+    session.add(invoice)
+    session.commit()
+    return invoice
+
+
+def issue_topup_invoice(session: Session, topup_id: int, seller: Seller, vat: VatPolicy) -> Invoice:
+    """The invoice of a credited top-up, issued once (a second call returns the first)."""
+    existing = session.scalar(select(Invoice).where(Invoice.topup_id == topup_id))
+    if existing is not None:
+        return existing
+    topup = session.get(Topup, topup_id)
+    if topup is None or topup.status != TopupStatus.CREDITED.value:
+        raise InvoiceError(f"top-up {topup_id} is not credited")
+    split = split_topup(topup.amount, vat)
+    company = session.get(Company, topup.company_id)
+    try:
+        return _issue(
+            session, DocumentKind.INVOICE, "documents/invoice.html", company, seller,
+            _amount_fields(split, topup_id=topup.id, bonus_cents=_whole_cents(topup.bonus_amount)),
+            topup=topup, split=split, bonus_units=topup.bonus_amount,
+        )
+    except IntegrityError:  # issued concurrently by a second run of the job
+        session.rollback()
+        return session.scalar(select(Invoice).where(Invoice.topup_id == topup_id))
+
+
+def issue_credit_note(session: Session, topup_refund_id: int, seller: Seller, vat: VatPolicy) -> Invoice:
+    """The credit note of a refunded (part of a) top-up, referring to its invoice; issued once."""
+    existing = session.scalar(select(Invoice).where(Invoice.topup_refund_id == topup_refund_id))
+    if existing is not None:
+        return existing
+    refund = session.get(TopupRefund, topup_refund_id)
+    topup = session.get(Topup, refund.topup_id)
+    original = issue_topup_invoice(session, topup.id, seller, vat)
+    split = _refund_split(refund.refunded_cents, original)
+    company = session.get(Company, topup.company_id)
+    try:
+        return _issue(
+            session, DocumentKind.CREDIT_NOTE, "documents/credit_note.html", company, seller,
+            _amount_fields(split, topup_refund_id=refund.id, bonus_cents=_whole_cents(refund.bonus_reversed)),
+            topup=topup, refund=refund, original=original, split=split, bonus_units=refund.bonus_reversed,
+        )
+    except IntegrityError:
+        session.rollback()
+        return session.scalar(select(Invoice).where(Invoice.topup_refund_id == topup_refund_id))
+
+
+def _refund_split(refunded_cents: int, original: Invoice) -> VatSplit:
+    """The money paid back, with the original invoice's VAT in proportion (rounded half-up once)."""
+    vat = divide_half_up(original.vat_cents * refunded_cents, original.gross_cents)
+    return VatSplit(refunded_cents - vat, vat, refunded_cents, original.vat_rate_basis_points)
+
+
+def _amount_fields(split: VatSplit, **extra) -> dict:
+    return {"net_cents": split.net_cents, "vat_cents": split.vat_cents, "gross_cents": split.gross_cents,
+            "vat_rate_basis_points": split.rate_basis_points, **extra}
+
+
+def _whole_cents(units: int) -> int:
+    return divide_half_up(units, UNITS_PER_CENT)
+
+
+def company_documents(session: Session, company_id: int) -> list[Invoice]:
+    return list(session.scalars(
+        select(Invoice).where(Invoice.company_id == company_id).order_by(Invoice.issued_at.desc(), Invoice.id.desc())
+    ))
+
+
+def company_document(session: Session, company_id: int, invoice_id: int) -> Invoice | None:
+    """An invoice or credit note of this company; another company's id is simply not found."""
+    invoice = session.get(Invoice, invoice_id)
+    return invoice if invoice is not None and invoice.company_id == company_id else None

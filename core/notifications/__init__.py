@@ -1,0 +1,2 @@
+"""What reaches a customer by itself: emails (recorded, rendered, sent once) and low-balance
+warnings."""

@@ -1,0 +1,325 @@
+"""Top-ups: starting a Stripe Checkout, and the one exactly-once path that credits money.
+
+Whatever arrives first (webhook, the success page asking Stripe, a replayed event), and however
+often, :func:`credit_topup` moves a top-up to ``credited`` once: its guarded UPDATE claims the row,
+and the ledger's unique (type, reference) constraint stands behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from core.payments.bonuses import best_bonus
+from core.clock import utcnow
+from app.queue import BILLING, EMAILS, INVOICES, enqueue
+from core.ledger.postings import Reference, post_entry
+from core.schema import (
+    Company, EntryType, Topup, TopupRefund, TopupStatus, User,
+)
+from core.money import UNITS_PER_CENT, divide_half_up
+from core.payments.gateway import CheckoutSession, PaymentError, PaymentIntent, StripeGateway
+from core.documents.vat import VatPolicy, split_topup
+
+CONFIRM_INTERVAL = timedelta(seconds=10)
+
+
+class TopupError(Exception):
+    code = "topup_error"
+
+
+class AmountOutOfRange(TopupError):
+    code = "amount_out_of_range"
+
+
+class TopupNotFound(TopupError):
+    code = "not_found"
+
+
+class CompanyBlocked(TopupError):
+    code = "company_blocked"
+
+
+class CheckoutFailed(TopupError):
+    code = "checkout_failed"
+
+    def __init__(self, error: PaymentError):
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class TopupLimits:
+    minimum: int
+    maximum: int
+
+    def check(self, amount: int) -> None:
+        if not self.minimum <= amount <= self.maximum or amount % UNITS_PER_CENT:
+            raise AmountOutOfRange(amount)
+
+
+@dataclass(frozen=True)
+class ReturnUrls:
+    success: str  # must contain {CHECKOUT_SESSION_ID}
+    cancel: str
+
+
+def start_checkout_topup(
+    session: Session, gateway: StripeGateway, *, company_id: int, user_id: int | None, amount: int,
+    save_payment_method: bool, limits: TopupLimits, vat: VatPolicy, payment_method_types: list[str],
+    description: str, locale: str, return_urls: Callable[[int], ReturnUrls],
+) -> tuple[Topup, str]:
+    """Create a pending top-up and its Checkout Session; returns the top-up and the URL to pay at.
+
+    The customer pays the gross amount: the top-up amount itself, or plus VAT when amounts are net.
+    """
+    limits.check(amount)
+    if session.get(Company, company_id).blocked_at is not None:
+        raise CompanyBlocked(company_id)
+    topup = Topup(company_id=company_id, amount=amount, kind="checkout", status=TopupStatus.PENDING.value,
+                  charged_cents=split_topup(amount, vat).gross_cents, save_payment_method=save_payment_method,
+                  created_by_user_id=user_id)
+    session.add(topup)
+    session.commit()
+    urls = return_urls(topup.id)
+    try:
+        customer_id = ensure_customer(session, gateway, company_id)
+        checkout = gateway.create_payment_checkout(
+            topup_id=topup.id, request_key=topup.request_key, customer_id=customer_id,
+            amount_cents=topup.charged_cents, description=description,
+            payment_method_types=payment_method_types, save_payment_method=save_payment_method,
+            success_url=urls.success, cancel_url=urls.cancel, locale=locale,
+        )
+    except PaymentError as error:
+        _set_failure(topup, error.code or error.kind, error.decline_code, error.message)
+        session.commit()
+        raise CheckoutFailed(error) from None
+    topup.stripe_checkout_session_id = checkout.id
+    session.commit()
+    return topup, checkout.url or ""
+
+
+def ensure_customer(session: Session, gateway: StripeGateway, company_id: int) -> str:
+    """The company's Stripe customer, created on first need (the idempotency key keeps it single)."""
+    company = session.get(Company, company_id)
+    if company.stripe_customer_id:
+        return company.stripe_customer_id
+    admin_email = session.scalar(
+        select(User.email).where(User.company_id == company_id, User.role == "company_admin").order_by(User.id)
+    )
+    request_key = f"{company_id}-{company.created_at:%Y%m%d%H%M%S%f}"
+    customer_id = gateway.create_customer(company_id, request_key, company.name, admin_email)
+    session.execute(
+        update(Company).where(Company.id == company_id, Company.stripe_customer_id.is_(None))
+        .values(stripe_customer_id=customer_id)
+    )
+    session.commit()
+    return customer_id
+
+
+def credit_topup(session: Session, topup_id: int, *, payment_intent_id: str | None = None,
+                 payment_method_type: str | None = None) -> bool:
+    """Credit the top-up and its bonus exactly once. Returns whether this call credited it."""
+    now = utcnow()
+    values = {"status": TopupStatus.CREDITED.value, "credited_at": now, "updated_at": now,
+              "failure_code": None, "decline_code": None, "failure_message": None}
+    if payment_intent_id:
+        values["stripe_payment_intent_id"] = func.coalesce(Topup.stripe_payment_intent_id, payment_intent_id)
+    if payment_method_type:
+        values["payment_method_type"] = payment_method_type
+    claimed = session.execute(
+        update(Topup).where(Topup.id == topup_id, Topup.status != TopupStatus.CREDITED.value)
+        .values(**values).returning(Topup.id)
+    ).scalar_one_or_none()
+    if claimed is None:
+        session.rollback()
+        return False
+    topup = session.get(Topup, topup_id, populate_existing=True)
+    reference = Reference("topup", str(topup.id))
+    post_entry(session, topup.company_id, EntryType.TOPUP, topup.amount, reference=reference, actor="stripe",
+               description=f"Stripe {topup.kind} #{topup.id}")
+    # The balance row is locked now, so "first top-up" cannot be claimed twice concurrently.
+    bonus = best_bonus(session, topup.company_id, topup.amount, topup.created_at, exclude_topup_id=topup.id)
+    topup.bonus_amount, topup.bonus_rule_id = bonus.amount, bonus.rule_id
+    if bonus.amount:
+        post_entry(session, topup.company_id, EntryType.BONUS, bonus.amount, reference=reference,
+                   actor="stripe", description=bonus.rule_name)
+    session.commit()
+    enqueue(INVOICES, "app.jobs.issue_topup_invoice", topup.id)  # then the receipt email
+    if topup.kind == "auto":
+        enqueue(BILLING, "app.jobs.auto_topup_settled", topup.id)  # its attempt succeeded
+    return True
+
+
+def _move(session: Session, topup_id: int, to: TopupStatus, allowed_from: set[str], **values) -> bool:
+    moved = session.execute(
+        update(Topup).where(Topup.id == topup_id, Topup.status.in_(allowed_from))
+        .values(status=to.value, updated_at=utcnow(), **values).returning(Topup.id)
+    ).scalar_one_or_none()
+    session.commit()
+    return moved is not None
+
+
+_OPEN = {TopupStatus.PENDING.value, TopupStatus.FAILED.value}
+
+
+def mark_processing(session: Session, topup_id: int, payment_method_type: str | None = None) -> bool:
+    extra = {"payment_method_type": payment_method_type} if payment_method_type else {}
+    return _move(session, topup_id, TopupStatus.PROCESSING, _OPEN, **extra)
+
+
+def mark_expired(session: Session, topup_id: int) -> bool:
+    return _move(session, topup_id, TopupStatus.EXPIRED, _OPEN)
+
+
+def mark_failed(session: Session, topup_id: int, code: str | None, decline_code: str | None,
+                message: str | None) -> bool:
+    previous, kind = session.execute(select(Topup.status, Topup.kind).where(Topup.id == topup_id)).one()
+    moved = _move(session, topup_id, TopupStatus.FAILED, _OPEN | {TopupStatus.PROCESSING.value},
+                  failure_code=code or "payment_failed", decline_code=decline_code, failure_message=message)
+    if moved and kind == "auto":
+        enqueue(BILLING, "app.jobs.auto_topup_settled", topup_id)  # its attempt failed (it emails)
+    elif moved and previous == TopupStatus.PROCESSING.value:
+        enqueue(EMAILS, "app.jobs.notify_topup_failed", topup_id)  # SEPA failed days after checkout
+    return moved
+
+
+def cancel_topup(session: Session, gateway: StripeGateway, company_id: int, topup_id: int) -> Topup:
+    """The customer left checkout: mark it canceled, then close the Checkout Session at Stripe."""
+    topup = company_topup(session, company_id, topup_id)
+    if _move(session, topup.id, TopupStatus.CANCELED, _OPEN) and topup.stripe_checkout_session_id:
+        try:
+            gateway.expire_checkout_session(topup.stripe_checkout_session_id)
+        except PaymentError:  # already paid or expired: what Stripe says decides (a payment still credits)
+            with suppress(PaymentError):
+                apply_checkout_session(session, gateway.retrieve_checkout_session(topup.stripe_checkout_session_id))
+    session.refresh(topup)
+    return topup
+
+
+def _set_failure(topup: Topup, code: str | None, decline_code: str | None, message: str | None) -> None:
+    topup.status = TopupStatus.FAILED.value
+    topup.failure_code, topup.decline_code, topup.failure_message = code, decline_code, message
+    topup.updated_at = utcnow()
+
+
+def company_topup(session: Session, company_id: int, topup_id: int) -> Topup:
+    """A top-up of this company; any other company's id is simply not found."""
+    topup = session.get(Topup, topup_id)
+    if topup is None or topup.company_id != company_id:
+        raise TopupNotFound(topup_id)
+    return topup
+
+
+def topup_for_checkout(session: Session, company_id: int, checkout_session_id: str) -> Topup:
+    topup = session.scalar(select(Topup).where(Topup.stripe_checkout_session_id == checkout_session_id))
+    if topup is None or topup.company_id != company_id:
+        raise TopupNotFound(checkout_session_id)
+    return topup
+
+
+def recent_topups(session: Session, company_id: int, limit: int = 10) -> list[Topup]:
+    return list(session.scalars(
+        select(Topup).where(Topup.company_id == company_id).order_by(Topup.created_at.desc(), Topup.id.desc()).limit(limit)
+    ))
+
+
+# -- what Stripe tells us (webhooks and the success page share these) ------------------------------
+
+def _topup_from_metadata(session: Session, metadata: dict[str, str]) -> Topup | None:
+    raw = metadata.get("topup_id", "")
+    return session.get(Topup, int(raw)) if raw.isdigit() else None
+
+
+def apply_checkout_session(session: Session, checkout: CheckoutSession) -> Topup | None:
+    topup = _topup_from_metadata(session, checkout.metadata)
+    if topup is None or topup.stripe_checkout_session_id not in (None, checkout.id):
+        return None
+    if checkout.payment_status in ("paid", "no_payment_required"):
+        credit_topup(session, topup.id, payment_intent_id=checkout.payment_intent_id)
+    elif checkout.status == "complete":
+        mark_processing(session, topup.id, payment_method_type="sepa_debit")
+    elif checkout.status == "expired":
+        mark_expired(session, topup.id)
+    return session.get(Topup, topup.id, populate_existing=True)
+
+
+def apply_async_payment_failed(session: Session, checkout: CheckoutSession, intent: PaymentIntent | None) -> Topup | None:
+    topup = _topup_from_metadata(session, checkout.metadata)
+    if topup is None:
+        return None
+    mark_failed(session, topup.id, (intent and intent.error_code) or "sepa_failed",
+                intent and intent.decline_code, intent and intent.error_message)
+    return topup
+
+
+def apply_payment_intent(session: Session, intent: PaymentIntent) -> Topup | None:
+    topup = _topup_from_metadata(session, intent.metadata)
+    if topup is None:
+        topup = session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == intent.id))
+    if topup is None:
+        return None
+    method_type = intent.payment_method_types[0] if len(intent.payment_method_types) == 1 else None
+    if intent.status == "succeeded":
+        credit_topup(session, topup.id, payment_intent_id=intent.id, payment_method_type=method_type)
+    elif intent.status == "processing":
+        mark_processing(session, topup.id, payment_method_type=method_type)
+    elif intent.error_code or intent.status in ("requires_payment_method", "canceled"):
+        mark_failed(session, topup.id, intent.error_code, intent.decline_code, intent.error_message)
+    return topup
+
+
+def confirm_with_stripe(session: Session, gateway: StripeGateway, topup: Topup) -> Topup:
+    """The success page asks Stripe when the webhook is late; at most every CONFIRM_INTERVAL."""
+    if topup.is_final or not topup.stripe_checkout_session_id:
+        return topup
+    if topup.status != TopupStatus.PENDING.value and utcnow() - topup.updated_at < CONFIRM_INTERVAL:
+        return topup
+    session.execute(update(Topup).where(Topup.id == topup.id).values(updated_at=utcnow()))
+    session.commit()
+    try:
+        checkout = gateway.retrieve_checkout_session(topup.stripe_checkout_session_id)
+    except PaymentError:
+        return topup  # Stripe unreachable: the page keeps polling, the webhook will come
+    apply_checkout_session(session, checkout)
+    if checkout.payment_intent_id and checkout.payment_status != "paid":
+        try:
+            apply_payment_intent(session, gateway.retrieve_payment_intent(checkout.payment_intent_id))
+        except PaymentError:
+            pass
+    return session.get(Topup, topup.id, populate_existing=True)
+
+
+# -- refunds ------------------------------------------------------------------------------------------
+
+def record_stripe_refund(session: Session, payment_intent_id: str, refund_id: str, amount_cents: int) -> bool:
+    """Debit a refund made in Stripe once (keyed by the refund id) and take back its share of the bonus.
+
+    The debit is the refunded share of the credit (equal to the money when amounts include VAT).
+    """
+    topup = session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == payment_intent_id))
+    if topup is None or session.scalar(select(TopupRefund.id).where(TopupRefund.stripe_refund_id == refund_id)):
+        return False
+    charged_cents = topup.charged_cents or topup.amount // UNITS_PER_CENT
+    amount = divide_half_up(topup.amount * amount_cents, charged_cents)
+    reference = Reference("stripe_refund", refund_id)
+    post_entry(session, topup.company_id, EntryType.TOPUP_REFUND, -amount, reference=reference,
+               actor="stripe", description=f"Refund of top-up #{topup.id}", allow_negative=True)
+    topup = session.get(Topup, topup.id, populate_existing=True)
+    already_reversed = sum(session.scalars(select(TopupRefund.bonus_reversed).where(TopupRefund.topup_id == topup.id)))
+    bonus_back = min(divide_half_up(topup.bonus_amount * amount, topup.amount), topup.bonus_amount - already_reversed)
+    if bonus_back > 0:
+        post_entry(session, topup.company_id, EntryType.BONUS_REVERSAL, -bonus_back, reference=reference,
+                   actor="stripe", description=f"Bonus share of refund, top-up #{topup.id}", allow_negative=True)
+    refund = TopupRefund(topup_id=topup.id, stripe_refund_id=refund_id, refunded_cents=amount_cents, amount=amount,
+                         bonus_reversed=bonus_back)
+    session.add(refund)
+    topup.refunded_amount += amount
+    session.commit()
+    enqueue(INVOICES, "app.jobs.issue_credit_note", refund.id)
+    return True

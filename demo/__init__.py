@@ -1,0 +1,1 @@
+"""Development tools, not the product: the demo data and the call simulator."""
