@@ -13,7 +13,7 @@ from app.extensions import limiter
 from core.i18n import gettext as _
 from core.schema import db
 from app.web import redirect_to, safe_next_url
-from portal.forms import LanguageForm, LoginForm, SetPasswordForm
+from app.forms import LanguageForm, LoginForm, SetPasswordForm
 
 bp = Blueprint("auth", __name__)
 

@@ -25,7 +25,7 @@ from core.calls.usage import (
     InvalidRange, Period, UsageRange, UsageReport, calls_page, iter_calls, resolve_range, usage_report,
 )
 from app.web import company_user_required, render_page
-from portal.forms import UsageFilterForm
+from app.forms import UsageFilterForm
 
 bp = Blueprint("usage", __name__, url_prefix="/business/billing")
 

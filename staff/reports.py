@@ -26,7 +26,7 @@ from core.schema import db
 from core.money import UNITS_PER_CENT, UNITS_PER_EUR, format_amount_plain
 from core.calls.usage import InvalidRange, UsageRange, resolve_range
 from app.web import render_page, staff_required
-from portal.forms import UsageFilterForm
+from app.forms import UsageFilterForm
 
 bp = Blueprint("staff_reports", __name__, url_prefix="/admin/reports")
 
