@@ -249,7 +249,9 @@ class StripeSandbox:
 
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         """For a background deliverer: wait until the queued webhooks have been attempted."""
-        return self._worker.wait_idle(timeout) if self._worker else True
+        if self._worker is None or self._worker_pid != os.getpid():  # none started in this process
+            return True
+        return self._worker.wait_idle(timeout)
 
     def settle_pending(self) -> int:
         """Settle every processing SEPA debit now, whatever the delay; returns how many."""
