@@ -83,6 +83,7 @@ class Store:
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._conn: sqlite3.Connection | None = None
+        self._inherited: list[sqlite3.Connection] = []
         self._pid: int | None = None
         self._forget()
         self._connection()
@@ -101,6 +102,8 @@ class Store:
             conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}COMMIT;")
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('page_secret', ?)",
                          (json.dumps(random_token(32)),))
+            if self._conn is not None:  # the parent's, inherited: closing it here could disturb its locks
+                self._inherited.append(self._conn)
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
@@ -121,11 +124,6 @@ class Store:
         conn = self._connection()
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
     def _forget(self) -> None:
         self._objects: dict[str, dict[str, Any]] = {}

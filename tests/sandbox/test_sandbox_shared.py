@@ -169,3 +169,22 @@ def test_a_webhook_the_raising_sandbox_is_still_delivering_is_not_taken_over(pat
     assert other.received == []
     assert [json.loads(payload)["type"] for payload in busy.received] == ["customer.created"]
     assert serving.undelivered_events() == []
+
+
+def create_customer_in_child(sandbox: StripeSandbox, email: str) -> None:
+    client_of(sandbox).v1.customers.create(params={"email": email})
+
+
+def test_a_forked_child_like_a_gunicorn_worker_creates_objects_in_the_same_stripe(path):
+    import multiprocessing
+
+    sandbox = open_sandbox(path)
+    client_of(sandbox).v1.customers.create(params={"email": "parent@example.com"})
+    child = multiprocessing.get_context("fork").Process(target=create_customer_in_child,
+                                                        args=(sandbox, "child@example.com"))
+    child.start()
+    child.join(30)
+
+    assert child.exitcode == 0
+    emails = [o["email"] for o in sandbox.objects() if o["object"] == "customer"]
+    assert emails == ["parent@example.com", "child@example.com"]
