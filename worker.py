@@ -12,9 +12,13 @@ class _AppContextMixin:
     flask_app = None  # the app whose context jobs run in; by default the one wsgi.py builds
 
     def perform_job(self, *args, **kwargs):
-        with self._app().app_context():
+        app = self._app()
+        with app.app_context():
             db.engine.dispose(close=False)  # a forked work horse must not reuse the parent's connections
-            return super().perform_job(*args, **kwargs)
+            try:
+                return super().perform_job(*args, **kwargs)
+            finally:
+                _deliver_sandbox_webhooks(app)
 
     def _app(self):
         if self.flask_app is None:
@@ -22,6 +26,14 @@ class _AppContextMixin:
 
             self.flask_app = app
         return self.flask_app
+
+
+def _deliver_sandbox_webhooks(app) -> None:
+    """The Stripe sandbox (demo) delivers the webhooks a job raised from a background thread of this
+    process; a work horse leaves through os._exit, so it waits for them here."""
+    sandbox = app.extensions.get("stripe_sandbox")
+    if sandbox is not None:
+        sandbox.wait_for_deliveries(timeout=30)
 
 
 class AppWorker(_AppContextMixin, Worker):

@@ -76,6 +76,8 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "STRIPE_API_BASE": environ.get("STRIPE_API_BASE") or None,
         "STRIPE_SANDBOX": sandbox,
         "STRIPE_SANDBOX_SETTLE_SECONDS": float(environ.get("STRIPE_SANDBOX_SETTLE_SECONDS", "5")),  # not money
+        # The sandbox's state: one SQLite file shared by the server, workers and CLI commands.
+        "STRIPE_SANDBOX_DB": environ.get("STRIPE_SANDBOX_DB") or str(instance_path / "stripe-sandbox.db"),
         "PAYMENT_METHOD_TYPES": ["card", "sepa_debit"],
         "TOPUP_MIN_EUR": environ.get("TOPUP_MIN_EUR", "10"),
         "TOPUP_MAX_EUR": environ.get("TOPUP_MAX_EUR", "10000"),

@@ -115,18 +115,12 @@ def _execute(sb: "StripeSandbox", handler, path_args, params, method, path, requ
     finally:
         sb.request_context = (None, None)
     if idempotency_key:
-        sb.store.idempotency[idempotency_key] = {"fingerprint": fingerprint, "status": status,
-                                                 "body": body, "created": sb.now()}
-        sb.store.dirty = True
+        sb.store.save_response(idempotency_key, fingerprint, status, body, sb.now())
     return status, body, False
 
 
 def _saved_response(sb: "StripeSandbox", key: str) -> dict[str, Any] | None:
-    oldest = sb.now() - IDEMPOTENCY_KEY_LIFETIME
-    expired = [k for k, saved in sb.store.idempotency.items() if saved["created"] < oldest]
-    for k in expired:
-        del sb.store.idempotency[k]
-    return sb.store.idempotency.get(key)
+    return sb.store.saved_response(key, oldest=sb.now() - IDEMPOTENCY_KEY_LIFETIME)
 
 
 def _response_headers(request_id: str, idempotency_key: str | None, replayed: bool) -> dict[str, str]:

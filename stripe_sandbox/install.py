@@ -6,7 +6,6 @@ from pathlib import Path
 
 from core.payments.gateway import StripeGateway
 
-from .api import create_api_blueprint
 from .checkout import create_checkout_blueprint
 from .http_client import SandboxHTTPClient
 from .sandbox import StripeSandbox
@@ -17,7 +16,11 @@ SANDBOX_API_KEY = "sk_test_sandbox"
 
 
 class InProcessDeliverer:
-    """Delivers each signed webhook through the app's own WSGI stack, off the request thread."""
+    """Delivers each signed webhook through the app's own WSGI stack, off the request thread.
+
+    The server, an RQ worker and a CLI command each hold the whole app and its database, so the
+    process that raised an event hands it to its own webhook endpoint: what the web server would do.
+    """
 
     background = True
 
@@ -34,8 +37,9 @@ class InProcessDeliverer:
 
 
 def install_sandbox(app, *, deliver=None, settle_delay_seconds: float | None = None,
-                    state_path: Path | None = None) -> StripeSandbox:
-    """Mount the hosted checkout page and point the app's Stripe gateway at the sandbox."""
+                    path: str | Path | None = None) -> StripeSandbox:
+    """Mount the hosted checkout page and point the app's Stripe gateway at the sandbox whose state
+    is the SQLite file `path` (default: the app's STRIPE_SANDBOX_DB), shared by every process."""
     secret = app.config.get("STRIPE_WEBHOOK_SECRET") or DEV_WEBHOOK_SECRET
     sandbox = StripeSandbox(
         webhook_secret=secret,
@@ -43,19 +47,13 @@ def install_sandbox(app, *, deliver=None, settle_delay_seconds: float | None = N
         deliver=deliver if deliver is not None else InProcessDeliverer(app),
         settle_delay_seconds=settle_delay_seconds if settle_delay_seconds is not None
         else app.config["STRIPE_SANDBOX_SETTLE_SECONDS"],
-        state_path=state_path,
+        path=path or app.config["STRIPE_SANDBOX_DB"],
     )
-    for blueprint in (create_checkout_blueprint(sandbox), create_api_blueprint(sandbox)):
-        app.extensions["csrf"].exempt(blueprint)  # the page has its own token; the API takes a key
-        app.register_blueprint(blueprint)
+    checkout = create_checkout_blueprint(sandbox)
+    app.extensions["csrf"].exempt(checkout)  # the page's forms carry their own token
+    app.register_blueprint(checkout)
     app.extensions["stripe_sandbox"] = sandbox
     app.extensions["stripe_gateway"] = StripeGateway(
         SANDBOX_API_KEY, secret, http_client=SandboxHTTPClient(sandbox), sandbox=True
     )
     return sandbox
-
-
-def use_remote_sandbox(app, api_base: str) -> None:
-    """For RQ workers: reach the sandbox of the serving process over HTTP (its state lives there)."""
-    secret = app.config.get("STRIPE_WEBHOOK_SECRET") or DEV_WEBHOOK_SECRET
-    app.extensions["stripe_gateway"] = StripeGateway(SANDBOX_API_KEY, secret, api_base=api_base, sandbox=True)

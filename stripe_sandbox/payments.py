@@ -71,7 +71,6 @@ def _fingerprint(sb: "StripeSandbox", secret_number: str) -> str:
     fingerprints = sb.store.meta.setdefault("fingerprints", {})
     if secret_number not in fingerprints:
         fingerprints[secret_number] = objects.new_fingerprint()
-        sb.store.dirty = True
     return fingerprints[secret_number]
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import logging
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -21,20 +23,28 @@ from .webhooks import DEV_WEBHOOK_SECRET, Deliver, DeliveryWorker, signature_hea
 log = logging.getLogger(__name__)
 
 CHECKOUT_PATH = "/sandbox/stripe/checkout"
+# A webhook still pending this long after an instance claimed it is taken over by another instance
+# with a deliverer: the claiming process went away (a CLI killed, an RQ work horse that exited).
+STALE_CLAIM_SECONDS = 60.0
+EXIT_DELIVERY_TIMEOUT = 30.0  # a process about to exit first delivers what it raised, for this long
 
 
 class StripeSandbox:
-    """Plays Stripe in memory. The application reaches it through the `stripe` library only.
+    """Plays Stripe; its state is an SQLite database that every process opening `path` shares.
+
+    The application reaches it through the `stripe` library only.
 
     - `webhook_secret`: signs webhooks (`whsec_...`), as the endpoint's signing secret does.
     - `checkout_base_url`: external URL of the app serving the checkout blueprint; a
       session's `url` is `{checkout_base_url}/sandbox/stripe/checkout/{id}`. None: the
       origin of the session's success URL (the app serves the page itself).
-    - `deliver(payload, signature_header)`: called for every event; see webhooks.HTTPDeliverer.
+    - `deliver(payload, signature_header)`: called for every event this instance raises; see
+      webhooks.HTTPDeliverer. An instance with a deliverer also delivers the events another
+      instance raised and left pending for `STALE_CLAIM_SECONDS` (that process went away).
     - `settle_delay_seconds`: how long SEPA debits stay `processing`; None: until settle_pending().
     - `fixtures_path`: Stripe's fixtures3.json (default: env STRIPE_FIXTURES_PATH, then
       the copy in stripe_sandbox/fixtures/).
-    - `state_path`: JSON file to keep the state in across restarts.
+    - `path`: the SQLite database file (created when missing); None: a private in-memory one.
     - `clock`: returns the current unix time; tests may replace `sandbox.clock`.
     """
 
@@ -45,7 +55,7 @@ class StripeSandbox:
         deliver: Deliver | None = None,
         settle_delay_seconds: float | None = 5.0,
         fixtures_path: str | Path | None = None,
-        state_path: str | Path | None = None,
+        path: str | Path | None = None,
         clock: Callable[[], float] | None = None,
     ):
         self.webhook_secret = webhook_secret
@@ -53,51 +63,51 @@ class StripeSandbox:
         self.settle_delay_seconds = settle_delay_seconds
         self.clock = clock or time.time
         self.fixtures = Fixtures(fixtures_path)
-        self.state_path = Path(state_path) if state_path else None
-        self.store = self._load_store()
+        self.path = Path(path) if path else None
+        self.store = Store(path)
         self.deliver = deliver
+        self.instance_id = new_id("sbx", 16)
         self.request_context: tuple[str | None, str | None] = (None, None)
         self._lock = threading.RLock()
         self._depth = 0
         self._outbox: list[str] = []
         self._worker: DeliveryWorker | None = None
+        self._worker_pid: int | None = None
         self._schedule_pending_settlements()
 
     # ---- state and transactions -------------------------------------------------------
 
-    def _load_store(self) -> Store:
-        if self.state_path and self.state_path.exists():
-            try:
-                return Store.load(self.state_path)
-            except (OSError, ValueError) as exc:
-                log.warning("stripe sandbox: starting afresh, cannot read %s: %s", self.state_path, exc)
-        return Store()
-
     @contextmanager
-    def transaction(self) -> Iterator["StripeSandbox"]:
-        """Hold the lock; on the way out persist changes and deliver the events raised."""
+    def transaction(self, tick: bool = True) -> Iterator["StripeSandbox"]:
+        """One database transaction (nested calls join it): committed on the way out, rolled back
+        on an error; then the events raised are delivered. `tick=False`: no time passes."""
         with self._lock:
+            outermost = self._depth == 0
             self._depth += 1
             try:
-                if self._depth == 1:
-                    self._tick()
+                if outermost:
+                    self.store.begin()
+                    if tick:
+                        self._tick()
                 yield self
+                if outermost:
+                    self.store.commit()
+            except BaseException:
+                if outermost:
+                    self.store.rollback()
+                    self._outbox = []
+                raise
             finally:
                 self._depth -= 1
-                outbox: list[str] = []
-                if self._depth == 0:
-                    self._persist()
-                    outbox, self._outbox = self._outbox, []
-                    if self._background_delivery():
-                        for event_id in outbox:  # queued under the lock: keeps event order
-                            self._delivery_worker().submit(event_id)
-                        outbox = []
+            outbox: list[str] = []
+            if outermost:
+                outbox, self._outbox = self._outbox, []
+                if self._background_delivery():
+                    for event_id in outbox:  # queued under the lock: keeps event order
+                        self._delivery_worker().submit(event_id)
+                    outbox = []
         for event_id in outbox:
             self._deliver_event(event_id)
-
-    def _persist(self) -> None:
-        if self.state_path and self.store.dirty:
-            self.store.save(self.state_path)
 
     def now(self) -> int:
         return int(self.clock())
@@ -126,27 +136,27 @@ class StripeSandbox:
     # ---- time passing -----------------------------------------------------------------
 
     def _tick(self) -> None:
-        """Settle SEPA debits and expire sessions whose time has come."""
+        """Settle SEPA debits and expire sessions whose time has come; take over webhooks left
+        pending by an instance that went away."""
         now = self.clock()
-        for settlement in list(self.store.settlements):
-            if settlement["due"] is not None and settlement["due"] <= now:
-                self._settle(settlement)
-        for session in self.store.of_type("checkout.session"):
-            if session["status"] == "open" and session["expires_at"] <= now:
-                sessions.expire(self, session)
+        for settlement in self.store.settlements(due_by=now):
+            self._settle(settlement)
+        for session in self.store.sessions_expired_by(now):
+            sessions.expire(self, session)
+        if self.deliver:
+            real_now = time.time()
+            self._outbox += self.store.claim_stale_deliveries(self.instance_id, real_now - STALE_CLAIM_SECONDS,
+                                                              real_now)
 
     def schedule_settlement(self, payment_intent_id: str, session_id: str | None) -> None:
         delay = self.settle_delay_seconds
         due = None if delay is None else self.clock() + delay
-        self.store.settlements.append(
-            {"payment_intent": payment_intent_id, "checkout_session": session_id, "due": due}
-        )
-        self.store.dirty = True
+        self.store.add_settlement(payment_intent_id, session_id, due)
         if delay is not None:
             self._start_timer(delay)
 
     def _schedule_pending_settlements(self) -> None:
-        for settlement in self.store.settlements:
+        for settlement in self.store.settlements():
             if settlement["due"] is not None:
                 self._start_timer(max(0.0, settlement["due"] - self.clock()))
 
@@ -160,8 +170,7 @@ class StripeSandbox:
             pass  # the transaction's tick settles what is due
 
     def _settle(self, settlement: dict[str, Any]) -> None:
-        self.store.settlements.remove(settlement)
-        self.store.dirty = True
+        self.store.remove_settlement(settlement["payment_intent"])
         succeeded = payments.settle_sepa_debit(self, settlement["payment_intent"])
         if settlement["checkout_session"]:
             sessions.record_async_result(self, settlement["checkout_session"], succeeded)
@@ -176,7 +185,7 @@ class StripeSandbox:
             pending_webhooks=1 if self.deliver else 0,
         )
         self.put(event)
-        self.store.deliveries[event["id"]] = {"status": "pending", "attempts": 0, "last_error": None}
+        self.store.add_delivery(event["id"], self.instance_id if self.deliver else None, time.time())
         if self.deliver:
             self._outbox.append(event["id"])
         return event
@@ -185,16 +194,18 @@ class StripeSandbox:
         return bool(getattr(self.deliver, "background", False))
 
     def _delivery_worker(self) -> DeliveryWorker:
-        if self._worker is None:
-            self._worker = DeliveryWorker(self._deliver_event)
+        """This process's delivery thread (a forked child starts its own: threads do not survive a fork)."""
+        if self._worker is None or self._worker_pid != os.getpid():
+            self._worker, self._worker_pid = DeliveryWorker(self._deliver_event), os.getpid()
+            atexit.register(self._worker.wait_idle, EXIT_DELIVERY_TIMEOUT)
         return self._worker
 
     def _deliver_event(self, event_id: str) -> bool:
         deliver = self.deliver
-        with self._lock:
-            event = copy.deepcopy(self.store.objects[event_id])
         if deliver is None:
             return False
+        with self.transaction(tick=False):
+            event = copy.deepcopy(self.get(event_id, "event"))
         payload = json.dumps(event, indent=2)
         error = None
         try:
@@ -202,13 +213,10 @@ class StripeSandbox:
         except Exception as exc:  # the application's handler failing must not break the sandbox
             delivered, error = False, f"{type(exc).__name__}: {exc}"
             log.warning("stripe sandbox: webhook %s (%s) not delivered: %s", event_id, event["type"], error)
-        with self.transaction():
-            record = self.store.deliveries.setdefault(event_id, {"attempts": 0})
-            record.update(status="delivered" if delivered else "failed", last_error=error,
-                          attempts=record.get("attempts", 0) + 1)
+        with self.transaction(tick=False):
+            self.store.record_attempt(event_id, delivered, error)
             if delivered:
-                self.store.objects[event_id]["pending_webhooks"] = 0
-            self.store.dirty = True
+                self.get(event_id, "event")["pending_webhooks"] = 0
         return delivered
 
     # ---- the public Python interface --------------------------------------------------
@@ -216,18 +224,23 @@ class StripeSandbox:
     @property
     def events(self) -> list[dict[str, Any]]:
         """Every event so far, oldest first (copies)."""
-        with self._lock:
+        with self.transaction(tick=False):
             return copy.deepcopy(list(reversed(self.store.of_type("event"))))
+
+    def objects(self) -> list[dict[str, Any]]:
+        """Every object so far, oldest first (copies)."""
+        with self.transaction(tick=False):
+            return copy.deepcopy(self.store.all_objects())
 
     def undelivered_events(self) -> list[dict[str, Any]]:
         """Events whose webhook has not (yet) been delivered, oldest first."""
-        with self._lock:
-            return [e for e in self.events
-                    if self.store.deliveries.get(e["id"], {}).get("status") != "delivered"]
+        with self.transaction(tick=False):
+            delivered = self.store.delivered_ids()
+            return [e for e in self.events if e["id"] not in delivered]
 
     def redeliver(self, event_id: str) -> bool | None:
         """Send an event's webhook again. Inline deliverers: returns whether it was delivered."""
-        with self._lock:
+        with self.transaction(tick=False):
             self.get(event_id, "event")
         if self._background_delivery():
             self._delivery_worker().submit(event_id)
@@ -236,12 +249,14 @@ class StripeSandbox:
 
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         """For a background deliverer: wait until the queued webhooks have been attempted."""
-        return self._worker.wait_idle(timeout) if self._worker else True
+        if self._worker is None or self._worker_pid != os.getpid():  # none started in this process
+            return True
+        return self._worker.wait_idle(timeout)
 
     def settle_pending(self) -> int:
         """Settle every processing SEPA debit now, whatever the delay; returns how many."""
         with self.transaction():
-            pending = list(self.store.settlements)
+            pending = self.store.settlements()
             for settlement in pending:
                 self._settle(settlement)
             return len(pending)

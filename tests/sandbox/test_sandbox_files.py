@@ -1,8 +1,9 @@
-"""The sandbox's files: the state file that lets `make run` survive a restart, and the fixtures."""
+"""The sandbox's files: the SQLite database that outlives a restart (and that processes share), and the fixtures."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,14 +21,14 @@ from tests.sandbox.sandbox_helpers import (
 )
 
 
-def start(state_path, clock, deliveries=None):
-    sandbox = StripeSandbox(checkout_base_url=BASE_URL, state_path=state_path, deliver=deliveries,
+def start(path, clock, deliveries=None):
+    sandbox = StripeSandbox(checkout_base_url=BASE_URL, path=path, deliver=deliveries,
                             settle_delay_seconds=None, clock=clock)
     return sandbox, stripe.StripeClient("sk_test_sandbox", http_client=SandboxHTTPClient(sandbox))
 
 
 def test_objects_events_and_idempotency_keys_survive_a_restart(tmp_path, clock):
-    state = tmp_path / "stripe-sandbox.json"
+    state = tmp_path / "stripe-sandbox.db"
     sandbox, client = start(state, clock)
     customer = client.v1.customers.create(params={"email": "keep@example.com"})
     session = client.v1.checkout.sessions.create(params=payment_session_params(customer.id),
@@ -45,7 +46,7 @@ def test_objects_events_and_idempotency_keys_survive_a_restart(tmp_path, clock):
 
 
 def test_a_debit_still_processing_at_shutdown_settles_after_the_restart(tmp_path, clock, deliveries):
-    state = tmp_path / "stripe-sandbox.json"
+    state = tmp_path / "stripe-sandbox.db"
     sandbox, client = start(state, clock)
     session = client.v1.checkout.sessions.create(params=payment_session_params(None))
     submit(checkout_page(sandbox), session, IBAN_OK)
@@ -57,13 +58,17 @@ def test_a_debit_still_processing_at_shutdown_settles_after_the_restart(tmp_path
     assert deliveries.types()[-1] == "checkout.session.async_payment_succeeded"
 
 
-def test_the_state_file_is_plain_json_written_after_each_change(tmp_path, clock):
-    state = tmp_path / "stripe-sandbox.json"
+def test_the_state_is_an_sqlite_database_in_wal_mode_committed_by_each_request(tmp_path, clock):
+    state = tmp_path / "stripe-sandbox.db"
     _, client = start(state, clock)
 
     customer = client.v1.customers.create(params={"email": "a@example.com"})
 
-    assert customer.id in json.loads(state.read_text())["objects"]
+    with sqlite3.connect(state) as reader:
+        [mode] = reader.execute("PRAGMA journal_mode").fetchone()
+        [data] = reader.execute("SELECT data FROM objects WHERE id = ?", (customer.id,)).fetchone()
+    assert mode == "wal"
+    assert json.loads(data)["email"] == "a@example.com"
 
 
 def test_the_fixtures_file_can_be_given_by_the_environment(tmp_path, monkeypatch):

@@ -90,16 +90,16 @@ def everything(client, page, customer, sandbox):
 
 
 def test_the_scenario_produces_every_object_type_the_sandbox_knows(sandbox, everything):
-    types = {obj["object"] for obj in sandbox.store.objects.values()}
+    types = {obj["object"] for obj in sandbox.objects()}
 
     assert types == {"customer", "checkout.session", "payment_intent", "payment_method", "setup_intent",
                      "charge", "refund", "event"}
-    statuses = {o["status"] for o in sandbox.store.objects.values() if o["object"] == "payment_intent"}
+    statuses = {o["status"] for o in sandbox.objects() if o["object"] == "payment_intent"}
     assert statuses >= {"succeeded", "requires_payment_method", "canceled"}
 
 
 def test_every_stored_object_and_event_snapshot_has_only_fields_of_stripes_example(sandbox, everything):
-    problems = [p for obj in sandbox.store.objects.values()
+    problems = [p for obj in sandbox.objects()
                 for p in shape_problems(obj, reference(obj["object"]), obj["id"])]
 
     assert problems == []
@@ -123,7 +123,7 @@ def test_expanded_and_listed_objects_and_error_bodies_have_only_example_fields(c
 
 def test_top_level_objects_keep_every_field_of_the_example(sandbox, everything):
     missing = []
-    for obj in sandbox.store.objects.values():
+    for obj in sandbox.objects():
         expected = set(EXAMPLES[obj["object"]])
         if obj["object"] == "payment_method":  # one variant sub-object per type
             expected = (expected - {"card"}) | {obj["type"]}
