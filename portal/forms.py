@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
 
-from flask_babel import get_timezone
+from flask_babel import get_timezone, lazy_gettext as _l
 from wtforms import BooleanField, DateField, EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
-from core.i18n import ENTRY_TYPE_LABELS, LANGUAGES, lazy_gettext as _l
+from core.i18n import ENTRY_TYPE_LABELS, LANGUAGES
 from core.calls.usage import MAX_RANGE_DAYS, Period
 from app.web import Form
 
