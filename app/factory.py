@@ -79,7 +79,7 @@ def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:  # not money
     """Before handing out a pooled connection that sat idle for ``idle_seconds``, check that the
     server still has it (a restart, an idle timeout, a firewall); a dead one is replaced. One that
     just served a request is handed out as it is: SQLAlchemy's pool_pre_ping would cost a round trip
-    per transaction, a third of a call charge's."""
+    per transaction."""
 
     @event.listens_for(engine.pool, "checkin")
     def note_idle_since(_dbapi_connection, record) -> None:

@@ -95,7 +95,8 @@ def select_locale() -> str:
 
 
 def active_language() -> str:
-    return str(get_locale() or DEFAULT_LANGUAGE) if g else DEFAULT_LANGUAGE  # g is falsy outside an app context
+    locale = get_locale() if g else None  # g is falsy outside an app context
+    return locale.language if locale is not None else DEFAULT_LANGUAGE  # the locales are bare languages (LANGUAGES)
 
 
 def money(units: int | None) -> str:
