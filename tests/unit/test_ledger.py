@@ -2,7 +2,7 @@ import threading
 from datetime import datetime
 
 import pytest
-from sqlalchemy import bindparam, create_engine, exists, func, select, update
+from sqlalchemy import bindparam, create_engine, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
