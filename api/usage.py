@@ -16,7 +16,7 @@ from core.calls.api_keys import authenticate_api_key
 from core.payments.auto_topup import maybe_trigger
 from core.calls.live import CallError, CallPolicy, end_call, start_call
 from core.clock import utcnow
-from core.schema import db, without_transaction
+from core.schema import db
 from core.money import to_decimal_string
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -57,7 +57,6 @@ def api_key_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        without_transaction(db.session)  # the key lookup needs none; it ends before the call is handled
         key = authenticate_api_key(db.session, token.strip()) if scheme.lower() == "bearer" else None
         company_id = key.company_id if key is not None else None
         db.session.rollback()

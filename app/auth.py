@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, render_template, request, session, url_for
@@ -10,7 +11,6 @@ from flask_login import current_user, login_required, login_user, logout_user
 from core.accounts.users import authenticate, normalize_email, set_language, user_for_set_password_token
 from core.accounts.users import set_password as change_password
 from app.extensions import limiter
-from core.i18n import gettext as _
 from core.schema import db
 from app.web import redirect_to, safe_next_url
 from app.forms import LanguageForm, LoginForm, SetPasswordForm

@@ -68,6 +68,7 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "SESSION_COOKIE_SECURE": environ.get("SESSION_COOKIE_SECURE", "0" if demo else "1") == "1",
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_I18N_ENABLED": True,  # WTForms' own messages in the page's language (Flask-WTF over Flask-Babel)
         "TRANSACTIONS_PAGE_SIZE": 50,
         # Stripe: without a secret key the in-repo sandbox plays Stripe (demo and tests only).
         "STRIPE_SECRET_KEY": stripe_key,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 import os
 import time
 from pathlib import Path
@@ -13,11 +14,9 @@ from sqlalchemy.engine import Engine
 from core.accounts.users import SignedInUser, signed_in_user
 from app.config import ROOT, load_config
 from app.extensions import babel, csrf, htmx, limiter, login_manager, migrate
-from app.fragments import ledger_rows
-from core.i18n import lazy_gettext as _l, register_template_helpers, select_locale
+from core.i18n import register_template_helpers, select_locale
 from core.schema import db
 from core.payments.gateway import StripeGateway
-from app.web import csrf_token, navigation_links, select_options
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -47,7 +46,6 @@ def _init_extensions(app: Flask) -> None:
             _ping_after_idle(db.engine, app.config["DB_PING_AFTER_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
-    app.context_processor(lambda: {"csrf_token": csrf_token})  # in place of Flask-WTF's (registered above)
     htmx.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
@@ -56,9 +54,6 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message = _l("Please log in to see this page.")
     login_manager.login_message_category = "info"
     register_template_helpers(app)
-    app.add_template_global(ledger_rows, "ledger_rows")
-    app.add_template_global(navigation_links, "navigation_links")
-    app.add_template_global(select_options, "select_options")
 
 
 def _init_stripe(app: Flask) -> None:
@@ -84,7 +79,7 @@ def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:  # not money
     """Before handing out a pooled connection that sat idle for ``idle_seconds``, check that the
     server still has it (a restart, an idle timeout, a firewall); a dead one is replaced. One that
     just served a request is handed out as it is: SQLAlchemy's pool_pre_ping would cost a round trip
-    per transaction, a third of a call charge's."""
+    per transaction."""
 
     @event.listens_for(engine.pool, "checkin")
     def note_idle_since(_dbapi_connection, record) -> None:

@@ -3,13 +3,14 @@ period filter of the usage page and the staff reports. Labels and messages are l
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from wtforms import DateField, EmailField, HiddenField, PasswordField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 from app.web import Form
 from core.calls.usage import MAX_RANGE_DAYS, Period
-from core.i18n import LANGUAGES, lazy_gettext as _l
+from core.i18n import LANGUAGES
 
 
 class LoginForm(Form):

@@ -1,33 +1,22 @@
-"""Web glue shared by the portal and staff blueprints: access rules, htmx responses, the menu."""
+"""Web glue shared by the portal and staff blueprints: access rules, htmx responses, forms."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
 from functools import wraps
-from time import monotonic
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, make_response, redirect, render_template, request, session, url_for
+from flask import abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import generate_csrf
-from markupsafe import Markup
-from wtforms.fields.choices import SelectChoice
 
 from core.accounts.audit import Actor, record_denied
-from app.fragments import FragmentCache
-from core.i18n import active_language, wtforms_translations
-from core.schema import Role, db, without_transaction
+from core.schema import Role, db
 from core.payments.gateway import StripeGateway
 
 
 class Form(FlaskForm):
-    """The base of every form: Flask-WTF's, with WTForms' own messages translated from a catalogue
-    kept per language (Flask-WTF would load it from disk on every request)."""
-
-    class Meta:
-        def get_translations(self, form):
-            return wtforms_translations(active_language())
+    """The base of every form: Flask-WTF's (CSRF token; WTForms' own messages translated through
+    Flask-WTF's i18n, WTF_I18N_ENABLED, in Flask-Babel's locale)."""
 
 
 def company_admin_required(view):
@@ -48,20 +37,6 @@ def stripe_gateway() -> StripeGateway:
     if gateway is None:
         raise RuntimeError("No Stripe gateway: set STRIPE_SECRET_KEY, or run through wsgi.py, which installs the sandbox.")
     return gateway
-
-
-def reads_only(view):
-    """Pages that only read (put it outermost, before the user is loaded): their statements run
-    without a transaction on PostgreSQL, sparing a BEGIN and a ROLLBACK round trip per request.
-    Each SELECT sees committed data as it would in a READ COMMITTED transaction; a view that
-    writes must not carry it (tests/web/test_dashboard.py checks the pages that do)."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        without_transaction(db.session)
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def company_user_required(view):
@@ -141,52 +116,3 @@ def safe_next_url(target: str | None, fallback: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return fallback
     return target
-
-
-_menus = FragmentCache(max_entries=500)  # pages x kinds of user x languages
-
-
-def navigation_links() -> Markup:
-    """The menu's links for the signed-in kind of user, the current page marked
-    (templates/partials/navigation_links.html), remembered per language, kind, page and root path."""
-    kind = ("company" if current_user.company_id else "staff" if current_user.is_staff else None) \
-        if current_user.is_authenticated else None
-    context = {"kind": kind, "endpoint": request.endpoint, "blueprint": request.blueprint}
-    key = (active_language(), request.script_root, *context.values())
-    return _remembered_partial(_menus, key, "partials/navigation_links.html", context)
-
-
-_select_options = FragmentCache(max_entries=500)  # selects x languages x selections
-
-
-def select_options(select: str, choices: Sequence[SelectChoice], selected: str | None) -> Markup:
-    """The ``<option>``s of the select ``select`` (templates/partials/select_options.html) with
-    ``selected`` marked, remembered per language and selection: each lazily translated label costs
-    a catalogue lookup (the ledger filter's eight, about 3 % of the page). ``select`` names the
-    choices: a name always stands for the same choices."""
-    if not any(choice.value == selected for choice in choices):
-        selected = None  # a value sent from outside the choices is no new fragment
-    return _remembered_partial(_select_options, (select, active_language(), selected),
-                               "partials/select_options.html", {"choices": choices, "selected": selected})
-
-
-def _remembered_partial(cache: FragmentCache, key: Hashable, template: str, context: dict) -> Markup:
-    """``template`` rendered with ``context``, remembered in ``cache`` under ``key`` (which must hold
-    everything the output depends on)."""
-    return cache.get_or_render(key, lambda: Markup(current_app.jinja_env.get_template(template).render(context)))
-
-
-CSRF_SIGNATURE_REUSE_SECONDS = 60
-_csrf_tokens = FragmentCache(max_entries=10_000)  # sessions active within a minute
-
-
-def csrf_token() -> str:
-    """The page's CSRF token: Flask-WTF's, but signed once a minute per session instead of on every
-    page (the signature, an HMAC over zlib-compressed JSON, cost about 4 % of a page). A
-    token signed up to a minute ago is as valid as a new one: it carries the same session secret,
-    and its age counts only against WTF_CSRF_TIME_LIMIT, which loses at most that minute."""
-    token = g.get("csrf_token")
-    if token is None and "csrf_token" in session:
-        key = (current_app.secret_key, session["csrf_token"], int(monotonic()) // CSRF_SIGNATURE_REUSE_SECONDS)
-        token = g.csrf_token = _csrf_tokens.get_or_render(key, lambda: Markup(generate_csrf()))
-    return token or generate_csrf()  # a new session's first token is made (and signed) by Flask-WTF

@@ -1,43 +1,23 @@
-"""Language choice and locale-aware formatting for templates, emails and CSV."""
+"""Language choice and locale-aware formatting for templates, emails and CSV.
+
+Messages are translated by Flask-Babel: ``gettext`` and ``lazy_gettext`` here are its own (core's
+emails and labels take them from here); templates use Jinja's i18n extension as Flask-Babel
+installs it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date, datetime, timezone, tzinfo
+from datetime import date, datetime, timezone
 from decimal import Decimal
-from functools import cache
-from typing import NamedTuple
 
-from babel import Locale, dates, support
+from babel import dates
 from babel.numbers import format_decimal, format_percent
 from flask import g, request, session
-from flask_babel import format_date, get_locale, get_timezone, get_translations
-from flask_babel.speaklater import LazyString
+from flask_babel import format_date, get_locale, get_timezone, lazy_gettext
+from flask_babel import gettext  # noqa: F401 - core's emails take it from here
 from flask_login import current_user
-from jinja2 import pass_eval_context
-from jinja2.nodes import EvalContext
-from markupsafe import Markup
-from wtforms.i18n import messages_path as wtforms_messages_path
 
 from core.schema import EntryType, TopupStatus
 from core.money import UNITS_PER_CENT, format_money, format_whole_number
-
-
-def gettext(string: str, **variables) -> str:
-    """Flask-Babel's gettext, from the catalogue looked up once per request (see display_settings)."""
-    message = _catalogue().ugettext(string)
-    return message % variables if variables else message
-
-
-def ngettext(singular: str, plural: str, num: int, **variables) -> str:
-    variables.setdefault("num", num)
-    return _catalogue().ungettext(singular, plural, num) % variables
-
-
-def lazy_gettext(string: str, **variables) -> LazyString:
-    """A message translated when it is shown, in the language of that moment."""
-    return LazyString(gettext, string, **variables)
-
 
 _l = lazy_gettext
 
@@ -94,7 +74,7 @@ def payment_method_label(method_type: str | None) -> str:
 
 def minutes_of(seconds: int) -> str:
     """Billed seconds as minutes with one decimal: 3690 → '61,5' (de)."""
-    return format_decimal(Decimal(seconds) / 60, format="#,##0.0", locale=display_settings().locale)
+    return format_decimal(Decimal(seconds) / 60, format="#,##0.0", locale=get_locale())
 
 
 def payment_failure_reason(code: str | None, decline_code: str | None) -> str:
@@ -114,32 +94,9 @@ def select_locale() -> str:
     return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
 
 
-class DisplaySettings(NamedTuple):
-    language: str
-    locale: Locale
-    zone: tzinfo
-    translations: support.NullTranslations
-
-
-def display_settings() -> DisplaySettings:
-    """Language, Babel locale, display time zone and message catalogue, looked up once per request.
-
-    A page formats and translates hundreds of values; asking Flask-Babel each time costs more than
-    the rest of the page. The cache is checked against Flask-Babel's current locale object, so a
-    ``force_locale`` block (e.g. an email in the customer's language) still switches language.
-    """
-    context = g._get_current_object()
-    current = getattr(getattr(context, "_flask_babel", None), "babel_locale", None)
-    cached = getattr(context, "_display_settings", None)
-    if current is None or cached is None or cached.locale is not current:
-        locale = get_locale()
-        cached = DisplaySettings(str(locale or DEFAULT_LANGUAGE), locale, get_timezone(), get_translations())
-        context._display_settings = cached
-    return cached
-
-
 def active_language() -> str:
-    return display_settings().language if g else DEFAULT_LANGUAGE  # g is falsy outside an app context
+    locale = get_locale() if g else None  # g is falsy outside an app context
+    return locale.language if locale is not None else DEFAULT_LANGUAGE  # the locales are bare languages (LANGUAGES)
 
 
 def money(units: int | None) -> str:
@@ -150,8 +107,7 @@ def local_datetime(value: datetime | None, style: str = "medium") -> str:
     """A naive-UTC database time in the display time zone and the active locale."""
     if value is None:
         return ""
-    settings = display_settings()
-    return dates.format_datetime(value.replace(tzinfo=timezone.utc), style, tzinfo=settings.zone, locale=settings.locale)
+    return dates.format_datetime(value.replace(tzinfo=timezone.utc), style, tzinfo=get_timezone(), locale=get_locale())
 
 
 def local_date(value: date | datetime | None, style: str = "medium") -> str:
@@ -162,8 +118,8 @@ def number(value: int | Decimal | None) -> str:
     if value is None:
         return ""
     if isinstance(value, int):
-        return format_whole_number(value, display_settings().language)
-    return format_decimal(value, locale=display_settings().locale)
+        return format_whole_number(value, active_language())
+    return format_decimal(value, locale=get_locale())
 
 
 def money_cents(value: int | None) -> str:
@@ -173,53 +129,15 @@ def money_cents(value: int | None) -> str:
 def percent_basis_points(value: int) -> str:
     """1900 → '19 %' (de) / '19%' (en)."""
     return format_percent(Decimal(value) / BASIS_POINTS_PER_WHOLE, format="#,##0.##\u00a0%" if
-                          active_language() == "de" else "#,##0.##%", locale=display_settings().locale)
+                          active_language() == "de" else "#,##0.##%", locale=get_locale())
 
 
-@cache
-def wtforms_translations(language: str) -> support.Translations:
-    """WTForms' own messages ("Not a valid date value.") in ``language``, loaded once per process."""
-    return support.Translations.load(wtforms_messages_path(), [language], domain="wtforms")
-
-
-def _catalogue() -> support.NullTranslations:
-    return display_settings().translations if g else support.NullTranslations()
-
-
-def template_translators(catalogue: Callable[[], support.NullTranslations]) -> dict:
-    """Jinja's ``_``, ``gettext`` and ``ngettext``, translating from ``catalogue()``. They do what
-    Jinja's new-style gettext does (escape the variables in HTML, always treat the message as a
-    format string) without its three indirect calls and Flask-Babel's catalogue lookup per string:
-    a page has dozens."""
-
-    @pass_eval_context
-    def gettext(eval_context: EvalContext, string: str, /, **variables) -> str:
-        return _formatted(eval_context, catalogue().ugettext(string), variables)
-
-    @pass_eval_context
-    def ngettext(eval_context: EvalContext, singular: str, plural: str, count: int, /, **variables) -> str:
-        variables.setdefault("num", count)
-        return _formatted(eval_context, catalogue().ungettext(singular, plural, count), variables)
-
-    return {"_": gettext, "gettext": gettext, "ngettext": ngettext}
-
-
-def _rendering_translators() -> dict:
-    """For each render_template: the translators bound to the catalogue of that moment, so that
-    the page's strings skip the per-call lookup the globals (macros, fragments) make."""
-    translations = display_settings().translations
-    return template_translators(lambda: translations)
-
-
-def _formatted(eval_context: EvalContext, message: str, variables: dict) -> str:
-    if eval_context.autoescape:
-        message = Markup(message)
-    return message % variables if variables or "%" in message else message
+def entry_type_labels() -> dict[str, str]:
+    """The ledger type names in the active language, translated once for a whole table."""
+    return {key: str(label) for key, label in ENTRY_TYPE_LABELS.items()}
 
 
 def register_template_helpers(app) -> None:
-    app.jinja_env.globals.update(template_translators(_catalogue))
-    app.context_processor(_rendering_translators)
     app.add_template_filter(number, "number")
     app.add_template_filter(money_cents, "money_cents")
     app.add_template_filter(percent_basis_points, "percent_bp")
@@ -228,6 +146,7 @@ def register_template_helpers(app) -> None:
     app.add_template_filter(local_date, "date")
     app.add_template_global(LANGUAGES, "LANGUAGES")
     app.add_template_global(active_language, "active_language")
+    app.add_template_global(entry_type_labels, "entry_type_labels")
     app.add_template_global(TOPUP_STATUS_LABELS, "TOPUP_STATUS_LABELS")
     app.add_template_global(payment_failure_reason, "payment_failure_reason")
     app.add_template_global(payment_method_label, "payment_method_label")

@@ -5,21 +5,15 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime
-from functools import cache
 from typing import Any
 
-import psycopg
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     JSON, BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, scoped_session
-from sqlalchemy.sql import Select
-from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.clock import utcnow
 from core.money import eur
@@ -41,63 +35,6 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-
-def without_transaction(session) -> bool:
-    """On PostgreSQL, when the session has no transaction open, run its next statements each on
-    its own (autocommit) until it commits or rolls back: reads and single-statement writes are
-    spared the BEGIN and COMMIT round trips. Returns whether it did; the caller must then end it
-    (commit or rollback) before anything writes more than one statement."""
-    plain = session() if isinstance(session, scoped_session) else session  # db.session is a scoped one
-    if plain.in_transaction() or session.get_bind().dialect.name != "postgresql":
-        return False
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return True
-
-
-# A row of read_rows: SQLAlchemy's Row, or on PostgreSQL psycopg's named tuple. Either way its
-# columns are attributes and tuple(row) holds their values.
-ReadRow = Any
-
-
-def read_rows(session, statement: Select, parameters: dict) -> list[ReadRow]:
-    """The rows of a read that every page runs (the signed-in user, the dashboard's figures, a
-    ledger or call page), with their columns as attributes, like SQLAlchemy's rows. ``statement``
-    is built once (a module constant or a cached builder): its compiled SQL is kept for good.
-
-    On PostgreSQL it goes straight to psycopg: SQLAlchemy's execution costs as much as psycopg's
-    whole round trip, and these statements need nothing from it (no value converted either way; a
-    statement that needs a conversion takes SQLAlchemy's path, as on SQLite). If psycopg fails,
-    SQLAlchemy runs it again and raises as always (and replaces a lost connection). SQLAlchemy's
-    cursor events and statement logging do not see the direct reads."""
-    connection = session.connection()
-    compiled = _compiled_without_conversions(statement, connection.dialect)
-    if compiled is not None:
-        try:
-            with connection.connection.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
-                return cursor.execute(compiled.string, compiled.construct_params(parameters)).fetchall()
-        except psycopg.Error:
-            pass  # SQLAlchemy runs it again: it raises its own error and replaces a lost connection
-    return connection.execute(statement, parameters).all()
-
-
-@cache
-def _compiled_without_conversions(statement: Select, dialect: Dialect) -> Compiled | None:
-    """``statement`` compiled for psycopg if SQLAlchemy would pass every value through unchanged."""
-    if dialect.driver != "psycopg":
-        return None
-    compiled = statement.compile(dialect=dialect)
-    if (compiled.positional or compiled.literal_execute_params or compiled.post_compile_params
-            or compiled._bind_processors  # noqa: SLF001 - SQLAlchemy has no public word for these two
-            or any(_converts_results(column.type, dialect) for column in compiled._result_columns)):  # noqa: SLF001
-        return None
-    return compiled
-
-
-def _converts_results(column_type, dialect: Dialect) -> bool:
-    try:
-        return column_type.dialect_impl(dialect).result_processor(dialect, None) is not None
-    except Exception:  # noqa: BLE001 - a type that needs the server's type code (numeric, float) converts
-        return True
 
 
 def insert_or_ignore(session, model):

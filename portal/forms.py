@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
 
-from flask_babel import get_timezone
+from flask_babel import get_timezone, lazy_gettext as _l
 from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from core.i18n import ENTRY_TYPE_LABELS, lazy_gettext as _l
+from core.i18n import ENTRY_TYPE_LABELS
 from app.web import Form
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, make_response, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from core.payments.bonuses import best_bonus
 from core.clock import utcnow
 from app.extensions import limiter
-from core.i18n import active_language, gettext as _, money
+from core.i18n import active_language, money
 from core.schema import db
 from core.money import UNITS_PER_CENT, InvalidAmount, eur, parse_amount, plain_amount
 from core.payments.methods import (

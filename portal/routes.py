@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from core.ledger.balances import account_summary
 from app.csv_export import csv_chunks
-from core.i18n import ENTRY_TYPE_LABELS, active_language, gettext as _, local_datetime
+from core.i18n import ENTRY_TYPE_LABELS, active_language, local_datetime
 from core.schema import EntryType, db
 from core.money import format_amount_plain
 from core.ledger.history import Cursor, InvalidCursor, TransactionFilter, iter_transactions, transactions_page
-from app.web import company_user_required, reads_only, render_page, wants_partial
+from app.web import company_user_required, render_page, wants_partial
 from portal.forms import TransactionFilterForm
 
 bp = Blueprint("portal", __name__, url_prefix="/business")
@@ -20,7 +21,6 @@ DASHBOARD_RECENT = 10
 
 
 @bp.get("/billing")
-@reads_only
 @company_user_required
 def dashboard():
     company_id = current_user.company_id
@@ -31,7 +31,6 @@ def dashboard():
 
 
 @bp.get("/billing/transactions")
-@reads_only
 @company_user_required
 def transactions():
     form = TransactionFilterForm(request.args)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from core.calls.api_keys import ApiKeyNotFound, company_api_keys, create_api_key, revoke_api_key
-from core.i18n import gettext as _
 from core.schema import db
 from app.web import company_admin_required, company_user_required, redirect_to
 from portal.forms import ApiKeyForm, AddPaymentMethodForm

@@ -11,13 +11,13 @@ from decimal import Decimal
 from babel import dates
 from babel.numbers import format_decimal
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context, url_for
-from flask_babel import get_timezone
+from flask_babel import get_timezone, gettext as _, lazy_gettext as _l, ngettext
 from flask_login import current_user
 
 from app.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
 from app.csv_export import csv_chunks
-from core.i18n import active_language, gettext as _, lazy_gettext as _l, money, ngettext
+from core.i18n import active_language, money
 from core.schema import db
 from core.money import UNITS_PER_EUR, format_amount_plain
 from core.ledger.history import Cursor, InvalidCursor

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 import json
 from datetime import date
 
 from flask import Blueprint, abort, flash, request, url_for
 
 from core.accounts.audit import record_action
-from core.i18n import gettext as _
 from core.schema import WebhookEvent, WebhookStatus, db
 from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
 from core.backoffice.stripe_events import EventFilter, event_ledger_entries, event_types, list_events

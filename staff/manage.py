@@ -6,6 +6,7 @@ from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, abort, current_app, flash, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from core.accounts.users import AccountError, invite_user, set_active, set_password_token
@@ -13,7 +14,7 @@ from core.calls.api_keys import ApiKeyNotFound, revoke_api_key
 from core.accounts.audit import record_action
 from core.payments.bonuses import create_rule
 from core.clock import utcnow
-from core.i18n import active_language, gettext as _
+from core.i18n import active_language
 from core.notifications.mail import EmailKind, queue_email
 from core.schema import BonusRule, Company, Role, User, db
 from core.money import InvalidAmount, parse_amount, plain_amount

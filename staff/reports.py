@@ -15,13 +15,13 @@ from decimal import Decimal
 from babel import dates
 from babel.numbers import format_decimal
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
-from flask_babel import get_timezone
+from flask_babel import get_timezone, gettext as _, lazy_gettext as _l
 
 from core.backoffice import reports
 from app.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
 from app.csv_export import csv_chunks
-from core.i18n import active_language, gettext as _, lazy_gettext as _l, local_datetime, money, number
+from core.i18n import active_language, local_datetime, money, number
 from core.schema import db
 from core.money import UNITS_PER_CENT, UNITS_PER_EUR, format_amount_plain
 from core.calls.usage import InvalidRange, UsageRange, resolve_range

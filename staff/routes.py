@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from core.accounts.audit import audit_trail, company_audit_trail, record_action
@@ -12,7 +13,7 @@ from core.accounts.companies import (
     FLAGS, SORTS, AutoTopupIncomplete, InvalidListCursor, change_rate, change_threshold, list_companies, rate_history,
     set_auto_topup, set_blocked,
 )
-from core.i18n import active_language, gettext as _, money
+from core.i18n import active_language, money
 from core.ledger.postings import book_unexplained_difference
 from core.documents.invoices import company_documents
 from core.calls.api_keys import company_api_keys

@@ -15,7 +15,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from core.clock import utcnow
 from core.i18n import LANGUAGES
 from core.ledger.postings import open_account
-from core.schema import BillingRate, Company, Role, RoleChecks, User, read_rows
+from core.schema import BillingRate, Company, Role, RoleChecks, User
 
 MIN_PASSWORD_LENGTH = 10
 # Compared against when the email is unknown, so both paths cost the same hashing time.
@@ -127,10 +127,9 @@ _SIGNED_IN_USER = (select(_USERS.id, _USERS.email, _USERS.role, _USERS.company_i
 
 
 def signed_in_user(session: Session, user_id: int) -> SignedInUser | None:
-    rows = read_rows(session, _SIGNED_IN_USER, {"user_id": user_id})
-    if not rows:
+    row = session.execute(_SIGNED_IN_USER, {"user_id": user_id}).one_or_none()
+    if row is None:
         return None
-    row = rows[0]
     company = CompanyStanding(row.blocked_at, row.blocked_reason) if row.company_id is not None else None
     return SignedInUser(row.id, row.email, row.role, row.company_id, row.locale, row.active, company)
 

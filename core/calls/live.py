@@ -14,10 +14,10 @@ from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.calls.rating import RATE_STARTED_AT_MOMENT, ChargedCall, RateTerms, charge_call, rate_call, terms_or_first
+from core.calls.rating import RATE_STARTED_AT_MOMENT, ChargedCall, RateTerms, charge_call, terms_or_first
 from core.clock import utcnow
 from core.ledger.postings import Guard, change_reserved, lock_account
-from core.schema import CallCharge, CallReservation, Company, ReservationStatus, without_transaction
+from core.schema import CallCharge, CallReservation, Company, ReservationStatus
 
 
 class CallError(Exception):
@@ -141,23 +141,22 @@ def end_call(session: Session, company_id: int, call_id: str, *, duration_second
     without a start is charged all the same. A repeated end returns the first charge. It commits
     (or, on an error, rolls back).
 
-    Called with no transaction open, on PostgreSQL, the end of a call without a reservation is
-    first tried as one statement on its own (atomic by itself): it charges at the rate the
-    company's previous such call had, guarded by the conditions the full path would check (the
-    call id unknown, that rate still the one in force). No BEGIN and COMMIT round trips, no reads
-    before it, and the company's balance row is locked only while it runs. When the guard does not
-    hold, the full path looks the call up and decides.
+    On PostgreSQL the end of a call without a reservation is first tried as one guarded statement:
+    it charges at the rate the company's previous such call had, guarded by the conditions the full
+    path would check (the call id unknown, that rate still the one in force). No reads before it,
+    and the company's balance row is locked only until it commits. When the guard does not hold,
+    the full path looks the call up and decides.
     """
     ended_at = ended_at or utcnow()
-    lone_statements = without_transaction(session)
     try:
-        if lone_statements:
+        if session.get_bind().dialect.name == "postgresql":
             charge = _end_in_one_statement(session, company_id, call_id, duration_seconds, ended_at, description)
             if charge is not None:
+                session.commit()
                 return charge, True
-        return _end_call(session, company_id, call_id, duration_seconds, ended_at, description, lone_statements)
+        return _end_call(session, company_id, call_id, duration_seconds, ended_at, description)
     finally:
-        session.rollback()  # whatever way it left: the session is back to transactions
+        session.rollback()  # whatever way it left, nothing stays open
 
 
 # Per process, the rate each company's last call without a reservation was charged at: only a
@@ -187,12 +186,11 @@ def _end_in_one_statement(session: Session, company_id: int, call_id: str, durat
                            only_if=_UNKNOWN_CALL_AT_HINTED_RATE, guard_params=guard_params)
     except IntegrityError:  # a concurrent duplicate end: the full path finds its charge
         session.rollback()
-        without_transaction(session)  # as it was: the full path expects no transaction
         return None
 
 
 def _end_call(session: Session, company_id: int, call_id: str, duration_seconds: int, ended_at: datetime,
-              description: str, lone_statements: bool) -> tuple[ChargedCall, bool]:
+              description: str) -> tuple[ChargedCall, bool]:
     known = _known_call(session, company_id, call_id, ended_at - timedelta(seconds=duration_seconds))
     if known.charge_id is not None:
         return ChargedCall.of(session.get(CallCharge, known.charge_id)), False
@@ -203,9 +201,6 @@ def _end_call(session: Session, company_id: int, call_id: str, duration_seconds:
     if ended_at < started_at:
         raise EndBeforeStart(call_id)
     terms = _terms(reservation) or known.terms
-    free = not rate_call(duration_seconds, terms.rate_per_minute, terms.billing_increment_seconds).amount
-    if lone_statements and (reservation is not None or free):
-        session.commit()  # more than one write follows: back to a transaction
     try:  # the balance UPDATE takes the row lock first, in the same order as expire_reservations
         charge = charge_call(session, company_id, call_id, started_at=started_at, ended_at=ended_at,
                              duration_seconds=duration_seconds, description=description or _describe(reservation),

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Date, DateTime, Row, Select, bindparam, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
-from core.schema import CallCharge, Company, ReadRow
+from core.schema import CallCharge, Company
 from core.money import UNITS_PER_CENT, divide_half_up
 from core.ledger.history import Cursor, Direction, keyset_rows, keyset_statement
 
@@ -254,12 +254,12 @@ def usage_report(session: Session, company_id: int, usage_range: UsageRange) -> 
 
 @dataclass(frozen=True)
 class CallPage:
-    calls: list[ReadRow]  # the columns of CallCharge
+    calls: list[Row]  # the columns of CallCharge
     older: Cursor | None  # pass as ``after`` for the next (older) page
     newer: Cursor | None  # pass as ``before`` for the previous (newer) page
 
 
-def _position_of(charge: ReadRow) -> Cursor:
+def _position_of(charge: Row) -> Cursor:
     return Cursor(charge.started_at, charge.id)
 
 
@@ -326,7 +326,7 @@ def runway_parameters(now: datetime, window_days: int = RUNWAY_WINDOW_DAYS) -> d
     return {"window_start": now - timedelta(days=window_days), "now": now}
 
 
-def runway_of(row: ReadRow, *, available: int, now: datetime, window_days: int = RUNWAY_WINDOW_DAYS) -> Runway | None:
+def runway_of(row: Row, *, available: int, now: datetime, window_days: int = RUNWAY_WINDOW_DAYS) -> Runway | None:
     """At the average daily spend of the window, how many days ``available`` lasts: from a row with
     :data:`RUNWAY_COLUMNS`; None when there was no spend.
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from core.calls.live import LIVE_CALLS
 from core.calls.rating import RATE_STARTED_AT_MOMENT, terms_or_first
 from core.clock import utcnow
-from core.schema import BalanceFigures, Company, PrepaidBalance, User, read_rows
+from core.schema import BalanceFigures, Company, PrepaidBalance, User
 from core.calls.usage import RUNWAY_COLUMNS, Runway, runway_of, runway_parameters
 
 
@@ -54,11 +54,10 @@ _SUMMARY = (select(*(PrepaidBalance.__table__.c[name] for name in _BALANCE_COLUM
 
 def account_summary(session: Session, company_id: int, now: datetime | None = None) -> AccountSummary:
     now = now or utcnow()
-    rows = read_rows(session, _SUMMARY, {"company_id": company_id, "rate_company_id": company_id, "moment": now,
-                                         **runway_parameters(now)})
-    if not rows:
+    row = session.execute(_SUMMARY, {"company_id": company_id, "rate_company_id": company_id, "moment": now,
+                                     **runway_parameters(now)}).one_or_none()
+    if row is None:
         raise LookupError(company_id)
-    row = rows[0]
     rate = terms_or_first(session, company_id, row.rate_per_minute, row.billing_increment_seconds)
     summary = AccountSummary(
         company_id=company_id,

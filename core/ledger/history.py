@@ -13,7 +13,7 @@ from functools import cache, partial
 from sqlalchemy import Row, Select, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
-from core.schema import BalanceTransaction, EntryType, ReadRow, read_rows
+from core.schema import BalanceTransaction, EntryType
 
 
 class InvalidCursor(ValueError):
@@ -38,7 +38,7 @@ class Cursor:
     id: int
 
     @classmethod
-    def of(cls, entry: ReadRow) -> Cursor:
+    def of(cls, entry: Row) -> Cursor:
         return cls(entry.created_at, entry.id)
 
     def encode(self) -> str:
@@ -68,7 +68,7 @@ class Cursor:
 
 @dataclass(frozen=True)
 class TransactionPage:
-    entries: list[ReadRow]  # the shown columns of BalanceTransaction (the export's: with the reference)
+    entries: list[Row]  # the shown columns of BalanceTransaction (the export's: with the reference)
     older: Cursor | None  # pass as ``after`` to get the next (older) page
     newer: Cursor | None  # pass as ``before`` to get the previous (newer) page
 
@@ -94,17 +94,17 @@ def keyset_statement(query: Select, position: tuple, direction: Direction) -> Se
 
 
 def keyset_rows(session: Session, statement: Callable[[Direction], Select], parameters: dict, *,
-                after: Cursor | None, before: Cursor | None, limit: int) -> tuple[list[ReadRow], bool, bool]:
+                after: Cursor | None, before: Cursor | None, limit: int) -> tuple[list[Row], bool, bool]:
     """The first ``limit`` rows, those older than ``after`` or newer than ``before``, newest first,
     of ``statement(direction)`` (built by :func:`keyset_statement`, once per shape: a statement
     built for every request costs several times its execution). Returns (rows, has_older, has_newer).
 
-    Plain rows through the connection, not ORM objects: the pages only read."""
+    Plain rows (the selected columns), not ORM objects: the pages only read."""
     direction = Direction.NEWER if before is not None else Direction.OLDER if after is not None else Direction.NEWEST
     cursor = before or after
     if cursor is not None:
         parameters = {**parameters, "cursor_time": cursor.created_at, "cursor_id": cursor.id}
-    rows = read_rows(session, statement(direction), {**parameters, "limit": limit + 1})
+    rows = session.execute(statement(direction), {**parameters, "limit": limit + 1}).all()
     if direction is Direction.NEWER:
         has_newer, rows = len(rows) > limit, rows[:limit]
         rows.reverse()

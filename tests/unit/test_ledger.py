@@ -2,7 +2,7 @@ import threading
 from datetime import datetime
 
 import pytest
-from sqlalchemy import bindparam, create_engine, exists, func, select, update
+from sqlalchemy import bindparam, create_engine, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -10,7 +10,7 @@ from core.accounts.users import create_company
 from core.ledger.postings import (
     Guard, InsufficientBalance, Reference, UnknownCompany, ZeroAmount, post_entry, post_linked_entry, verify_ledger,
 )
-from core.schema import BalanceTransaction, CallCharge, EntryType, PrepaidBalance, without_transaction
+from core.schema import BalanceTransaction, CallCharge, EntryType, PrepaidBalance
 from core.money import eur
 
 
@@ -224,20 +224,6 @@ def test_a_linked_debit_beyond_the_available_balance_writes_neither_row(session,
     session.rollback()
     assert balance_of(session, company_id) == eur("1")
     assert session.scalar(select(CallCharge.id)) is None
-
-
-def test_a_linked_posting_is_atomic_on_its_own_without_a_transaction(session, company_id):
-    """On PostgreSQL it runs as one autocommitted statement: a failing part undoes the others."""
-    post_entry(session, company_id, EntryType.TOPUP, eur("10"))
-    post_call(session, company_id, "twice", eur("1"))
-    session.commit()
-    without_transaction(session)
-    with pytest.raises(IntegrityError):  # the call charge row's (company, call id) is taken
-        post_call(session, company_id, "twice", eur("2"))
-    session.rollback()
-    assert balance_of(session, company_id) == eur("9")
-    assert session.scalar(select(func.count()).select_from(BalanceTransaction)) == 2
-    assert verify_ledger(session) == []
 
 
 def test_a_guarded_linked_posting_writes_only_when_its_guard_holds(session, company_id):

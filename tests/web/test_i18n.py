@@ -3,10 +3,12 @@ import sys
 from pathlib import Path
 
 from babel.messages.pofile import read_po
+from flask import render_template_string, request
 
 from core.accounts.users import find_user_by_email
 from core.schema import db
 from core.money import eur
+from portal.forms import TransactionFilterForm
 from tests.helpers import csrf_token_from, log_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,3 +81,23 @@ def test_the_catalogues_contain_every_string_in_the_source(tmp_path):
     with open(ROOT / "translations/de/LC_MESSAGES/messages.po", "rb") as handle:
         catalogue_ids = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(handle) if m.id}
     assert source_ids - catalogue_ids == set()
+
+
+def test_values_in_translated_template_strings_are_escaped(app):
+    template = ('{{ _("Days and times in %(zone)s", zone=zone) }}\n'
+                '{{ ngettext("%(day)s: %(num)s call, %(minutes)s min, %(spend)s",'
+                ' "%(day)s: %(num)s calls, %(minutes)s min, %(spend)s", 2, day=zone, minutes=3, spend="1 €") }}')
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        page = render_template_string(template, zone="<script>alert(1)</script>")
+    assert page.split("\n") == ["Tage und Uhrzeiten in &lt;script&gt;alert(1)&lt;/script&gt;",
+                                "&lt;script&gt;alert(1)&lt;/script&gt;: 2 Anrufe, 3 Min., 1 €"]
+
+
+def test_wtforms_own_messages_are_shown_in_the_chosen_language(app):
+    errors = {}
+    for language in ("de", "en"):
+        with app.test_request_context("/?start=soon", headers={"Accept-Language": language}):
+            form = TransactionFilterForm(request.args)
+            form.validate()
+            errors[language] = form.start.errors
+    assert errors == {"de": ["Kein gültiges Datum."], "en": ["Not a valid date value."]}

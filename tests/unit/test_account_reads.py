@@ -1,0 +1,54 @@
+"""The reads every page makes: the signed-in user and the dashboard's account summary."""
+
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy import event
+
+from core.accounts.users import find_user_by_email, signed_in_user
+from core.calls.live import CallPolicy, start_call
+from core.ledger.balances import account_summary
+from core.money import eur
+from core.schema import Role, db
+
+
+@contextmanager
+def statements_sent():
+    statements = []
+
+    def recorded(_connection, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", recorded)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", recorded)
+
+
+def test_the_account_summary_comes_from_one_statement_with_balance_rate_and_live_calls(app, make_company):
+    company_id, _ = make_company(name="Summe GmbH", balance=eur("12.34"), created_at=datetime(2026, 1, 1))
+    with app.app_context():
+        start_call(db.session, company_id, "live-1", started_at=datetime(2026, 11, 21, 10, 0), policy=CallPolicy())
+        with statements_sent() as statements:
+            summary = account_summary(db.session, company_id)
+        db.session.rollback()
+    assert len(statements) == 1
+    assert (summary.company_name, summary.balance, summary.live_calls) == ("Summe GmbH", eur("12.34"), 1)
+    assert summary.reserved > 0 and summary.available == summary.balance - summary.reserved
+    assert summary.rate_per_minute == eur("0.42")
+    assert summary.minutes_left == summary.available // eur("0.42")
+
+
+def test_the_signed_in_user_comes_from_one_statement_with_the_companys_standing(app, make_company):
+    company_id, email = make_company(member=True)
+    with app.app_context():
+        user_id = find_user_by_email(db.session, email).id
+        db.session.rollback()
+        with statements_sent() as statements:
+            user = signed_in_user(db.session, user_id)
+        assert signed_in_user(db.session, user_id + 10_000) is None
+        db.session.rollback()
+    assert len(statements) == 1
+    assert (user.id, user.email, user.role, user.company_id) == (user_id, email, Role.COMPANY_MEMBER.value, company_id)
+    assert user.is_active and user.company.blocked_at is None
