@@ -86,7 +86,7 @@ def _form_from(settings: AutoTopupSettings) -> AutoTopupForm:
 
 
 def _page(form: AutoTopupForm | None = None, *, errors: dict[str, str] | None = None, error: str | None = None,
-          status: int = 200, partial: str = "partials/auto_topup_form.html"):
+          status: int = 200, partial: str = "portal/partials/auto_topup_form.html"):
     company_id = current_user.company_id
     view = overview(db.session, company_id, policy=_policy())
     try:
@@ -179,7 +179,7 @@ def save():
 @company_user_required
 def history():
     """The history table; htmx polls it while an attempt is in flight and stops when none is."""
-    response, view = _page(partial="partials/auto_topup_history.html")
+    response, view = _page(partial="portal/partials/auto_topup_history.html")
     if request.htmx and not view.in_flight:
         response.status_code = STOP_POLLING
     return response

@@ -80,7 +80,7 @@ def topup():
 def topup_preview():
     form = TopupForm(request.args, meta={"csrf": False})
     amount, error = _read_amount(form)
-    return render_page("partials/bonus_preview.html", "partials/bonus_preview.html",
+    return render_page("portal/partials/bonus_preview.html", "portal/partials/bonus_preview.html",
                        preview=_preview(current_user.company_id, amount), preview_error=error)
 
 
@@ -141,7 +141,7 @@ def topup_status(topup_id: int):
     except TopupNotFound:
         abort(404)
     found = confirm_with_stripe(db.session, stripe_gateway(), found)
-    response = make_response(render_template("partials/topup_status.html", topup=found))
+    response = make_response(render_template("portal/partials/topup_status.html", topup=found))
     if found.is_final and request.htmx:
         response.status_code = STOP_POLLING
     response.vary.add("HX-Request")

@@ -27,7 +27,7 @@ def dashboard():
     summary = account_summary(db.session, company_id)
     recent = None if wants_partial() else transactions_page(  # the balance card refreshing itself shows none
         db.session, company_id, TransactionFilter(), limit=DASHBOARD_RECENT).entries
-    return render_page("portal/dashboard.html", "partials/balance_card.html", summary=summary, recent=recent)
+    return render_page("portal/dashboard.html", "portal/partials/balance_card.html", summary=summary, recent=recent)
 
 
 @bp.get("/billing/transactions")
@@ -46,7 +46,7 @@ def transactions():
         except InvalidCursor:
             error = _("This page link is not valid any more. Please start from the first page.")
     return render_page(
-        "portal/transactions.html", "partials/transactions_list.html",
+        "portal/transactions.html", "portal/partials/transactions_list.html",
         status=400 if error else 200,
         form=form, page=page, error=error, query=_filter_query(form),
     )

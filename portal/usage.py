@@ -72,7 +72,7 @@ def usage():
                    query=_range_query(form, usage_range), refund_labels=_refund_labels())
     if report is not None:
         context.update(range_label=_range_label(usage_range), charts=_charts(report), zone=usage_range.zone)
-    partial = "partials/usage_calls.html" if calls_only else "partials/usage_results.html"
+    partial = "portal/partials/usage_calls.html" if calls_only else "portal/partials/usage_results.html"
     response = render_page("portal/usage.html", partial, status=400 if error else 200,
                            oob_filter=bool(request.htmx) and not calls_only and error is None, **context)
     if request.htmx and error is None:  # the address bar shows the applied range, not stale form fields

@@ -42,7 +42,7 @@ def _filters() -> EventFilter:
 @staff_required()
 def events():
     filters = _filters()
-    return render_page("staff/events.html", "partials/staff_event_rows.html",
+    return render_page("staff/events.html", "staff/partials/event_rows.html",
                        events=list_events(db.session, filters), filters=filters, statuses=STATUSES,
                        types=event_types(db.session), args=request.args)
 
@@ -52,7 +52,7 @@ def events():
 def event(event_id: int):
     row = db.session.get(WebhookEvent, event_id) or abort(404)
     payload = json.dumps(row.payload, indent=2, sort_keys=True, ensure_ascii=False)
-    return render_page("staff/event_detail.html", "partials/staff_event_detail.html", event=row, payload=payload,
+    return render_page("staff/event_detail.html", "staff/partials/event_detail.html", event=row, payload=payload,
                        entries=event_ledger_entries(db.session, row))
 
 

@@ -20,7 +20,7 @@ bp = Blueprint("staff_payments", __name__, url_prefix="/admin/failed-payments")
 @staff_required()
 def failed():
     kind = request.args.get("kind", "")
-    return render_page("staff/failed_payments.html", "partials/staff_failed_payment_rows.html",
+    return render_page("staff/failed_payments.html", "staff/partials/failed_payment_rows.html",
                        rows=failed_payments(db.session, kind), kind=kind)
 
 

@@ -23,7 +23,7 @@ def reconciliation():
         since = None
     start = datetime.combine(since, time.min) if since else None
     findings = reconcile(db.session, stripe_gateway() if start else None, since=start)
-    return render_page("staff/reconciliation.html", "partials/staff_reconcile_findings.html",
+    return render_page("staff/reconciliation.html", "staff/partials/reconcile_findings.html",
                        findings=findings, since=since, stripe_checked=start is not None,
                        # corrections (ledger adjustments with reason and audit) are for staff admins only
                        can_correct=current_user.role == Role.STAFF_ADMIN.value,

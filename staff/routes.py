@@ -46,7 +46,7 @@ def companies():
     else:
         error = _("Please check the search.")
     query = {"q": form.q.data or "", "sort": sort, "flag": sorted(flags)}
-    return render_page("staff/companies.html", "partials/staff_company_rows.html", status=400 if error else 200,
+    return render_page("staff/companies.html", "staff/partials/company_rows.html", status=400 if error else 200,
                        page=page, error=error, form=form, flags=flags, sort=sort, query=query, all_flags=FLAGS)
 
 
@@ -66,7 +66,7 @@ def company(company_id: int):
     record = _company_or_404(company_id)
     context = _tab_context(company_id, tab)
     if request.htmx and request.htmx.target == "tab-content":
-        return render_page(f"partials/staff_tab_{tab}.html", f"partials/staff_tab_{tab}.html", company=record,
+        return render_page(f"staff/partials/tab_{tab}.html", f"staff/partials/tab_{tab}.html", company=record,
                            **context)
     return render_template(
         "staff/company.html", company=record, summary=account_summary(db.session, company_id), tab=tab, tabs=TABS,
