@@ -39,10 +39,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
+from core.followups import Followup, request_followup
 from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext, lazy_gettext as _l, payment_failure_reason
 from core.schema import Company, EmailStatus, Invoice, Role, SentEmail, User, insert_or_ignore
 from core.money import format_money
-from app.queue import EMAILS, enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +120,10 @@ def default_recipient(session: Session, company_id: int) -> str | None:
 
 
 def record_email(session: Session, *, company_id: int, kind: EmailKind, dedupe_key: str, context: dict,
-                 invoice_id: int | None = None, recipient: str | None = None) -> SentEmail | None:
-    """Record a message to send, once per dedupe key, and commit.
+                 invoice_id: int | None = None, recipient: str | None = None,
+                 send: bool = False) -> SentEmail | None:
+    """Record a message to send, once per dedupe key, and commit; with ``send``, a new message is sent
+    after that commit (the follow-up ``SEND_EMAIL``).
 
     Returns the new row, or None when a row with this key exists already (also when another
     transaction inserted it concurrently: nothing is raised). Returns None as well, with a warning in
@@ -159,16 +161,15 @@ def record_email(session: Session, *, company_id: int, kind: EmailKind, dedupe_k
         "created_at": utcnow(),
     }
     new_id = session.execute(_insert_once(session, values)).scalar()
+    if new_id is not None and send:
+        request_followup(session, Followup.SEND_EMAIL, new_id)
     session.commit()
     return None if new_id is None else session.get(SentEmail, new_id)
 
 
 def queue_email(session: Session, **fields) -> SentEmail | None:
-    """Record a message (see :func:`record_email`) and hand its sending to the email queue."""
-    email = record_email(session, **fields)
-    if email is not None:
-        enqueue(EMAILS, "app.jobs.send_email", email.id)
-    return email
+    """Record a message (see :func:`record_email`) and have it sent once that is committed."""
+    return record_email(session, send=True, **fields)
 
 
 def _insert_once(session: Session, values: dict[str, Any]):
