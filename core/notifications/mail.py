@@ -27,7 +27,7 @@ import ssl
 import tempfile
 import textwrap
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
@@ -248,7 +248,7 @@ def build_message(session: Session, row: SentEmail, config: Mapping) -> EmailMes
     message["Subject"] = subject
     message["From"] = mail_from
     message["To"] = row.recipient
-    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Date"] = format_datetime(utcnow().replace(tzinfo=timezone.utc))
     message["Message-ID"] = message_id(row.dedupe_key, mail_from)
     message["Auto-Submitted"] = "auto-generated"
     message[KIND_HEADER] = kind.value
@@ -341,7 +341,7 @@ class OutboxTransport:
         self.directory.mkdir(parents=True, exist_ok=True)
         kind = _safe_name(message.get(KIND_HEADER) or "email")
         ident = _safe_name(message.get(ID_HEADER) or hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:12])
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
         path = self.directory / f"{stamp}-{kind}-{ident}.eml"
         # Written under a temporary name and renamed, so nobody ever sees half a message.
         handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".eml.tmp")
