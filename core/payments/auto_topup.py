@@ -3,8 +3,9 @@
 1. :func:`maybe_trigger` runs after every call charge. When the global switch (``AUTO_TOPUP_ENABLED``)
    and the company's setting are on, a payment method is chosen and the available balance
    (balance − reserved) is below the threshold, it inserts one *pending* :class:`AutoTopupAttempt`
-   and requests the follow-up ``RUN_AUTO_TOPUP`` (the job ``app.jobs.run_auto_topup``, after the commit). The partial unique index (one pending/processing attempt
-   per company) decides between concurrent charges: the second INSERT fails and nothing happens.
+   and requests the follow-up ``RUN_AUTO_TOPUP`` (its job runs after the commit). The partial unique
+   index (one pending/processing attempt per company) decides between concurrent charges: the second
+   INSERT fails and nothing happens.
 
    **Limits are checked here**, right after that INSERT, while the new row still holds the company's
    single-flight slot (so two charges cannot both pass the check): the non-skipped attempts of the
