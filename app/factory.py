@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from core.accounts.users import SignedInUser, signed_in_user
 from app.config import ROOT, load_config
 from app.extensions import babel, csrf, htmx, limiter, login_manager, migrate
+from app.jobs import install_followup_dispatch
 from core.i18n import register_template_helpers, select_locale
 from core.schema import db
 from core.payments.gateway import StripeGateway
@@ -41,6 +42,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
 def _init_extensions(app: Flask) -> None:
     db.init_app(app)
+    install_followup_dispatch(db.session)  # services' follow-up work is enqueued after their commit
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             _ping_after_idle(db.engine, app.config["DB_PING_AFTER_IDLE_SECONDS"])

@@ -1,26 +1,38 @@
-"""Background job functions. Each takes ids, runs in a fresh app context with its own session,
-and is safe to run twice: the invoice, statement and email records each exist once."""
+"""The one module of job entry points. Each job takes ids, runs in a fresh app context with its own
+session, and is safe to run twice: the invoice, statement and email records each exist once.
+
+Core services never enqueue: they request follow-up work on their session
+(:func:`core.followups.request_followup`). :data:`FOLLOWUP_JOBS` maps each kind to its job function,
+by reference, and to its queue; :func:`install_followup_dispatch` (called once by the app factory)
+enqueues the requests of a transaction once it has committed and ended, so a worker never reads data
+that is not committed yet and a rolled-back operation leaves no job behind. Inline (``JOBS_INLINE``)
+the job then runs in the committing process, in its own app context and session, after the
+committing session has given back its connection; see :mod:`app.queue` for which errors it raises.
+The periodic jobs are scheduled in :mod:`app.cron`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
 from core.payments.auto_topup import AutoTopupPolicy, run_attempt, topup_settled
 from core.calls.live import expire_reservations
 from core.clock import utcnow
+from core.followups import Followup, note_commit, take_due_followups
 from core.documents.invoices import Seller
 from core.documents.invoices import issue_credit_note as issue_credit_note_for
 from core.documents.invoices import issue_topup_invoice as issue_invoice_for
 from core.notifications.low_balance import claim_low_balance_warnings
 from core.notifications.mail import EmailKind, deliver, queue_email, transport_from_config
 from core.schema import EmailStatus, Invoice, PrepaidBalance, SentEmail, Topup, TopupRefund, db
-from app.queue import EMAILS, enqueue
+from app.queue import BILLING, EMAILS, INVOICES, enqueue
 from core.documents.statements import companies_with_history, create_statement, previous_month
 from core.documents.vat import VatPolicy
 
@@ -110,7 +122,7 @@ def retry_unsent_emails() -> int:
         ids = session.scalars(select(SentEmail.id).where(
             SentEmail.status != EmailStatus.SENT.value, SentEmail.created_at <= cutoff)).all()
     for email_id in ids:
-        enqueue(EMAILS, "app.jobs.send_email", email_id)
+        enqueue(EMAILS, send_email, email_id)
     return len(ids)
 
 
@@ -126,7 +138,6 @@ def issue_missing_documents(send_receipts: bool = True) -> int:
     for refund_id in refunds:
         issue_credit_note(refund_id)
     return len(topups) + len(refunds)
-
 
 
 def expire_stale_reservations() -> int:
@@ -146,3 +157,35 @@ def auto_topup_settled(topup_id: int) -> None:
     """An automatic top-up was credited or failed (e.g. SEPA settled): its attempt follows."""
     with job_session() as session:
         topup_settled(session, topup_id, policy=AutoTopupPolicy.from_config(current_app.config))
+
+
+# -- follow-ups: enqueued after the commit ---------------------------------------------------------------
+
+
+class Job(NamedTuple):
+    function: Callable[..., object]
+    queue: str
+
+
+FOLLOWUP_JOBS: dict[Followup, Job] = {
+    Followup.ISSUE_TOPUP_INVOICE: Job(issue_topup_invoice, INVOICES),
+    Followup.ISSUE_CREDIT_NOTE: Job(issue_credit_note, INVOICES),
+    Followup.NOTIFY_TOPUP_FAILED: Job(notify_topup_failed, EMAILS),
+    Followup.SEND_EMAIL: Job(send_email, EMAILS),
+    Followup.RUN_AUTO_TOPUP: Job(run_auto_topup, BILLING),
+    Followup.AUTO_TOPUP_SETTLED: Job(auto_topup_settled, BILLING),
+}
+
+
+def install_followup_dispatch(sessions: scoped_session) -> None:
+    """Enqueue the follow-ups of every committed transaction of ``sessions`` (idempotent: SQLAlchemy
+    attaches the listeners to the session class, shared by every app built in this process)."""
+    if not event.contains(sessions, "after_transaction_end", _enqueue_due_followups):
+        event.listen(sessions, "after_commit", note_commit)
+        event.listen(sessions, "after_transaction_end", _enqueue_due_followups)
+
+
+def _enqueue_due_followups(session: Session, transaction: SessionTransaction) -> None:
+    for kind, ids in take_due_followups(session, transaction):
+        job = FOLLOWUP_JOBS[kind]
+        enqueue(job.queue, job.function, *ids)

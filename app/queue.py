@@ -1,17 +1,30 @@
 """Enqueueing background work: RQ on Redis when REDIS_URL is set, else run at once, in-process.
 
-Jobs are named by dotted path (``app.jobs.send_email``) so the enqueuing module needs no import of
-the job code. Failed RQ jobs are retried with growing pauses and then stay in RQ's failed registry.
+Jobs are enqueued by reference to their function (``enqueue(EMAILS, send_email, email_id)``); RQ
+stores the function's import path and the worker imports it, so every job function is a module-level
+function of ``app.jobs`` (tests/web/test_jobs.py proves that each one resolves). Failed RQ jobs are
+retried with growing pauses and then stay in RQ's failed registry.
+
+Inline (``JOBS_INLINE``: no REDIS_URL, and the tests) the job runs right away, and the rule for its
+errors is: an :data:`OPERATIONAL_ERRORS` failure — the outside world failed (mail server, Stripe, the
+network or file system, a busy or unreachable database) — is logged and swallowed, as a worker would
+retry it; it stays visible in its own records (an email ``failed``, an attempt's message, a missing
+invoice that ``billing issue-missing-documents`` issues). Every other exception is a programming
+error (ImportError, AttributeError, TypeError, NameError, a failed lookup...) and is raised to the
+caller, so a test or a developer sees it at once.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import current_app
 from redis import Redis
 from rq import Queue, Retry
-from werkzeug.utils import import_string
+from sqlalchemy.exc import OperationalError
+
+from core.payments.gateway import PaymentError
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +32,9 @@ INVOICES, EMAILS, BILLING = "invoices", "emails", "billing"
 QUEUES = (INVOICES, EMAILS, BILLING)
 RETRY_PAUSES = [10, 60, 300, 1800, 3600]  # seconds
 FAILED_JOBS_KEPT_SECONDS = 30 * 24 * 3600
+
+# OSError covers smtplib's errors, refused and timed-out connections and file system failures.
+OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (OSError, PaymentError, OperationalError)
 
 
 def redis_connection(app=None) -> Redis:
@@ -28,21 +44,20 @@ def redis_connection(app=None) -> Redis:
     return app.extensions["redis"]
 
 
-def enqueue(queue_name: str, job_path: str, *args) -> None:
-    """Run ``job_path(*args)`` on a worker, or right now when jobs run inline."""
+def enqueue(queue_name: str, job: Callable[..., object], *args) -> None:
+    """Run ``job(*args)`` on a worker, or right now when jobs run inline (see the module doc)."""
     if current_app.config["JOBS_INLINE"]:
-        _run_inline(job_path, args)
+        run_inline(job, *args)
         return
     Queue(queue_name, connection=redis_connection()).enqueue(
-        job_path, *args, retry=Retry(max=len(RETRY_PAUSES), interval=RETRY_PAUSES),
+        job, *args, retry=Retry(max=len(RETRY_PAUSES), interval=RETRY_PAUSES),
         failure_ttl=FAILED_JOBS_KEPT_SECONDS, job_timeout=300,
     )
 
 
-def _run_inline(job_path: str, args: tuple) -> None:
-    """Inline jobs never break the caller: a failure is logged and stays visible in its own records
-    (e.g. an email stays `failed`, a missing invoice is issued by the next retry)."""
+def run_inline(job: Callable[..., object], *args) -> None:
+    """Run a job in this process: operational failures are logged, programming errors raised."""
     try:
-        import_string(job_path)(*args)
-    except Exception:
-        log.exception("inline job %s%r failed", job_path, args)
+        job(*args)
+    except OPERATIONAL_ERRORS:
+        log.exception("inline job %s%r failed", job.__qualname__, args)

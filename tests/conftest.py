@@ -44,7 +44,7 @@ def app(instance_path, database_url):
 
     from app.factory import create_app
 
-    # Jobs run inline unless a test hands them to a real worker (tests/web/test_jobs.py: redis_jobs).
+    # Jobs run inline unless a test hands them to a real worker (the redis_jobs fixture).
     application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "JOBS_INLINE": True})
     install_sandbox(application, deliver=WebhookRelay(application), settle_delay_seconds=None)
     with application.app_context():
@@ -134,6 +134,28 @@ def _reset_rate_limits_and_webhooks(request):
             limiter.reset()
         application.extensions["stripe_sandbox"].deliver.reset()
     yield
+
+
+# The jobs' Redis: the suite's own database when REDIS_URL is set (each run keeps to its own), else db 3.
+JOBS_REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/3"
+
+
+@pytest.fixture
+def redis_jobs(app):
+    """Jobs go to RQ on the local Redis (which must be running: no skip) for the length of a test."""
+    from redis import Redis
+
+    connection = Redis.from_url(JOBS_REDIS_URL)
+    connection.ping()
+    connection.flushdb()
+    saved = app.config["JOBS_INLINE"], app.config["REDIS_URL"], app.extensions.pop("redis", None)
+    app.config.update(JOBS_INLINE=False, REDIS_URL=JOBS_REDIS_URL)
+    yield connection
+    app.config["JOBS_INLINE"], app.config["REDIS_URL"] = saved[0], saved[1]
+    app.extensions.pop("redis", None)
+    if saved[2] is not None:
+        app.extensions["redis"] = saved[2]
+    connection.flushdb()
 
 
 @pytest.fixture

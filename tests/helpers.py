@@ -1,8 +1,12 @@
-"""Helpers for web tests: log in through the real form, read CSRF tokens from pages."""
+"""Helpers for web tests: log in through the real form, read CSRF tokens from pages, run queued jobs."""
 
 import re
 
+from rq import Queue
+
+from app.queue import QUEUES
 from tests.conftest import COMPANY_PASSWORD
+from worker import AppSimpleWorker
 
 
 def csrf_token_from(html: str) -> str:
@@ -15,3 +19,10 @@ def log_in(client, email: str, password: str = COMPANY_PASSWORD, **extra):
     page = client.get("/login")
     return client.post("/login", data={"email": email, "password": password,
                                        "csrf_token": csrf_token_from(page.text), **extra})
+
+
+def run_worker(app, connection) -> None:
+    """A real RQ worker (in this process) runs every queued job, then stops."""
+    worker = AppSimpleWorker([Queue(name, connection=connection) for name in QUEUES], connection=connection)
+    worker.flask_app = app
+    worker.work(burst=True)

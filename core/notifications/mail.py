@@ -27,7 +27,7 @@ import ssl
 import tempfile
 import textwrap
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
@@ -39,10 +39,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
+from core.followups import Followup, request_followup
 from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext, lazy_gettext as _l, payment_failure_reason
 from core.schema import Company, EmailStatus, Invoice, Role, SentEmail, User, insert_or_ignore
 from core.money import format_money
-from app.queue import EMAILS, enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +120,10 @@ def default_recipient(session: Session, company_id: int) -> str | None:
 
 
 def record_email(session: Session, *, company_id: int, kind: EmailKind, dedupe_key: str, context: dict,
-                 invoice_id: int | None = None, recipient: str | None = None) -> SentEmail | None:
-    """Record a message to send, once per dedupe key, and commit.
+                 invoice_id: int | None = None, recipient: str | None = None,
+                 send: bool = False) -> SentEmail | None:
+    """Record a message to send, once per dedupe key, and commit; with ``send``, a new message is sent
+    after that commit (the follow-up ``SEND_EMAIL``).
 
     Returns the new row, or None when a row with this key exists already (also when another
     transaction inserted it concurrently: nothing is raised). Returns None as well, with a warning in
@@ -159,16 +161,15 @@ def record_email(session: Session, *, company_id: int, kind: EmailKind, dedupe_k
         "created_at": utcnow(),
     }
     new_id = session.execute(_insert_once(session, values)).scalar()
+    if new_id is not None and send:
+        request_followup(session, Followup.SEND_EMAIL, new_id)
     session.commit()
     return None if new_id is None else session.get(SentEmail, new_id)
 
 
 def queue_email(session: Session, **fields) -> SentEmail | None:
-    """Record a message (see :func:`record_email`) and hand its sending to the email queue."""
-    email = record_email(session, **fields)
-    if email is not None:
-        enqueue(EMAILS, "app.jobs.send_email", email.id)
-    return email
+    """Record a message (see :func:`record_email`) and have it sent once that is committed."""
+    return record_email(session, send=True, **fields)
 
 
 def _insert_once(session: Session, values: dict[str, Any]):
@@ -247,7 +248,7 @@ def build_message(session: Session, row: SentEmail, config: Mapping) -> EmailMes
     message["Subject"] = subject
     message["From"] = mail_from
     message["To"] = row.recipient
-    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Date"] = format_datetime(utcnow().replace(tzinfo=timezone.utc))
     message["Message-ID"] = message_id(row.dedupe_key, mail_from)
     message["Auto-Submitted"] = "auto-generated"
     message[KIND_HEADER] = kind.value
@@ -340,7 +341,7 @@ class OutboxTransport:
         self.directory.mkdir(parents=True, exist_ok=True)
         kind = _safe_name(message.get(KIND_HEADER) or "email")
         ident = _safe_name(message.get(ID_HEADER) or hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:12])
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
         path = self.directory / f"{stamp}-{kind}-{ident}.eml"
         # Written under a temporary name and renamed, so nobody ever sees half a message.
         handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".eml.tmp")

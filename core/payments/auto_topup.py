@@ -3,8 +3,9 @@
 1. :func:`maybe_trigger` runs after every call charge. When the global switch (``AUTO_TOPUP_ENABLED``)
    and the company's setting are on, a payment method is chosen and the available balance
    (balance − reserved) is below the threshold, it inserts one *pending* :class:`AutoTopupAttempt`
-   and enqueues ``app.jobs.run_auto_topup``. The partial unique index (one pending/processing attempt
-   per company) decides between concurrent charges: the second INSERT fails and nothing happens.
+   and requests the follow-up ``RUN_AUTO_TOPUP`` (its job runs after the commit). The partial unique
+   index (one pending/processing attempt per company) decides between concurrent charges: the second
+   INSERT fails and nothing happens.
 
    **Limits are checked here**, right after that INSERT, while the new row still holds the company's
    single-flight slot (so two charges cannot both pass the check): the non-skipped attempts of the
@@ -27,7 +28,7 @@
    the same amount); processing (SEPA) → ``processing`` until the bank settles. Each transition is a
    conditional UPDATE, so a concurrent webhook and job count and email once. SEPA settles through the
    webhooks, which call ``credit_topup`` / ``mark_failed``; the attempt catches up through
-   :func:`topup_settled` (the hook for those two, via the ``app.jobs.auto_topup_settled`` job) and,
+   :func:`topup_settled` (the hook for those two, via the follow-up ``AUTO_TOPUP_SETTLED``) and,
    in any case, through :func:`reconcile`, run by every trigger and every view of the settings page.
 
 ``action_required`` does not block forever: it holds back new automatic attempts for
@@ -51,13 +52,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
+from core.followups import Followup, request_followup
 from core.notifications.mail import EmailKind, queue_email
 from core.schema import (
     IN_FLIGHT_AUTO_TOPUP, AutoTopupAttempt, AutoTopupStatus, Company, PrepaidBalance, Topup, TopupStatus,
 )
 from core.money import UNITS_PER_CENT, plain_amount
 from core.payments.methods import company_payment_methods
-from app.queue import BILLING, enqueue
 from core.payments.gateway import PaymentError, PaymentIntent, StripeGateway
 from core.payments.topups import AmountOutOfRange, TopupLimits, credit_topup, mark_expired, mark_failed, mark_processing
 from core.documents.vat import VatPolicy, split_topup
@@ -230,8 +231,8 @@ def maybe_trigger(session: Session, company_id: int, *, policy: AutoTopupPolicy 
         return None
     over = _limit_reached(session, account, attempt, now, policy)
     if over is None:
+        request_followup(session, Followup.RUN_AUTO_TOPUP, attempt.id)
         session.commit()
-        enqueue(BILLING, "app.jobs.run_auto_topup", attempt.id)
         return attempt
     reason, period_start, period_key = over
     already = session.scalar(select(AutoTopupAttempt.id).where(
@@ -314,10 +315,10 @@ def _hand_over_if_stale(session: Session, attempt: AutoTopupAttempt, now: dateti
             update(Topup).where(Topup.id == attempt.topup_id, Topup.status == TopupStatus.PENDING.value,
                                 Topup.updated_at <= now - STALE_PENDING).values(updated_at=now)
         ).rowcount)
-        session.commit()
     if due:
         log.warning("auto top-up attempt %s was pending since %s: running it again", attempt.id, attempt.created_at)
-        enqueue(BILLING, "app.jobs.run_auto_topup", attempt.id)
+        request_followup(session, Followup.RUN_AUTO_TOPUP, attempt.id)
+    session.commit()
 
 
 # -- the job ----------------------------------------------------------------------------------------------
@@ -422,7 +423,7 @@ def _skip(session: Session, attempt: AutoTopupAttempt, reason: str) -> AutoTopup
 # -- the attempt follows its top-up -----------------------------------------------------------------------
 
 def topup_settled(session: Session, topup_id: int, *, policy: AutoTopupPolicy | None = None) -> AutoTopupAttempt | None:
-    """The hook for ``credit_topup`` / ``mark_failed`` (through ``app.jobs.auto_topup_settled``): bring the
+    """The hook for ``credit_topup`` / ``mark_failed`` (their follow-up ``AUTO_TOPUP_SETTLED``): bring the
     attempt of an automatic top-up in line with it. Does nothing for other top-ups."""
     attempt_id = session.scalar(select(AutoTopupAttempt.id).where(AutoTopupAttempt.topup_id == topup_id))
     return None if attempt_id is None else settle_attempt(session, attempt_id, policy=policy)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.payments.bonuses import best_bonus
 from core.clock import utcnow
-from app.queue import BILLING, EMAILS, INVOICES, enqueue
+from core.followups import Followup, request_followup
 from core.ledger.postings import Reference, post_entry
 from core.schema import (
     Company, EntryType, Topup, TopupRefund, TopupStatus, User,
@@ -149,18 +149,22 @@ def credit_topup(session: Session, topup_id: int, *, payment_intent_id: str | No
     if bonus.amount:
         post_entry(session, topup.company_id, EntryType.BONUS, bonus.amount, reference=reference,
                    actor="stripe", description=bonus.rule_name)
-    session.commit()
-    enqueue(INVOICES, "app.jobs.issue_topup_invoice", topup.id)  # then the receipt email
+    request_followup(session, Followup.ISSUE_TOPUP_INVOICE, topup.id)  # then the receipt email
     if topup.kind == "auto":
-        enqueue(BILLING, "app.jobs.auto_topup_settled", topup.id)  # its attempt succeeded
+        request_followup(session, Followup.AUTO_TOPUP_SETTLED, topup.id)  # its attempt succeeded
+    session.commit()
     return True
 
 
-def _move(session: Session, topup_id: int, to: TopupStatus, allowed_from: set[str], **values) -> bool:
+def _move(session: Session, topup_id: int, to: TopupStatus, allowed_from: set[str],
+          followup: Followup | None = None, **values) -> bool:
+    """Move the top-up if its status allows; ``followup`` is requested only when it moved."""
     moved = session.execute(
         update(Topup).where(Topup.id == topup_id, Topup.status.in_(allowed_from))
         .values(status=to.value, updated_at=utcnow(), **values).returning(Topup.id)
     ).scalar_one_or_none()
+    if moved is not None and followup is not None:
+        request_followup(session, followup, topup_id)
     session.commit()
     return moved is not None
 
@@ -180,13 +184,14 @@ def mark_expired(session: Session, topup_id: int) -> bool:
 def mark_failed(session: Session, topup_id: int, code: str | None, decline_code: str | None,
                 message: str | None) -> bool:
     previous, kind = session.execute(select(Topup.status, Topup.kind).where(Topup.id == topup_id)).one()
-    moved = _move(session, topup_id, TopupStatus.FAILED, _OPEN | {TopupStatus.PROCESSING.value},
-                  failure_code=code or "payment_failed", decline_code=decline_code, failure_message=message)
-    if moved and kind == "auto":
-        enqueue(BILLING, "app.jobs.auto_topup_settled", topup_id)  # its attempt failed (it emails)
-    elif moved and previous == TopupStatus.PROCESSING.value:
-        enqueue(EMAILS, "app.jobs.notify_topup_failed", topup_id)  # SEPA failed days after checkout
-    return moved
+    if kind == "auto":
+        followup = Followup.AUTO_TOPUP_SETTLED  # its attempt failed (it emails)
+    elif previous == TopupStatus.PROCESSING.value:
+        followup = Followup.NOTIFY_TOPUP_FAILED  # SEPA failed days after checkout
+    else:
+        followup = None
+    return _move(session, topup_id, TopupStatus.FAILED, _OPEN | {TopupStatus.PROCESSING.value}, followup=followup,
+                 failure_code=code or "payment_failed", decline_code=decline_code, failure_message=message)
 
 
 def cancel_topup(session: Session, gateway: StripeGateway, company_id: int, topup_id: int) -> Topup:
@@ -320,6 +325,7 @@ def record_stripe_refund(session: Session, payment_intent_id: str, refund_id: st
                          bonus_reversed=bonus_back)
     session.add(refund)
     topup.refunded_amount += amount
+    session.flush()  # the refund's id, for its credit note
+    request_followup(session, Followup.ISSUE_CREDIT_NOTE, refund.id)
     session.commit()
-    enqueue(INVOICES, "app.jobs.issue_credit_note", refund.id)
     return True

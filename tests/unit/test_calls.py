@@ -1,8 +1,9 @@
 """core.calls.live beyond the API: what a start or an end leaves behind in the caller's session."""
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pytest
+import time_machine
 from sqlalchemy import create_engine, event, func, select, text, update
 
 from app.factory import _ping_after_idle
@@ -73,7 +74,7 @@ def test_a_connection_that_just_served_is_handed_out_without_a_ping(app):
     engine.dispose()
 
 
-def test_an_end_tried_in_one_statement_still_obeys_every_rule(app, make_company, monkeypatch):
+def test_an_end_tried_in_one_statement_still_obeys_every_rule(app, make_company):
     """After a first end, a company's next ends are tried as one guarded statement (PostgreSQL):
     a repeat, another company's call, a reserved call and a changed rate must all come out as the
     full path would have them."""
@@ -101,8 +102,8 @@ def test_an_end_tried_in_one_statement_still_obeys_every_rule(app, make_company,
         assert (created, charge.amount) == (True, eur("0.21"))
         assert db.session.scalar(select(PrepaidBalance.reserved).where(PrepaidBalance.company_id == company_id)) == 0
 
-        monkeypatch.setattr("core.accounts.companies.utcnow", lambda: datetime(2026, 11, 21, 11, 0))
-        change_rate(db.session, Actor(None, "test", None), company_id, eur("0.6"), 1, "new price")
+        with time_machine.travel(datetime(2026, 11, 21, 11, 0, tzinfo=timezone.utc), tick=False):
+            change_rate(db.session, Actor(None, "test", None), company_id, eur("0.6"), 1, "new price")
         before, created = end_call(db.session, company_id, "before-change", duration_seconds=60,
                                    ended_at=datetime(2026, 11, 21, 10, 59))
         after, created = end_call(db.session, company_id, "after-change", duration_seconds=60,

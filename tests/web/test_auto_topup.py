@@ -6,8 +6,10 @@ import threading
 from datetime import timedelta
 
 import pytest
+from rq import Queue
 from sqlalchemy import select, update
 
+from app.jobs import run_auto_topup
 from core.calls.api_keys import create_api_key
 from core.payments.auto_topup import maybe_trigger, run_attempt
 from core.payments.bonuses import create_rule
@@ -172,14 +174,12 @@ def test_a_call_below_the_threshold_tops_up_once_with_bonus_invoice_and_emails(a
     assert len(attempts(app, customer)) == 1
 
 
-def test_concurrent_charges_start_a_single_attempt(app, client, customer, monkeypatch):
+def test_concurrent_charges_start_a_single_attempt(app, client, customer, redis_jobs):
     configure(client)
     with app.app_context():
         db.session.execute(update(PrepaidBalance).where(PrepaidBalance.company_id == customer)
                            .values(reserved=eur("10")))  # available 15 € < 20 €
         db.session.commit()
-    queued = []
-    monkeypatch.setattr("core.payments.auto_topup.enqueue", lambda queue, path, *args: queued.append((queue, path, args)))
     barrier = threading.Barrier(8)
     results, errors = [], []
 
@@ -200,12 +200,11 @@ def test_concurrent_charges_start_a_single_attempt(app, client, customer, monkey
     assert errors == []
     [attempt] = attempts(app, customer)
     assert attempt.status == "pending" and [r for r in results if r] == [attempt.id]
-    assert queued == [("billing", "app.jobs.run_auto_topup", (attempt.id,))]
+    [job] = Queue("billing", connection=redis_jobs).jobs
+    assert (job.func, job.args) == (run_auto_topup, (attempt.id,))
     with app.app_context():  # the pending attempt blocks the next one
         assert maybe_trigger(db.session, customer) is None
-    monkeypatch.undo()
 
-    from app.jobs import run_auto_topup
     with app.app_context():
         run_auto_topup(attempt.id)
         run_auto_topup(attempt.id)  # a job run twice charges and credits once
@@ -388,9 +387,8 @@ def test_the_global_switch_stops_automatic_top_ups(app, client, customer, monkey
     assert 'data-testid="auto-topup-paused"' in client.get(PAGE).text
 
 
-def test_a_job_for_a_switched_off_setting_charges_nothing(app, client, customer, monkeypatch):
+def test_a_job_for_a_switched_off_setting_charges_nothing(app, client, customer, redis_jobs):
     configure(client)
-    monkeypatch.setattr("core.payments.auto_topup.enqueue", lambda *args: None)
     Calls(app, customer).end(seconds=15 * 60)
     [attempt] = attempts(app, customer)
     assert save_settings(client, enabled=None, payment_method="").status_code == 303

@@ -1,9 +1,10 @@
 import csv
 import io
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
+import time_machine
 from sqlalchemy import update
 
 from core.calls.live import CallPolicy, start_call
@@ -30,10 +31,10 @@ CALLS = [
 
 
 @pytest.fixture
-def fixed_now(monkeypatch):
-    monkeypatch.setattr("portal.usage.utcnow", lambda: NOW)
-    monkeypatch.setattr("core.ledger.balances.utcnow", lambda: NOW)
-    return NOW
+def fixed_now():
+    """The one clock stands still at NOW for the whole test."""
+    with time_machine.travel(NOW.replace(tzinfo=timezone.utc), tick=False):
+        yield NOW
 
 
 def seed_calls(app, company_id, calls, numbers=("+49301234567", "+49409876543")):
