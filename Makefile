@@ -51,7 +51,7 @@ translations: install
 
 # After changing visible strings: extract them and merge into both catalogues.
 messages: install
-	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o translations/messages.pot app api core demo portal staff templates
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k N_ -o translations/messages.pot app api core demo portal staff templates
 	$(VENV)/bin/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
 
 db: install

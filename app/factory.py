@@ -15,9 +15,10 @@ from core.accounts.users import SignedInUser, signed_in_user
 from app.config import ROOT, load_config
 from app.extensions import babel, csrf, htmx, limiter, login_manager, migrate
 from app.jobs import install_followup_dispatch
-from core.i18n import register_template_helpers, select_locale
+from app.locale import register_template_helpers, select_locale
 from core.schema import db
 from core.payments.gateway import StripeGateway
+from core.rendering import Renderer
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -33,6 +34,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(overrides or {})
 
     _init_extensions(app)
+    app.extensions["renderer"] = Renderer(ROOT / "templates", app.config["BABEL_TRANSLATION_DIRECTORIES"],
+                                          app.config["BABEL_DEFAULT_TIMEZONE"])  # documents and emails
     _init_stripe(app)
     _register_blueprints(app)
     _register_error_pages(app)

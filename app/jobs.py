@@ -30,7 +30,8 @@ from core.documents.invoices import Seller
 from core.documents.invoices import issue_credit_note as issue_credit_note_for
 from core.documents.invoices import issue_topup_invoice as issue_invoice_for
 from core.notifications.low_balance import claim_low_balance_warnings
-from core.notifications.mail import EmailKind, deliver, queue_email, transport_from_config
+from core.notifications.mail import EmailKind, MailSettings, deliver, queue_email, transport_from_config
+from core.rendering import Renderer
 from core.schema import EmailStatus, Invoice, PrepaidBalance, SentEmail, Topup, TopupRefund, db
 from app.queue import BILLING, EMAILS, INVOICES, enqueue
 from core.documents.statements import companies_with_history, create_statement, previous_month
@@ -49,6 +50,16 @@ def job_session() -> Iterator[Session]:
             db.session.rollback()
 
 
+def renderer() -> Renderer:
+    """The app's renderer of documents and emails (made by the app factory)."""
+    return current_app.extensions["renderer"]
+
+
+def mail_settings() -> MailSettings:
+    config = current_app.config
+    return MailSettings(renderer(), config["PORTAL_BASE_URL"], config["MAIL_FROM"])
+
+
 def _balance(session: Session, company_id: int) -> int:
     return session.get(PrepaidBalance, company_id, populate_existing=True).balance
 
@@ -57,7 +68,7 @@ def issue_topup_invoice(topup_id: int, send_receipt: bool = True) -> None:
     """The invoice of a credited top-up, then the receipt email with the PDF."""
     with job_session() as session:
         invoice = issue_invoice_for(session, topup_id, Seller.from_config(current_app.config),
-                                    VatPolicy.from_config(current_app.config))
+                                    VatPolicy.from_config(current_app.config), renderer())
         topup = session.get(Topup, topup_id)
         if not send_receipt:
             return
@@ -72,7 +83,7 @@ def issue_topup_invoice(topup_id: int, send_receipt: bool = True) -> None:
 def issue_credit_note(topup_refund_id: int) -> None:
     with job_session() as session:
         issue_credit_note_for(session, topup_refund_id, Seller.from_config(current_app.config),
-                              VatPolicy.from_config(current_app.config))
+                              VatPolicy.from_config(current_app.config), renderer())
 
 
 def notify_topup_failed(topup_id: int) -> None:
@@ -88,7 +99,7 @@ def notify_topup_failed(topup_id: int) -> None:
 
 def send_email(email_id: int) -> None:
     with job_session() as session:
-        deliver(session, email_id, transport_from_config(current_app.config))
+        deliver(session, email_id, transport_from_config(current_app.config), mail_settings())
 
 
 def check_low_balances(company_id: int | None = None) -> int:
@@ -111,7 +122,7 @@ def generate_monthly_statements(month_iso: str | None = None) -> int:
     with job_session() as session:
         companies = companies_with_history(session, month)
         for company_id in companies:
-            create_statement(session, company_id, month, seller)
+            create_statement(session, company_id, month, seller, renderer())
     return len(companies)
 
 

@@ -95,6 +95,7 @@ def baseline_seconds() -> list[float]:
 
 
 def invoice_seconds(app, topup_ids: list[int]) -> tuple[list[float], float, float]:
+    from app.jobs import renderer
     from core.documents.invoices import Seller, issue_topup_invoice
     from core.schema import db
     from core.documents.vat import VatPolicy
@@ -104,7 +105,7 @@ def invoice_seconds(app, topup_ids: list[int]) -> tuple[list[float], float, floa
         seller, vat = Seller.from_config(app.config), VatPolicy.from_config(app.config)
         for index, topup_id in enumerate(topup_ids, start=1):
             started = time.perf_counter()
-            issue_topup_invoice(db.session, topup_id, seller, vat)
+            issue_topup_invoice(db.session, topup_id, seller, vat, renderer())
             timings.append(time.perf_counter() - started)
             db.session.expunge_all()
             if index == 100:

@@ -10,7 +10,7 @@ from core.payments.auto_topup import (
     BALANCE_RECOVERED, DAILY_LIMIT, DISABLED, MAX_CONSECUTIVE_FAILURES, MAX_DAILY_LIMIT, MONTHLY_CAP,
     AutoTopupPolicy, AutoTopupSettings, InvalidSettings, overview, plain_amount, save_settings,
 )
-from core.i18n import active_language, money, payment_failure_reason
+from app.locale import active_language, money, payment_failure_reason
 from core.schema import AutoTopupAttempt, AutoTopupStatus, db
 from core.money import InvalidAmount, eur, parse_amount
 from core.payments.methods import company_payment_methods

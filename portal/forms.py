@@ -26,7 +26,7 @@ class TransactionFilterForm(Form):
     type = SelectField(
         _l("Type"),
         choices=[SelectChoice("", _l("All types"))]
-        + [SelectChoice(value, label) for value, label in ENTRY_TYPE_LABELS.items()],
+        + [SelectChoice(value, _l(label)) for value, label in ENTRY_TYPE_LABELS.items()],
         validators=[Optional()],
         default="",
     )

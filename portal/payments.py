@@ -9,7 +9,7 @@ from flask_login import current_user
 from core.payments.bonuses import best_bonus
 from core.clock import utcnow
 from app.extensions import limiter
-from core.i18n import active_language, money
+from app.locale import active_language, money
 from core.schema import db
 from core.money import UNITS_PER_CENT, InvalidAmount, eur, parse_amount, plain_amount
 from core.payments.methods import (

@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from core.ledger.balances import account_summary
 from app.csv_export import csv_chunks
-from core.i18n import ENTRY_TYPE_LABELS, active_language, local_datetime
+from app.locale import active_language, entry_type_label, local_datetime
 from core.schema import EntryType, db
 from core.money import format_amount_plain
 from core.ledger.history import Cursor, InvalidCursor, TransactionFilter, iter_transactions, transactions_page
@@ -88,7 +88,7 @@ def _csv_lines(rows, language: str):
     header = [_("Date"), _("Type"), _("Description"), _("Amount (EUR)"), _("Balance after (EUR)"), _("Reference")]
     return csv_chunks(header, ([
         local_datetime(entry.created_at, "short"),
-        str(ENTRY_TYPE_LABELS.get(entry.type, entry.type)),
+        entry_type_label(entry.type),
         entry.description,
         format_amount_plain(entry.amount, language),
         format_amount_plain(entry.balance_after, language),

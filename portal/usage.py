@@ -17,7 +17,7 @@ from flask_login import current_user
 from app.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
 from app.csv_export import csv_chunks
-from core.i18n import active_language, money
+from app.locale import active_language, money
 from core.schema import db
 from core.money import UNITS_PER_EUR, format_amount_plain
 from core.ledger.history import Cursor, InvalidCursor

@@ -14,7 +14,7 @@ from core.calls.api_keys import ApiKeyNotFound, revoke_api_key
 from core.accounts.audit import record_action
 from core.payments.bonuses import create_rule
 from core.clock import utcnow
-from core.i18n import active_language
+from app.locale import active_language
 from core.notifications.mail import EmailKind, queue_email
 from core.schema import BonusRule, Company, Role, User, db
 from core.money import InvalidAmount, parse_amount, plain_amount

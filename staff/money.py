@@ -16,7 +16,7 @@ from werkzeug.routing import BuildError
 
 from core.backoffice import money_actions as actions
 from core.accounts.audit import record_denied
-from core.i18n import active_language, money
+from app.locale import active_language, money
 from core.schema import CallCharge, Company, Role, Topup, db
 from core.money import InvalidAmount, UNITS_PER_CENT, eur, parse_amount
 from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway

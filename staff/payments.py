@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_babel import gettext as _
 
 from core.backoffice.failed_payments import NotFailed, failed_payments, retry_failed_topup
-from core.i18n import money
+from app.locale import money
 from core.schema import db
 from core.money import eur
 from core.payments.topups import CheckoutFailed, ReturnUrls, TopupLimits, TopupNotFound

@@ -21,7 +21,7 @@ from core.backoffice import reports
 from app.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
 from app.csv_export import csv_chunks
-from core.i18n import active_language, local_datetime, money, number
+from app.locale import active_language, local_datetime, money, number
 from core.schema import db
 from core.money import UNITS_PER_CENT, UNITS_PER_EUR, format_amount_plain
 from core.calls.usage import InvalidRange, UsageRange, resolve_range

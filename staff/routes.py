@@ -13,7 +13,7 @@ from core.accounts.companies import (
     FLAGS, SORTS, AutoTopupIncomplete, InvalidListCursor, change_rate, change_threshold, list_companies, rate_history,
     set_auto_topup, set_blocked,
 )
-from core.i18n import active_language, money
+from app.locale import active_language, money
 from core.ledger.postings import book_unexplained_difference
 from core.documents.invoices import company_documents
 from core.calls.api_keys import company_api_keys

@@ -10,8 +10,6 @@ from __future__ import annotations
 import atexit
 import gc
 from dataclasses import dataclass
-from flask import render_template
-from flask_babel import force_locale
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,6 +22,7 @@ from core.schema import (
 )
 from core.money import UNITS_PER_CENT, divide_half_up
 from core.documents.vat import VatPolicy, VatSplit, split_topup
+from core.rendering import Renderer
 
 NUMBER_PREFIX = {DocumentKind.INVOICE: "", DocumentKind.CREDIT_NOTE: "GS-"}
 
@@ -65,10 +64,9 @@ def _release_fonts() -> None:
     gc.collect()
 
 
-def render_pdf(template: str, language: str, **context) -> bytes:
-    """A template rendered in ``language`` and turned into a PDF (needs an app context)."""
-    with force_locale(language):
-        html = render_template(template, language=language, **context)
+def render_pdf(renderer: Renderer, template: str, language: str, **context) -> bytes:
+    """A template rendered in ``language`` and turned into a PDF."""
+    html = renderer.render(template, language, **context)
     return HTML(string=html).write_pdf(font_config=_font_configuration())
 
 
@@ -87,11 +85,11 @@ def _take_number(session: Session, kind: DocumentKind, year: int) -> tuple[int, 
 
 
 def _issue(session: Session, kind: DocumentKind, template: str, company: Company, seller: Seller,
-           fields: dict, **context) -> Invoice:
+           renderer: Renderer, fields: dict, **context) -> Invoice:
     now = utcnow()
     _ensure_sequence(session, kind, now.year)
     sequence, number = _take_number(session, kind, now.year)
-    pdf = render_pdf(template, company.language, company=company, seller=seller, number=number, issued_at=now,
+    pdf = render_pdf(renderer, template, company.language, company=company, seller=seller, number=number, issued_at=now,
                      **context)
     invoice = Invoice(kind=kind.value, number=number, year=now.year, sequence=sequence, company_id=company.id,
                       language=company.language, pdf=pdf, issued_at=now, **fields)
@@ -100,7 +98,8 @@ def _issue(session: Session, kind: DocumentKind, template: str, company: Company
     return invoice
 
 
-def issue_topup_invoice(session: Session, topup_id: int, seller: Seller, vat: VatPolicy) -> Invoice:
+def issue_topup_invoice(session: Session, topup_id: int, seller: Seller, vat: VatPolicy,
+                        renderer: Renderer) -> Invoice:
     """The invoice of a credited top-up, issued once (a second call returns the first)."""
     existing = session.scalar(select(Invoice).where(Invoice.topup_id == topup_id))
     if existing is not None:
@@ -112,7 +111,7 @@ def issue_topup_invoice(session: Session, topup_id: int, seller: Seller, vat: Va
     company = session.get(Company, topup.company_id)
     try:
         return _issue(
-            session, DocumentKind.INVOICE, "documents/invoice.html", company, seller,
+            session, DocumentKind.INVOICE, "documents/invoice.html", company, seller, renderer,
             _amount_fields(split, topup_id=topup.id, bonus_cents=_whole_cents(topup.bonus_amount)),
             topup=topup, split=split, bonus_units=topup.bonus_amount,
         )
@@ -121,19 +120,20 @@ def issue_topup_invoice(session: Session, topup_id: int, seller: Seller, vat: Va
         return session.scalar(select(Invoice).where(Invoice.topup_id == topup_id))
 
 
-def issue_credit_note(session: Session, topup_refund_id: int, seller: Seller, vat: VatPolicy) -> Invoice:
+def issue_credit_note(session: Session, topup_refund_id: int, seller: Seller, vat: VatPolicy,
+                      renderer: Renderer) -> Invoice:
     """The credit note of a refunded (part of a) top-up, referring to its invoice; issued once."""
     existing = session.scalar(select(Invoice).where(Invoice.topup_refund_id == topup_refund_id))
     if existing is not None:
         return existing
     refund = session.get(TopupRefund, topup_refund_id)
     topup = session.get(Topup, refund.topup_id)
-    original = issue_topup_invoice(session, topup.id, seller, vat)
+    original = issue_topup_invoice(session, topup.id, seller, vat, renderer)
     split = _refund_split(refund.refunded_cents, original)
     company = session.get(Company, topup.company_id)
     try:
         return _issue(
-            session, DocumentKind.CREDIT_NOTE, "documents/credit_note.html", company, seller,
+            session, DocumentKind.CREDIT_NOTE, "documents/credit_note.html", company, seller, renderer,
             _amount_fields(split, topup_refund_id=refund.id, bonus_cents=_whole_cents(refund.bonus_reversed)),
             topup=topup, refund=refund, original=original, split=split, bonus_units=refund.bonus_reversed,
         )

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.documents.invoices import Seller, render_pdf
+from core.rendering import Renderer
 from core.schema import BalanceTransaction, CallCharge, Company, EntryType, MonthlyStatement
 
 
@@ -65,7 +66,8 @@ def statement_figures(session: Session, company_id: int, month: date) -> dict:
     }
 
 
-def create_statement(session: Session, company_id: int, month: date, seller: Seller) -> MonthlyStatement:
+def create_statement(session: Session, company_id: int, month: date, seller: Seller,
+                     renderer: Renderer) -> MonthlyStatement:
     """The company's statement for ``month`` (first day), made once; a second call returns it."""
     existing = session.scalar(select(MonthlyStatement).where(
         MonthlyStatement.company_id == company_id, MonthlyStatement.month == month))
@@ -73,7 +75,7 @@ def create_statement(session: Session, company_id: int, month: date, seller: Sel
         return existing
     company = session.get(Company, company_id)
     figures = statement_figures(session, company_id, month)
-    pdf = render_pdf("documents/statement.html", company.language, company=company, seller=seller,
+    pdf = render_pdf(renderer, "documents/statement.html", company.language, company=company, seller=seller,
                      figures=figures, month=month)
     statement = MonthlyStatement(company_id=company_id, month=month, language=company.language,
                                  figures=figures, pdf=pdf)

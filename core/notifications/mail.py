@@ -31,18 +31,18 @@ from datetime import timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from flask import current_app, render_template
-from flask_babel import force_locale
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
 from core.followups import Followup, request_followup
-from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext, lazy_gettext as _l, payment_failure_reason
+from core.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, payment_failure_message
 from core.schema import Company, EmailStatus, Invoice, Role, SentEmail, User, insert_or_ignore
 from core.money import format_money
+from core.rendering import Renderer
 
 logger = logging.getLogger(__name__)
 
@@ -75,15 +75,15 @@ class EmailKind(str, enum.Enum):
 
 
 SUBJECTS = {
-    EmailKind.TOPUP_RECEIPT: _l("Receipt for your top-up of %(amount)s"),
-    EmailKind.PAYMENT_FAILED: _l("Payment Failed – Action Required"),
-    EmailKind.LOW_BALANCE: _l("Your prepaid balance is low"),
-    EmailKind.AUTO_TOPUP_SUCCEEDED: _l("Automatic top-up of %(amount)s succeeded"),
-    EmailKind.AUTO_TOPUP_FAILED: _l("Automatic top-up of %(amount)s failed"),
-    EmailKind.AUTO_TOPUP_ACTION_REQUIRED: _l("Automatic top-up: please confirm the payment"),
-    EmailKind.AUTO_TOPUP_DISABLED: _l("Automatic top-up has been turned off"),
-    EmailKind.AUTO_TOPUP_LIMIT_REACHED: _l("Automatic top-up paused: limit reached"),
-    EmailKind.USER_INVITE: _l("Your access to the billing portal"),
+    EmailKind.TOPUP_RECEIPT: N_("Receipt for your top-up of %(amount)s"),
+    EmailKind.PAYMENT_FAILED: N_("Payment Failed – Action Required"),
+    EmailKind.LOW_BALANCE: N_("Your prepaid balance is low"),
+    EmailKind.AUTO_TOPUP_SUCCEEDED: N_("Automatic top-up of %(amount)s succeeded"),
+    EmailKind.AUTO_TOPUP_FAILED: N_("Automatic top-up of %(amount)s failed"),
+    EmailKind.AUTO_TOPUP_ACTION_REQUIRED: N_("Automatic top-up: please confirm the payment"),
+    EmailKind.AUTO_TOPUP_DISABLED: N_("Automatic top-up has been turned off"),
+    EmailKind.AUTO_TOPUP_LIMIT_REACHED: N_("Automatic top-up paused: limit reached"),
+    EmailKind.USER_INVITE: N_("Your access to the billing portal"),
 }
 
 # Context keys a message cannot be rendered without; checked when it is recorded, not when it is sent.
@@ -104,6 +104,15 @@ _MONEY_KEYS = ("amount", "bonus", "balance", "threshold")
 
 class Transport(Protocol):
     def send(self, message: EmailMessage) -> None: ...
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """What rendering a message needs besides its row: the templates, where links point, the sender."""
+
+    renderer: Renderer
+    portal_base_url: str
+    mail_from: str
 
 
 # --- recording ------------------------------------------------------------------------------------
@@ -180,11 +189,10 @@ def _insert_once(session: Session, values: dict[str, Any]):
 # --- delivery -------------------------------------------------------------------------------------
 
 
-def deliver(session: Session, email_id: int, transport: Transport) -> bool:
+def deliver(session: Session, email_id: int, transport: Transport, settings: MailSettings) -> bool:
     """Send one recorded message unless it was sent already; True when it was sent now.
 
-    Call inside an app context (the templates and Flask-Babel need it). On any error while
-    rendering or sending, the row is marked ``failed`` with the error text, committed, and the
+    On any error while rendering or sending, the row is marked ``failed`` with the error text, committed, and the
     error re-raised so the job queue retries.
     """
     claimed = session.execute(
@@ -200,7 +208,7 @@ def deliver(session: Session, email_id: int, transport: Transport) -> bool:
         return False
     row = session.get(SentEmail, email_id, populate_existing=True)
     try:
-        message = build_message(session, row, current_app.config)
+        message = build_message(session, row, settings)
         transport.send(message)
     except Exception as error:
         _mark_failed(session, row, error)
@@ -228,21 +236,20 @@ def _mark_failed(session: Session, row: SentEmail, error: Exception) -> None:
         logger.exception("Could not record the failure of email %s", email_id)
 
 
-def build_message(session: Session, row: SentEmail, config: Mapping) -> EmailMessage:
+def build_message(session: Session, row: SentEmail, settings: MailSettings) -> EmailMessage:
     """The complete message for a recorded row: subject, text and HTML in its language, PDF for receipts."""
     kind = EmailKind(row.kind)
     company = session.get(Company, row.company_id) if row.company_id else None
     invoice = session.get(Invoice, row.invoice_id) if row.invoice_id else None
-    base_url = config["PORTAL_BASE_URL"]
-    mail_from = config["MAIL_FROM"]
+    language = row.language or DEFAULT_LANGUAGE
+    renderer, mail_from = settings.renderer, settings.mail_from
 
-    with force_locale(row.language or DEFAULT_LANGUAGE):
-        context = _template_context(row, kind, company, invoice, base_url)
-        subject = render_subject(kind, row.context or {}, row.language)
-        context["subject"] = subject
-        text = _tidy_text(render_template(f"emails/{kind.value}.txt", **context))
-        html = render_template(f"emails/{kind.value}.html", **context)
-        attachment_name = gettext("Invoice-%(number)s.pdf", number=invoice.number) if invoice else None
+    context = _template_context(row, kind, company, invoice, settings)
+    subject = render_subject(kind, row.context or {}, language, renderer)
+    context["subject"] = subject
+    text = _tidy_text(renderer.render(f"emails/{kind.value}.txt", language, **context))
+    html = renderer.render(f"emails/{kind.value}.html", language, **context)
+    attachment_name = renderer.gettext(language, N_("Invoice-%(number)s.pdf"), number=invoice.number) if invoice else None
 
     message = EmailMessage()
     message["Subject"] = subject
@@ -261,10 +268,10 @@ def build_message(session: Session, row: SentEmail, config: Mapping) -> EmailMes
     return message
 
 
-def render_subject(kind: EmailKind, context: Mapping, language: str) -> str:
-    """The subject in the active (forced) locale; amounts formatted for ``language``."""
+def render_subject(kind: EmailKind, context: Mapping, language: str, renderer: Renderer) -> str:
+    """The subject in ``language``, its amounts formatted for it."""
     amounts = {key: format_money(int(context[key]), language) for key in _MONEY_KEYS if context.get(key) is not None}
-    return str(SUBJECTS[EmailKind(kind)]) % amounts
+    return renderer.gettext(language, SUBJECTS[EmailKind(kind)], **amounts)
 
 
 def message_id(dedupe_key: str, mail_from: str) -> str:
@@ -275,7 +282,7 @@ def message_id(dedupe_key: str, mail_from: str) -> str:
 
 
 def _template_context(row: SentEmail, kind: EmailKind, company: Company | None, invoice: Invoice | None,
-                      base_url: str) -> dict[str, Any]:
+                      settings: MailSettings) -> dict[str, Any]:
     values = dict(row.context or {})
     context: dict[str, Any] = {
         **values,
@@ -283,13 +290,14 @@ def _template_context(row: SentEmail, kind: EmailKind, company: Company | None, 
         "language": row.language,
         "recipient": row.recipient,
         "company_name": company.name if company else "",
-        "links": {name: base_url + path for name, path in PORTAL_PATHS.items()},
+        "links": {name: settings.portal_base_url + path for name, path in PORTAL_PATHS.items()},
         "invoice_number": values.get("invoice_number") or (invoice.number if invoice else None),
         "has_attachment": bool(invoice is not None and invoice.pdf),
         "bonus": values.get("bonus") or 0,
     }
     if kind in (EmailKind.PAYMENT_FAILED, EmailKind.AUTO_TOPUP_FAILED):
-        context["reason"] = payment_failure_reason(values.get("failure_code"), values.get("decline_code"))
+        reason = payment_failure_message(values.get("failure_code"), values.get("decline_code"))
+        context["reason"] = settings.renderer.gettext(row.language or DEFAULT_LANGUAGE, reason)
     return context
 
 

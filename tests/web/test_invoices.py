@@ -9,6 +9,7 @@ from pypdf import PdfReader
 from sqlalchemy import func, select
 
 import core.documents.invoices
+from app.jobs import renderer
 from core.documents.invoices import Seller, issue_topup_invoice
 from core.ledger.postings import Reference, post_entry
 from core.schema import DocumentSequence, EntryType, Invoice, MonthlyStatement, Topup, TopupStatus, db
@@ -48,7 +49,7 @@ def credited_topup(app, company_id, amount, bonus=0):
 def issue(app, topup_id, **vat):
     with app.app_context():
         policy = VatPolicy(vat.get("rate", 1900), vat.get("gross", True))
-        invoice = issue_topup_invoice(db.session, topup_id, Seller.from_config(app.config), policy)
+        invoice = issue_topup_invoice(db.session, topup_id, Seller.from_config(app.config), policy, renderer())
         db.session.refresh(invoice)
         db.session.expunge_all()
         return invoice
@@ -209,8 +210,8 @@ def test_the_monthly_statement_adds_up_the_ledger(app, october):
 def test_a_statement_is_made_once_and_downloadable(app, client, october):
     company_id, email = october
     with app.app_context():
-        first = create_statement(db.session, company_id, date(2026, 10, 1), Seller.from_config(app.config))
-        again = create_statement(db.session, company_id, date(2026, 10, 1), Seller.from_config(app.config))
+        first = create_statement(db.session, company_id, date(2026, 10, 1), Seller.from_config(app.config), renderer())
+        again = create_statement(db.session, company_id, date(2026, 10, 1), Seller.from_config(app.config), renderer())
         assert first.id == again.id
         assert db.session.scalar(select(func.count()).select_from(MonthlyStatement)) == 1
         statement_id, pdf = first.id, first.pdf

@@ -5,6 +5,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
+from app.jobs import mail_settings
 from core.notifications.mail import build_message
 from core.schema import (
     AuditRecord, BalanceTransaction, PrepaidBalance, Role, SentEmail, Topup, WebhookEvent, db,
@@ -182,7 +183,7 @@ def test_failed_payments_list_codes_and_a_retry_emails_a_new_checkout_link(app, 
         assert audit.target_id == str(failed_id) and audit.after["retry_topup_id"] == topups[1].id
         email = db.session.scalar(select(SentEmail).where(SentEmail.dedupe_key == f"topup-retry:{topups[1].id}"))
         assert email.recipient == customer[1] and email.context["retry_url"].startswith("http")
-        body = build_message(db.session, email, app.config).get_body(("plain",)).get_content()
+        body = build_message(db.session, email, mail_settings()).get_body(("plain",)).get_content()
         assert email.context["retry_url"] in body
         retry_url = email.context["retry_url"]
     assert "Link sent" in staff.get("/admin/failed-payments").text or "Link gesendet" in \
