@@ -158,6 +158,17 @@ def test_requests_without_a_valid_key_get_401(client, company, authorization):
     assert answer.status_code == 401 and answer.json["error"]["code"] == "unauthorized"
 
 
+def test_a_request_notes_when_its_key_was_last_used(app, client, company):
+    company_id, headers = company
+    from core.calls.api_keys import company_api_keys
+
+    with app.app_context():
+        assert company_api_keys(db.session, company_id)[0].last_used_at is None
+    assert start(client, headers).status_code == 200
+    with app.app_context():
+        assert company_api_keys(db.session, company_id)[0].last_used_at is not None
+
+
 def test_a_revoked_key_stops_working(app, client, company):
     company_id, headers = company
     from core.calls.api_keys import company_api_keys, revoke_api_key
