@@ -59,7 +59,7 @@ def api_key_required(view):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         key = authenticate_api_key(db.session, token.strip()) if scheme.lower() == "bearer" else None
         company_id = key.company_id if key is not None else None
-        db.session.rollback()
+        db.session.commit()  # when the key was last used; the call is handled in a transaction of its own
         if company_id is None:
             return error("unauthorized", "A valid API key is required (Authorization: Bearer <key>).", 401)
         g.api_company_id = company_id

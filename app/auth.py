@@ -56,6 +56,7 @@ def login():
     login_user(user)
     if user.locale is None and session.get("lang"):
         set_language(db.session, user.id, session["lang"])  # keep the language chosen before login
+    db.session.commit()  # the login time (and the language)
     return redirect_to(safe_next_url(form.next.data, home_url(user)))
 
 
@@ -70,6 +71,7 @@ def set_password(token: str):
         if not form.validate():
             return render_template("set_password.html", form=form, email=user.email), 422
         change_password(db.session, user, form.password.data)
+        db.session.commit()
         flash(_("Your password is set. Please log in."), "success")
         return redirect_to(url_for("auth.login"))
     return render_template("set_password.html", form=form, email=user.email)
@@ -91,6 +93,7 @@ def change_language():
     session["lang"] = form.language.data
     if current_user.is_authenticated:
         set_language(db.session, current_user.id, form.language.data)
+        db.session.commit()
     return redirect_to(target)
 
 

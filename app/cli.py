@@ -223,6 +223,7 @@ def simulate_command(company_key: str, count: int, seed: int | None) -> None:
         click.echo(f"No company matches {company_key!r}.", err=True)
         sys.exit(2)
     key_row, key = create_api_key(db.session, company.id, "Simulator (calls simulate)")
+    db.session.commit()  # the simulated calls authenticate with it through the API
     client = current_app.test_client()
 
     def post(path: str, body: dict) -> tuple[int, dict]:
@@ -233,6 +234,7 @@ def simulate_command(company_key: str, count: int, seed: int | None) -> None:
         result = simulate_calls(post, count, utcnow(), random.Random(seed))
     finally:
         revoke_api_key(db.session, company.id, key_row.id)
+        db.session.commit()
     click.echo(f"{result.ended} calls charged, {result.refused} refused {result.errors or ''}".rstrip())
     click.echo(f"balance now: {result.last_balance or account_summary(db.session, company.id).balance} EUR")
 

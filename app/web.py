@@ -68,6 +68,7 @@ def staff_required(*roles: Role):
             if current_user.role not in allowed:
                 record_denied(db.session, staff_actor(), request.endpoint or "unknown", target_type="route",
                               target_id=request.path[:100], company_id=kwargs.get("company_id"))
+                db.session.commit()  # this decorator is the entry point of the denied attempt's record
                 abort(403)
             return view(*args, **kwargs)
 

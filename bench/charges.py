@@ -149,7 +149,8 @@ def set_up(db, companies: int, history: int) -> Fixture:
         company = create_company(db.session, f"Bench Charges {number:04d} GmbH", city="Berlin", created_at=since)
         post_entry(db.session, company.id, EntryType.TOPUP, eur(OPENING_BALANCE_EUR), description="opening balance",
                    reference=Reference("bench_topup", str(company.id)), actor="bench")
-        _row, key = create_api_key(db.session, company.id, "bench")  # commits the company too
+        _row, key = create_api_key(db.session, company.id, "bench")
+        db.session.commit()
         company_ids.append(company.id)
         api_keys[company.id] = key
     if history:

@@ -33,6 +33,7 @@ def create_key():
     if not form.validate():
         return _page(form, status=422)
     _row, key = create_api_key(db.session, current_user.company_id, form.name.data, user_id=current_user.id)
+    db.session.commit()
     return _page(ApiKeyForm(formdata=None), new_key=key, status=201)
 
 
@@ -45,5 +46,6 @@ def revoke_key(key_id: int):
         row = revoke_api_key(db.session, current_user.company_id, key_id)
     except ApiKeyNotFound:
         abort(404)
+    db.session.commit()
     flash(_("The key \u201c%(name)s\u201d was revoked. It no longer works.", name=row.name), "success")
     return redirect_to(url_for("settings.api_keys"))

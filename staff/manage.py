@@ -52,11 +52,11 @@ def invite(company_id: int):
         return _refused(company_id, _("a user with this email exists already."))
     record_action(db.session, staff_actor(), "user.invite", target_type="user", target_id=user.id,
                   company_id=company_id, after={"email": user.email, "role": user.role}, reason=form.reason.data)
-    db.session.commit()
     link = current_app.config["PORTAL_BASE_URL"] + url_for(
         "auth.set_password", token=set_password_token(user, current_app.config["SECRET_KEY"]))
     queue_email(db.session, company_id=company_id, kind=EmailKind.USER_INVITE, recipient=user.email,
                 dedupe_key=f"invite:{user.id}:{utcnow().isoformat()}", context={"set_password_url": link})
+    db.session.commit()
     flash(_("%(email)s was invited; the email with the link to set a password is on its way.", email=user.email),
           "success")
     return _to_company(company_id)
@@ -75,6 +75,7 @@ def toggle_active(user_id: int):
                   target_type="user", target_id=user.id, company_id=user.company_id, before={"active": user.active},
                   after={"active": not user.active}, reason=form.reason.data)
     set_active(db.session, user, not user.active)
+    db.session.commit()
     flash(_("The user can log in again.") if user.active else _("The user can no longer log in."), "success")
     return _to_company(user.company_id)
 

@@ -2,7 +2,8 @@
 
 Two steps each: the form posts amount and reason and gets a confirmation page with the current
 and the resulting balance; that page posts the same values back with ``confirm``, the balance it
-showed and the form's request key. Thin views: parse, call one core service, render.
+showed and the form's request key. Thin views: parse, call one core service, commit, render
+(the top-up refund calls its two steps, see :func:`core.backoffice.money_actions.check_topup_refund`).
 """
 
 from __future__ import annotations
@@ -107,8 +108,10 @@ def _unsubmitted_or_invalid(template: str, form, page: dict):
 
 
 def _denied(action: str, target_type: str, target_id, company_id, error) -> object:
+    db.session.rollback()  # nothing of the refused action; the attempt is recorded on its own
     record_denied(db.session, staff_actor(), action, target_type=target_type, target_id=target_id,
                   company_id=company_id)
+    db.session.commit()
     return _render("staff/money/denied.html", 403, message=_message(error))
 
 
@@ -134,6 +137,7 @@ def adjust(company_id: int):
             result = actions.adjust_balance(db.session, staff_actor(), company_id, amount, form.description.data,
                                             form.reason.data, form.request_key.data,
                                             expected_balance=_expected(form))
+            db.session.commit()
             flash(_l("Balance adjusted by %(amount)s; new balance %(balance)s.", amount=money(amount),
                      balance=money(result.resulting_balance)), "success")
             return redirect_to(_after(company_id))
@@ -187,6 +191,7 @@ def refund_call(charge_id: int):
             refund = actions.refund_call(db.session, staff_actor(), charge_id, reason=form.reason.data,
                                          request_key=form.request_key.data, actor_is_admin=_is_admin(),
                                          support_limit=_support_limit(), expected_balance=_expected(form), **values)
+            db.session.commit()
             flash(_l("Refunded %(amount)s for call %(call)s.", amount=money(refund.amount), call=charge.call_id),
                   "success")
             return redirect_to(_after(charge.company_id))
@@ -227,10 +232,12 @@ def refund_topup(topup_id: int):
         if override and not _is_admin():
             raise actions.AdminOnly()
         if form.confirm.data:
-            result = actions.refund_topup(
-                db.session, stripe_gateway(), staff_actor(), topup_id, cents, form.reason.data, form.request_key.data,
-                override_available=override, actor_is_admin=_is_admin(), support_limit=_support_limit(),
-                expected_balance=_expected(form))
+            plan = actions.check_topup_refund(
+                db.session, topup_id, cents, form.reason.data, form.request_key.data, override_available=override,
+                actor_is_admin=_is_admin(), support_limit=_support_limit(), expected_balance=_expected(form))
+            db.session.commit()  # step 1 only read: no transaction stays open while Stripe is asked
+            result = actions.refund_topup(db.session, stripe_gateway(), staff_actor(), plan)
+            db.session.commit()
             flash(_l("Refunded %(amount)s through Stripe; new balance %(balance)s.",
                      amount=money(result.refunded_cents * UNITS_PER_CENT), balance=money(result.resulting_balance)),
                   "success")

@@ -116,6 +116,7 @@ def block(company_id: int):
         return _back_with_errors(company_id, form)
     blocked = form.block.data == "1"
     set_blocked(db.session, staff_actor(), company_id, blocked, form.reason.data.strip())
+    db.session.commit()
     flash(_("The company is blocked.") if blocked else _("The company is unblocked."), "success")
     return redirect_to(url_for("staff.company", company_id=company_id))
 
@@ -135,6 +136,7 @@ def rate(company_id: int):
         flash(_("Nothing was changed: the rate must be between 0,0001 and 10 EUR per minute."), "error")
         return redirect_to(url_for("staff.company", company_id=company_id))
     change_rate(db.session, staff_actor(), company_id, rate_units, form.increment.data, form.reason.data.strip())
+    db.session.commit()
     flash(_("The new rate applies to calls that start from now on."), "success")
     return redirect_to(url_for("staff.company", company_id=company_id))
 
@@ -154,6 +156,7 @@ def threshold(company_id: int):
         flash(_("Nothing was changed: the threshold must be an amount from 0 to 1.000.000 EUR."), "error")
         return redirect_to(url_for("staff.company", company_id=company_id))
     change_threshold(db.session, staff_actor(), company_id, units, form.reason.data.strip())
+    db.session.commit()
     flash(_("The low-balance threshold was changed."), "success")
     return redirect_to(url_for("staff.company", company_id=company_id))
 
@@ -195,6 +198,7 @@ def auto_topup(company_id: int):
         flash(_("Nothing was changed: the customer has not chosen a payment method, amount and threshold yet."),
               "error")
         return redirect_to(url_for("staff.company", company_id=company_id))
+    db.session.commit()
     flash(_("Automatic top-up is on.") if enable else _("Automatic top-up is off."), "success")
     return redirect_to(url_for("staff.company", company_id=company_id))
 

@@ -38,10 +38,10 @@ def record_action(session: Session, actor: Actor, action: str, *, target_type: s
 
 def record_denied(session: Session, actor: Actor, action: str, *, target_type: str, target_id: str | int,
                   company_id: int | None = None) -> None:
-    """A staff member tried something their role does not allow: recorded on its own, committed."""
+    """A staff member tried something their role does not allow. The caller commits the record as a unit
+    of work of its own (nothing of the refused action in it), although the request then fails."""
     record_action(session, actor, action, target_type=target_type, target_id=target_id, company_id=company_id,
                   outcome="denied")
-    session.commit()
 
 
 def company_audit_trail(session: Session, company_id: int, limit: int = 100) -> list[AuditRecord]:

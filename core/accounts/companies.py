@@ -1,4 +1,6 @@
-"""Companies for support staff: the searchable list and the company's management (block, rate, threshold)."""
+"""Companies for support staff: the searchable list and the company's management (block, rate, threshold).
+
+Each change adds its audit record to the same transaction and leaves committing to the caller."""
 
 from __future__ import annotations
 
@@ -98,7 +100,7 @@ def _filtered(query, text: str, flags: frozenset[str]):
     return query
 
 
-# -- managing a company (each change audited in its own transaction) -----------------------------------
+# -- managing a company (each change and its audit record: one unit of work, the caller commits) -------
 
 def set_blocked(session: Session, actor: Actor, company_id: int, blocked: bool, reason: str) -> Company:
     """Block or unblock; asking for the state it is in already (a double-submitted form) changes nothing."""
@@ -110,7 +112,6 @@ def set_blocked(session: Session, actor: Actor, company_id: int, blocked: bool, 
     record_action(session, actor, "company.block" if blocked else "company.unblock", target_type="company",
                   target_id=company_id, company_id=company_id, before=before,
                   after={"blocked": blocked, "reason": company.blocked_reason}, reason=reason)
-    session.commit()
     return company
 
 
@@ -129,7 +130,6 @@ def change_rate(session: Session, actor: Actor, company_id: int, rate_per_minute
                           "increment": current.billing_increment_seconds},
                   after={"rate_per_minute": to_decimal_string(rate_per_minute), "increment": increment_seconds},
                   reason=reason)
-    session.commit()
     return rate
 
 
@@ -142,7 +142,6 @@ def change_threshold(session: Session, actor: Actor, company_id: int, threshold:
     record_action(session, actor, "company.threshold", target_type="company", target_id=company_id,
                   company_id=company_id, before={"threshold": to_decimal_string(before)},
                   after={"threshold": to_decimal_string(threshold)}, reason=reason)
-    session.commit()
 
 
 class AutoTopupIncomplete(Exception):
@@ -163,7 +162,6 @@ def set_auto_topup(session: Session, actor: Actor, company_id: int, enabled: boo
         account.auto_topup_consecutive_failures = 0
     record_action(session, actor, "company.auto_topup", target_type="company", target_id=company_id,
                   company_id=company_id, before=before, after={"enabled": enabled}, reason=reason)
-    session.commit()
 
 
 def rate_history(session: Session, company_id: int) -> list[BillingRate]:

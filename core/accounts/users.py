@@ -1,4 +1,6 @@
-"""Companies and their users: creation, passwords, login, language preference."""
+"""Companies and their users: creation, passwords, login, language preference.
+
+The functions that write leave committing to the caller (the view or command: one unit of work)."""
 
 from __future__ import annotations
 
@@ -73,7 +75,8 @@ def find_user_by_email(session: Session, email: str) -> User | None:
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
-    """The user for these credentials, or None; unknown email and wrong password look alike."""
+    """The user for these credentials, or None; unknown email and wrong password look alike.
+    A successful login notes ``last_login_at`` (the caller commits)."""
     user = find_user_by_email(session, email or "")
     if user is None:
         check_password_hash(_UNKNOWN_USER_HASH, password or "")
@@ -81,7 +84,6 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     if not check_password_hash(user.password_hash, password or "") or not user.active:
         return None
     user.last_login_at = utcnow()
-    session.commit()
     return user
 
 
@@ -89,7 +91,6 @@ def set_language(session: Session, user_id: int, language: str) -> None:
     if language not in LANGUAGES:
         raise AccountError("unknown language")
     session.execute(update(User).where(User.id == user_id).values(locale=language))
-    session.commit()
 
 
 @dataclass(frozen=True)
@@ -169,9 +170,7 @@ def set_password(session: Session, user: User, password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError("password too short")
     user.password_hash = generate_password_hash(password)
-    session.commit()
 
 
 def set_active(session: Session, user: User, active: bool) -> None:
     user.active = active
-    session.commit()

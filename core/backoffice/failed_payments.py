@@ -1,5 +1,10 @@
 """Failed top-ups (checkout and automatic) for staff, and the manual retry: a new Checkout link for
-the same amount, emailed to the company, recorded against the failed top-up and audited."""
+the same amount, emailed to the company, recorded against the failed top-up and audited.
+
+A retry asks Stripe between two writes, so it comes in two named steps: :func:`start_retry_checkout`
+(the new top-up and its Checkout Session, through :func:`start_checkout_topup` and its own units of
+work) and :func:`record_retry` (the audit record and the email: one unit of work, the caller commits).
+Nothing here commits."""
 
 from __future__ import annotations
 
@@ -47,31 +52,39 @@ def failed_payments(session: Session, kind: str = "", limit: int = 200) -> list[
     return [FailedPayment(topup, name, retries.get(str(topup.id), [])) for topup, name in rows]
 
 
-def retry_failed_topup(session: Session, gateway: StripeGateway, actor: Actor, topup_id: int, *,
-                       limits: TopupLimits, vat: VatPolicy, payment_method_types: list[str], description: str,
-                       return_urls: Callable[[int], ReturnUrls]) -> tuple[Topup, str]:
-    """Start a new Checkout top-up for the failed one's amount, email the link, record and audit it.
+def start_retry_checkout(session: Session, gateway: StripeGateway, actor: Actor, topup_id: int, *,
+                         limits: TopupLimits, vat: VatPolicy, payment_method_types: list[str], description: str,
+                         return_urls: Callable[[int], ReturnUrls]) -> tuple[Topup, str]:
+    """Step 1 of 2 of a retry: a new Checkout top-up for the failed one's amount; returns it and its URL.
 
-    Raises TopupNotFound, NotFailed, or CheckoutFailed (Stripe unreachable: nothing recorded)."""
+    :func:`start_checkout_topup` records the pending top-up before asking Stripe and the session
+    after, each in its own unit of work. Raises TopupNotFound, NotFailed, or CheckoutFailed (Stripe
+    unreachable: the new top-up is marked failed, no retry is recorded). A crash before step 2 leaves
+    a pending top-up nobody was told about: its Checkout Session expires unpaid, and staff may retry
+    again (the failed top-up stays failed)."""
     failed = session.get(Topup, topup_id)
     if failed is None:
         raise TopupNotFound(topup_id)
     if failed.status != TopupStatus.FAILED.value:
         raise NotFailed(topup_id)
     company = session.get(Company, failed.company_id)
-    new_topup, url = start_checkout_topup(
+    return start_checkout_topup(
         session, gateway, company_id=failed.company_id, user_id=actor.user_id, amount=failed.amount,
         save_payment_method=False, limits=limits, vat=vat, payment_method_types=payment_method_types,
         description=description, locale=company.language, return_urls=return_urls,
     )
+
+
+def record_retry(session: Session, actor: Actor, failed_topup_id: int, new_topup: Topup, url: str) -> None:
+    """Step 2 of 2 of a retry: audit the new link against the failed top-up and email it to the
+    company — one unit of work, the caller commits."""
+    failed = session.get(Topup, failed_topup_id)
     record_action(session, actor, RETRY_ACTION, target_type="topup", target_id=failed.id, company_id=failed.company_id,
                   before={"status": failed.status, "failure_code": failed.failure_code,
                           "decline_code": failed.decline_code},
                   after={"retry_topup_id": new_topup.id, "checkout_url": url})
-    session.commit()
     queue_email(session, company_id=failed.company_id, kind=EmailKind.PAYMENT_FAILED,
                 dedupe_key=f"topup-retry:{new_topup.id}",
                 context={"amount": failed.amount, "failure_code": failed.failure_code,
                          "decline_code": failed.decline_code, "retry_url": url,
                          "balance": session.get(PrepaidBalance, failed.company_id).balance, "retry_of_topup_id": failed.id})
-    return new_topup, url

@@ -8,11 +8,18 @@ makes a second submission of the same form change nothing. The confirmation carr
 shown in the preview (``expected_balance``); if it changed meanwhile the action raises
 :class:`StaleBalance` under the account lock and moves no money.
 
+Services here never commit: each action is one unit of work that the entry point commits, except
+the top-up refund, which asks Stripe and so comes in two named steps (see :func:`check_topup_refund`).
+On a domain error the entry point does not commit; the unique keys are guarded by a savepoint taken
+after the account lock (on SQLite that lock's UPDATE opens the transaction; a SAVEPOINT opening it
+would make its RELEASE a commit).
+
 Errors carry a stable ``code``; views map codes to translated messages.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -160,13 +167,14 @@ def preview_adjustment(session: Session, company_id: int, amount_units: int) -> 
 def adjust_balance(session: Session, actor: Actor, company_id: int, amount_units: int, description: str,
                    reason: str, request_key: str, expected_balance: int | None = None) -> Preview:
     """Credit (+) or debit (−) a company's balance by hand. A debit may take the balance below zero
-    (the staff member saw the resulting balance); the caller has checked the staff-admin role."""
+    (the staff member saw the resulting balance); the caller has checked the staff-admin role.
+    One unit of work: the caller commits."""
     reason = _clean_reason(reason)
     _check_adjustment(amount_units)
-    try:
-        before, _reserved = lock_account(session, company_id)
-        _check_new_key(session, request_key)
-        _check_fresh(before, expected_balance)
+    before, _reserved = lock_account(session, company_id)
+    _check_new_key(session, request_key)
+    _check_fresh(before, expected_balance)
+    with _once(session):
         entry = post_entry(session, company_id, EntryType.ADJUSTMENT, amount_units,
                            description=(description or "").strip()[:500] or reason,
                            reference=Reference("adjustment", request_key), actor=actor.email[:100],
@@ -176,14 +184,18 @@ def adjust_balance(session: Session, actor: Actor, company_id: int, amount_units
                       after={"balance": entry.balance_after, "amount": amount_units, "ledger_entry_id": entry.id,
                              "description": entry.description},
                       reason=reason, request_key=request_key)
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise DuplicateSubmission() from None
-    except Exception:
-        session.rollback()
-        raise
     return Preview(before, entry.balance_after, amount_units)
+
+
+@contextmanager
+def _once(session: Session):
+    """The writes of one submitted form in a savepoint: a concurrent second submission fails at a
+    unique key, which undoes them and raises :class:`DuplicateSubmission`. Call with the account locked."""
+    try:
+        with session.begin_nested():
+            yield
+    except IntegrityError:
+        raise DuplicateSubmission() from None
 
 
 # -- call refunds --------------------------------------------------------------------------------
@@ -233,18 +245,17 @@ def refund_call(session: Session, actor: Actor, call_charge_id: int, *, amount: 
                 seconds: int | None = None, reason: str, request_key: str, actor_is_admin: bool,
                 support_limit: int, expected_balance: int | None = None) -> CallRefund:
     """Refund (part of) a call's charge: a ledger REFUND entry linked to the call, the call's refund
-    status updated, an audit record — all in one transaction. ``amount`` and ``seconds`` both None
-    means the full refundable rest."""
+    status updated, an audit record — one unit of work, the caller commits. ``amount`` and
+    ``seconds`` both None means the full refundable rest."""
     reason = _clean_reason(reason)
     company_id = _call_charge(session, call_charge_id).company_id
-    session.rollback()  # the lock below opens the write transaction
-    try:
-        before, _reserved = lock_account(session, company_id)
-        charge = _call_charge(session, call_charge_id, lock=True)
-        _check_new_key(session, request_key)
-        value = _call_refund_amount(charge, amount, seconds)
-        _check_limit(value, actor_is_admin, support_limit)
-        _check_fresh(before, expected_balance)
+    before, _reserved = lock_account(session, company_id)
+    charge = _call_charge(session, call_charge_id, lock=True)
+    _check_new_key(session, request_key)
+    value = _call_refund_amount(charge, amount, seconds)
+    _check_limit(value, actor_is_admin, support_limit)
+    _check_fresh(before, expected_balance)
+    with _once(session):
         refund = CallRefund(call_charge_id=charge.id, company_id=company_id, amount=value, seconds=seconds,
                             reason=reason, actor_user_id=actor.user_id, request_key=request_key)
         session.add(refund)
@@ -264,13 +275,6 @@ def refund_call(session: Session, actor: Actor, call_charge_id: int, *, amount: 
                              "refund_status": charge.refund_status, "amount": value, "seconds": seconds,
                              "call_id": charge.call_id, "ledger_entry_id": entry.id},
                       reason=reason, request_key=request_key)
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise DuplicateSubmission() from None
-    except Exception:
-        session.rollback()
-        raise
     return refund
 
 
@@ -318,75 +322,81 @@ def preview_topup_refund(session: Session, topup_id: int, amount_cents: int | No
     return Preview(balance, balance - amount - bonus_back, amount, bonus_back, cents)
 
 
-def refund_topup(session: Session, gateway: StripeGateway, actor: Actor, topup_id: int, amount_cents: int | None,
-                 reason: str, request_key: str, override_available: bool, actor_is_admin: bool,
-                 support_limit: int, expected_balance: int | None = None) -> Preview:
-    """Pay (part of) a top-up back through Stripe and debit it once.
+@dataclass(frozen=True)
+class TopupRefundPlan:
+    """A checked top-up refund, ready to be asked of Stripe (step 1's answer, step 2's input)."""
 
-    Checks first (reason, amount ≤ refundable, support limit, available balance unless a staff
-    admin overrides, stale preview, double submit), then asks Stripe with an idempotency key from
-    ``request_key`` while no database lock is held (Stripe's ``charge.refunded`` webhook may
-    arrive meanwhile), then books the refund through :func:`record_stripe_refund` keyed by the
-    Stripe refund id — whichever of this and the webhook comes first debits, the other changes
-    nothing. The audit record joins the booking's transaction.
-    """
+    topup_id: int
+    company_id: int
+    payment_intent_id: str
+    cents: int  # money paid back
+    balance: int  # as the staff member saw it
+    reason: str
+    request_key: str
+    override_available: bool
+
+
+def check_topup_refund(session: Session, topup_id: int, amount_cents: int | None, reason: str, request_key: str,
+                       override_available: bool, actor_is_admin: bool, support_limit: int,
+                       expected_balance: int | None = None) -> TopupRefundPlan:
+    """Step 1 of 2 of a top-up refund: the checks, reading only (reason, amount ≤ refundable, support
+    limit, available balance unless a staff admin overrides, stale preview, double submit).
+
+    The entry point then ends this read-only unit of work, so no transaction is open while step 2
+    (:func:`refund_topup`) asks Stripe."""
     reason = _clean_reason(reason)
     if override_available and not actor_is_admin:
         raise AdminOnly()
+    topup, refundable = _refundable_topup(session, topup_id)
+    _check_new_key(session, request_key)
+    cents = _topup_refund_cents(refundable, amount_cents)
+    amount, bonus_back = _topup_debit(session, topup, cents)
+    _check_limit(amount, actor_is_admin, support_limit)
+    account = _balance(session, topup.company_id)
+    _check_fresh(account.balance, expected_balance)
+    if amount + bonus_back > account.available and not override_available:
+        raise ExceedsAvailable(account.available, amount + bonus_back)
+    return TopupRefundPlan(topup_id, topup.company_id, topup.stripe_payment_intent_id, cents, account.balance,
+                           reason, request_key, override_available)
+
+
+def refund_topup(session: Session, gateway: StripeGateway, actor: Actor, plan: TopupRefundPlan) -> Preview:
+    """Step 2 of 2 of a top-up refund: pay it back through Stripe and debit it once — one unit of
+    work, the caller commits (nothing is written before Stripe answers).
+
+    Stripe is asked with an idempotency key from the form's ``request_key``; then the refund is booked
+    through :func:`record_stripe_refund` keyed by the Stripe refund id, and audited. Stripe's
+    ``charge.refunded`` webhook may book it meanwhile: whichever comes first debits, the other changes
+    nothing. A crash after Stripe refunded leaves the booking to that webhook; submitting the same
+    form again gets the same refund from Stripe and adds the audit record.
+    """
     try:
-        topup, refundable = _refundable_topup(session, topup_id)
-        _check_new_key(session, request_key)
-        cents = _topup_refund_cents(refundable, amount_cents)
-        amount, bonus_back = _topup_debit(session, topup, cents)
-        _check_limit(amount, actor_is_admin, support_limit)
-        account = _balance(session, topup.company_id)
-        before = account.balance
-        _check_fresh(before, expected_balance)
-        if amount + bonus_back > account.available and not override_available:
-            raise ExceedsAvailable(account.available, amount + bonus_back)
-        company_id, intent_id = topup.company_id, topup.stripe_payment_intent_id
-    finally:
-        session.rollback()  # only reads so far: hold nothing while Stripe is asked
-    try:
-        refund = gateway.refund(refund_key=f"staff-refund-{request_key}", payment_intent_id=intent_id,
-                                amount_cents=cents,
-                                metadata={"topup_id": str(topup_id), "request_key": request_key,
+        refund = gateway.refund(refund_key=f"staff-refund-{plan.request_key}",
+                                payment_intent_id=plan.payment_intent_id, amount_cents=plan.cents,
+                                metadata={"topup_id": str(plan.topup_id), "request_key": plan.request_key,
                                           "actor": actor.email[:100]})
     except PaymentError as error:
         raise RefundFailed(error) from None
-
-    for attempt in range(2):  # a webhook booking the same refund concurrently wins the race: record, then retry
-        try:
-            after, amount, bonus_back = _book_topup_refund(session, actor, topup_id, company_id, intent_id, refund,
-                                                           before, reason, request_key, override_available)
-            break
-        except IntegrityError:
-            session.rollback()
-            if attempt or session.scalar(select(AuditRecord.id).where(AuditRecord.request_key == request_key)):
-                raise DuplicateSubmission() from None
-        except Exception:
-            session.rollback()
-            raise
-    return Preview(before, after, amount, bonus_back, refund.amount)
+    return _book_topup_refund(session, actor, plan, refund)
 
 
-def _book_topup_refund(session: Session, actor: Actor, topup_id: int, company_id: int, intent_id: str, refund,
-                       before: int, reason: str, request_key: str, override_available: bool) -> tuple[int, int, int]:
-    now, _reserved = lock_account(session, company_id)
+def _book_topup_refund(session: Session, actor: Actor, plan: TopupRefundPlan, refund) -> Preview:
+    now, _reserved = lock_account(session, plan.company_id)
+    # Under the account lock, which the webhook's booking takes too, "booked yet?" cannot go stale.
     booked = session.scalar(select(TopupRefund).where(TopupRefund.stripe_refund_id == refund.id))
     if booked is not None:  # the webhook was faster
         after, amount, bonus_back = now, booked.amount, booked.bonus_reversed
     else:
-        topup = session.get(Topup, topup_id, populate_existing=True)
+        topup = session.get(Topup, plan.topup_id, populate_existing=True)
         amount, bonus_back = _topup_debit(session, topup, refund.amount)
         after = now - amount - bonus_back
-    record_action(session, actor, "topup_refund", target_type="topup", target_id=topup_id, company_id=company_id,
-                  before={"balance": before},
-                  after={"balance": after, "refunded_cents": refund.amount, "amount": amount,
-                         "bonus_reversed": bonus_back, "stripe_refund_id": refund.id,
-                         "override_available": override_available},
-                  reason=reason, request_key=request_key)
+    with _once(session):
+        record_action(session, actor, "topup_refund", target_type="topup", target_id=plan.topup_id,
+                      company_id=plan.company_id, before={"balance": plan.balance},
+                      after={"balance": after, "refunded_cents": refund.amount, "amount": amount,
+                             "bonus_reversed": bonus_back, "stripe_refund_id": refund.id,
+                             "override_available": plan.override_available},
+                      reason=plan.reason, request_key=plan.request_key)
     if booked is None:
-        record_stripe_refund(session, intent_id, refund.id, refund.amount)  # commits, with the audit record
-    session.commit()
-    return after, amount, bonus_back
+        record_stripe_refund(session, plan.payment_intent_id, refund.id, refund.amount)
+    return Preview(plan.balance, after, amount, bonus_back, refund.amount)

@@ -1,4 +1,6 @@
-"""API keys for the telephony platform: shown once, stored as a SHA-256 hash, revocable."""
+"""API keys for the telephony platform: shown once, stored as a SHA-256 hash, revocable.
+
+The functions that write leave committing to the caller."""
 
 from __future__ import annotations
 
@@ -32,12 +34,12 @@ def create_api_key(session: Session, company_id: int, name: str, *, user_id: int
     row = ApiKey(company_id=company_id, name=name.strip()[:100], prefix=key[:10], key_hash=_digest(key),
                  created_by_user_id=user_id)
     session.add(row)
-    session.commit()
+    session.flush()
     return row, key
 
 
 def authenticate_api_key(session: Session, key: str) -> ApiKey | None:
-    """The active key matching ``key`` (or None); notes when it was last used."""
+    """The active key matching ``key`` (or None); notes when it was last used (the caller commits)."""
     if not key or len(key) > 200:
         return None
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == _digest(key), ApiKey.revoked_at.is_(None)))
@@ -46,7 +48,6 @@ def authenticate_api_key(session: Session, key: str) -> ApiKey | None:
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-        session.commit()
     return row
 
 
@@ -61,5 +62,4 @@ def revoke_api_key(session: Session, company_id: int, key_id: int) -> ApiKey:
         raise ApiKeyNotFound(key_id)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        session.commit()
     return row

@@ -17,6 +17,7 @@ def customer(app, make_company):
     company_id, email = make_company(name="Browser Automatik GmbH", balance=eur("25"))
     with app.app_context():
         key = create_api_key(db.session, company_id, "Telefonanlage")[1]
+        db.session.commit()
     return company_id, email, key
 
 

@@ -28,6 +28,19 @@ def test_a_wrong_password_and_an_unknown_email_get_the_same_message(client, make
     assert client.get("/business/billing").status_code == 303
 
 
+def test_a_login_is_remembered_as_the_users_last_login_and_a_failed_one_is_not(app, client, make_company):
+    from core.accounts.users import find_user_by_email
+    from core.schema import db
+
+    _, email = make_company()
+    log_in(client, email, "not-the-password")
+    with app.app_context():
+        assert find_user_by_email(db.session, email).last_login_at is None
+    log_in(client, email)
+    with app.app_context():
+        assert find_user_by_email(db.session, email).last_login_at is not None
+
+
 def test_passwords_are_stored_hashed(app, make_company):
     from core.accounts.users import find_user_by_email
     from core.schema import db

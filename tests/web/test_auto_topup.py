@@ -59,7 +59,9 @@ def configure(client, option=CARD_OK, **fields) -> str:
 
 def api_key(app, company_id) -> str:
     with app.app_context():
-        return create_api_key(db.session, company_id, "Telefonanlage")[1]
+        key = create_api_key(db.session, company_id, "Telefonanlage")[1]
+        db.session.commit()
+        return key
 
 
 class Calls:

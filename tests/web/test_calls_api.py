@@ -25,6 +25,7 @@ def company(app, make_company):
     company_id, _ = make_company(balance=eur("10"), created_at=datetime(2026, 1, 1))
     with app.app_context():
         _, key = create_api_key(db.session, company_id, "Platform")
+        db.session.commit()
     return company_id, {"Authorization": f"Bearer {key}"}
 
 
@@ -111,6 +112,7 @@ def test_a_short_balance_holds_what_is_available_and_below_a_minute_refuses(app,
     company_id, _ = make_company(balance=eur("1"))
     with app.app_context():
         _, key = create_api_key(db.session, company_id, "k")
+        db.session.commit()
     headers = {"Authorization": f"Bearer {key}"}
     held = start(client, headers, "a").json
     assert held["reservation"] == "1.0000" and held["max_seconds"] == 142  # 1 € at 0.42 €/min
@@ -156,12 +158,24 @@ def test_requests_without_a_valid_key_get_401(client, company, authorization):
     assert answer.status_code == 401 and answer.json["error"]["code"] == "unauthorized"
 
 
+def test_a_request_notes_when_its_key_was_last_used(app, client, company):
+    company_id, headers = company
+    from core.calls.api_keys import company_api_keys
+
+    with app.app_context():
+        assert company_api_keys(db.session, company_id)[0].last_used_at is None
+    assert start(client, headers).status_code == 200
+    with app.app_context():
+        assert company_api_keys(db.session, company_id)[0].last_used_at is not None
+
+
 def test_a_revoked_key_stops_working(app, client, company):
     company_id, headers = company
     from core.calls.api_keys import company_api_keys, revoke_api_key
 
     with app.app_context():
         revoke_api_key(db.session, company_id, company_api_keys(db.session, company_id)[0].id)
+        db.session.commit()
     assert start(client, headers).status_code == 401
 
 
@@ -170,6 +184,7 @@ def test_another_companys_call_is_404_and_not_charged(app, client, company, make
     other_id, _ = make_company(balance=eur("10"))
     with app.app_context():
         _, other_key = create_api_key(db.session, other_id, "other")
+        db.session.commit()
     start(client, headers, "shared-id")
     foreign = end(client, {"Authorization": f"Bearer {other_key}"}, "shared-id")
     assert foreign.status_code == 404 and foreign.json["error"]["code"] == "call_not_found"
@@ -268,6 +283,7 @@ def test_members_cannot_create_keys_and_other_companies_keys_are_404(app, client
     other_id, _ = make_company()
     with app.app_context():
         other_key, _ = create_api_key(db.session, other_id, "theirs")
+        db.session.commit()
         other_key_id = other_key.id
     log_in(client, member_email)
     page = client.get("/business/settings/api-keys").text
@@ -282,6 +298,7 @@ def test_an_admin_gets_404_for_another_companys_key_and_422_for_an_empty_name(ap
     other_id, _ = make_company()
     with app.app_context():
         other_key, _ = create_api_key(db.session, other_id, "theirs")
+        db.session.commit()
         other_key_id = other_key.id
     log_in(client, email)
     token = csrf_token_from(client.get("/business/settings/api-keys").text)

@@ -70,6 +70,7 @@ def test_staff_revoke_a_companys_api_key(app, admin, make_company):
     company_id, _ = make_company()
     with app.app_context():
         key_row, key = create_api_key(db.session, company_id, "Anlage")
+        db.session.commit()
         key_id = key_row.id
     admin.post(f"/admin/companies/{company_id}/api-keys/{key_id}/revoke",
                data={"reason": "Schlüssel geleakt", "csrf_token": token(admin, company_id)})

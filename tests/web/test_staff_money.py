@@ -251,6 +251,7 @@ def test_two_staff_refunding_one_call_at_once_refund_it_once(app, make_company):
             try:
                 staff_actions.refund_call(db.session, Actor(None, f"{key}@staff.example.com"), charge_id,
                                           reason="Dropped", request_key=key, actor_is_admin=True, support_limit=0)
+                db.session.commit()
                 outcomes.append("ok")
             except staff_actions.StaffActionError as error:
                 outcomes.append(error.code)
@@ -273,6 +274,7 @@ def test_the_customer_sees_the_refund_on_the_usage_page(app, client, make_compan
     with app.app_context():
         staff_actions.refund_call(db.session, Actor(None, ADMIN), charge_id, amount=eur("1"), reason="x",
                                   request_key="usage-key", actor_is_admin=True, support_limit=0)
+        db.session.commit()
     log_in(client, customer)
     page = client.get("/business/billing/usage?period=custom&start=2026-11-01&end=2026-11-01",
                       headers={"Accept-Language": "en"}).text
@@ -367,6 +369,27 @@ def test_messages_are_german_by_default(app, make_company, make_staff):
     client = staff_client(app, make_staff, language="de")
     page = preview(client, f"/admin/companies/{company_id}/adjust", direction="credit", amount="5", reason="")
     assert page.status_code == 422 and "Bitte geben Sie einen Grund an." in page.text
+
+
+def test_a_top_up_refund_confirmed_twice_at_once_pays_back_and_debits_once(app, paid_topup):
+    """Both submissions pass step 1 before either books; Stripe's idempotency gives both the same
+    refund, and the second booking stops at the form's unique audit key."""
+    company_id, topup_id = paid_topup
+    actor = Actor(None, ADMIN)
+    with app.app_context():
+        gateway = app.extensions["stripe_gateway"]
+        first, second = (staff_actions.check_topup_refund(
+            db.session, topup_id, 10000, "Customer asked", "same-form", override_available=False,
+            actor_is_admin=True, support_limit=0) for _ in range(2))
+        db.session.commit()
+        staff_actions.refund_topup(db.session, gateway, actor, first)
+        db.session.commit()
+        with pytest.raises(staff_actions.DuplicateSubmission):
+            staff_actions.refund_topup(db.session, gateway, actor, second)
+        db.session.rollback()
+    assert balance(app, company_id) == eur("440")  # 550 − 100 − 10 bonus
+    assert len(rows(app, TopupRefund)) == 1
+    assert len(rows(app, AuditRecord, AuditRecord.action == "topup_refund")) == 1
 
 
 def test_a_late_charge_refunded_webhook_for_a_staff_refund_changes_nothing(app, make_staff, paid_topup, webhooks):

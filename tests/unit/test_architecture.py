@@ -1,0 +1,33 @@
+"""Architecture rules that a reading of the source can check."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Services never commit: the entry point (view, API handler, job, CLI command) commits the unit of
+# work. Checked where the rule is kept so far; widen to ("core",) as the other packages follow.
+NO_COMMIT_PATHS = ("core/accounts", "core/backoffice", "core/calls/api_keys.py")
+
+
+def _modules(paths: tuple[str, ...]) -> list[Path]:
+    found: list[Path] = []
+    for name in paths:
+        path = ROOT / name
+        found.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+    return found
+
+
+def _commit_calls(module: Path) -> list[str]:
+    tree = ast.parse(module.read_text(encoding="utf-8"), filename=str(module))
+    return [f"{module.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "commit"]
+
+
+def test_services_leave_committing_to_the_entry_point():
+    modules = _modules(NO_COMMIT_PATHS)
+    assert len(modules) >= len(NO_COMMIT_PATHS) and all(module.is_file() for module in modules)
+    offenders = [place for module in modules for place in _commit_calls(module)]
+    assert offenders == [], f"services call .commit(): {offenders}"
