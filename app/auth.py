@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
+from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_babel import gettext as _
 
-from core.accounts.users import authenticate, normalize_email, set_language, user_for_set_password_token
+from flask import Blueprint, current_app, flash, render_template, request, session, url_for
+from flask_login import UserMixin, current_user, login_required, login_user, logout_user
+
+from core.accounts.users import (
+    SignedInUser, authenticate, normalize_email, set_language, signed_in_user, user_for_set_password_token,
+)
 from core.accounts.users import set_password as change_password
-from app.extensions import limiter
+from app.extensions import limiter, login_manager
 from core.schema import db
 from app.web import redirect_to, safe_next_url
 from app.forms import LanguageForm, LoginForm, SetPasswordForm
 
 bp = Blueprint("auth", __name__)
+
+
+@dataclass(frozen=True, eq=False)
+class LoginUser(SignedInUser, UserMixin):
+    """The signed-in user as Flask-Login wants it: core's read-only copy with Flask-Login's protocol
+    (its ``is_active`` is the user's own)."""
+
+    @classmethod
+    def of(cls, user: SignedInUser) -> LoginUser:
+        return cls(**{field.name: getattr(user, field.name) for field in fields(user)})
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> LoginUser | None:
+    """Read anew on every request, so a role change, a block or a deactivation applies at once."""
+    user = signed_in_user(db.session, int(user_id)) if user_id.isdigit() else None
+    return LoginUser.of(user) if user is not None else None
 
 
 def home_url(user) -> str:
@@ -53,7 +74,7 @@ def login():
     if user is None:
         # One message for every failure: it must not tell which part was wrong.
         return render_template("login.html", form=form, error=_("Email or password is not correct.")), 422
-    login_user(user)
+    login_user(load_user(str(user.id)))
     if user.locale is None and session.get("lang"):
         set_language(db.session, user.id, session["lang"])  # keep the language chosen before login
     db.session.commit()  # the login time (and the language)

@@ -11,7 +11,6 @@ from flask import Flask, jsonify, render_template, request
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
-from core.accounts.users import SignedInUser, signed_in_user
 from app.config import ROOT, load_config
 from app.extensions import babel, csrf, htmx, limiter, login_manager, migrate
 from app.jobs import install_followup_dispatch
@@ -73,11 +72,6 @@ def _init_stripe(app: Flask) -> None:
         gateway = app.extensions.get("stripe_gateway")
         return {"stripe_test_mode": gateway is not None and gateway.is_test_mode,
                 "stripe_sandbox": gateway is not None and gateway.is_sandbox}
-
-
-@login_manager.user_loader
-def _load_user(user_id: str) -> SignedInUser | None:
-    return signed_in_user(db.session, int(user_id)) if user_id.isdigit() else None
 
 
 def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:  # not money

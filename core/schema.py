@@ -7,7 +7,6 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     JSON, BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text,
@@ -98,7 +97,7 @@ class RoleChecks:
         return self.role == Role.COMPANY_ADMIN.value
 
 
-class User(RoleChecks, UserMixin, db.Model):
+class User(RoleChecks, db.Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)

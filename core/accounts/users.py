@@ -8,7 +8,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask_login import UserMixin
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -102,7 +101,7 @@ class CompanyStanding:
 
 
 @dataclass(frozen=True, eq=False)
-class SignedInUser(RoleChecks, UserMixin):
+class SignedInUser(RoleChecks):
     """Who a request comes from: a read-only copy of the user row and its company's standing.
     Every request loads it, so it comes from one plain query (an ORM object costs several times
     more); changes to the user go through the functions here, by ``id``."""
@@ -116,7 +115,7 @@ class SignedInUser(RoleChecks, UserMixin):
     company: CompanyStanding | None
 
     @property
-    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+    def is_active(self) -> bool:
         return self.active
 
 
