@@ -31,3 +31,20 @@ def test_services_leave_committing_to_the_entry_point():
     assert len(modules) >= len(NO_COMMIT_PATHS) and all(module.is_file() for module in modules)
     offenders = [place for module in modules for place in _commit_calls(module)]
     assert offenders == [], f"services call .commit(): {offenders}"
+
+
+PROJECT_PACKAGES = ("app", "api", "core", "demo", "portal", "staff", "stripe_sandbox", "tests", "bench")
+
+
+def _private_imports(module: Path) -> list[str]:
+    """``from x import _name`` of another module (a module's own private names stay inside it)."""
+    tree = ast.parse(module.read_text(encoding="utf-8"), filename=str(module))
+    return [f"{module.relative_to(ROOT)}:{node.lineno} {alias.name}" for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__"
+            for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+
+
+def test_no_module_imports_another_modules_private_names():
+    modules = _modules(PROJECT_PACKAGES) + [ROOT / "wsgi.py", ROOT / "worker.py"]
+    offenders = [place for module in modules for place in _private_imports(module)]
+    assert offenders == [], f"private names imported: {offenders}"
