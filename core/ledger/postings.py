@@ -1,9 +1,10 @@
 """The only code that changes a balance.
 
-:func:`post_entry` moves a company's balance and writes its ledger row in the caller's
-transaction. The single ``UPDATE ... RETURNING`` both takes the row lock (PostgreSQL) or the
-write lock (SQLite, ``BEGIN IMMEDIATE``) and yields the new balance, so concurrent writers queue
-up and every row's ``balance_before`` is the previous row's ``balance_after``.
+:func:`post_entry` is the one write path, the same on PostgreSQL and SQLite: it moves a company's
+balance and writes its ledger row in the caller's transaction. Its single guarded
+``UPDATE ... RETURNING`` both takes the row lock (PostgreSQL) or the write lock (SQLite,
+``BEGIN IMMEDIATE``) and yields the new balance, so concurrent writers queue up and every row's
+``balance_before`` is the previous row's ``balance_after``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, or_, select, true, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
@@ -56,24 +57,28 @@ def post_entry(
     actor: str = "system",
     allow_negative: bool = False,
     created_at: datetime | None = None,
+    release: int = 0,
 ) -> BalanceTransaction:
     """Add ``amount`` (signed units) to the balance and append the matching ledger row.
 
     A debit that would take the available balance (balance − reserved) below zero raises
-    :class:`InsufficientBalance` and changes nothing, unless ``allow_negative``. The caller
-    commits; a duplicate ``reference`` for the same type fails at the unique constraint.
+    :class:`InsufficientBalance` and changes nothing, unless ``allow_negative``. ``release`` is
+    held money (a live call's reservation, see :func:`change_reserved`) this posting lets go of in
+    the same UPDATE. The caller commits; a duplicate ``reference`` for the same type fails at the
+    unique constraint.
     """
     if amount == 0:
         raise ZeroAmount()
     new_balance = PrepaidBalance.balance + amount
+    new_reserved = PrepaidBalance.reserved - release
     statement = (
         update(PrepaidBalance)
         .where(PrepaidBalance.company_id == company_id)
-        .values(balance=new_balance, updated_at=utcnow())
+        .values(balance=new_balance, reserved=new_reserved, updated_at=utcnow())
         .returning(PrepaidBalance.balance)
     )
     if amount < 0 and not allow_negative:
-        statement = statement.where(new_balance - PrepaidBalance.reserved >= 0)
+        statement = statement.where(new_balance - new_reserved >= 0)
     balance_after = session.execute(statement).scalar_one_or_none()
     if balance_after is None:
         _raise_for_refused_update(session, company_id, amount)
@@ -95,111 +100,6 @@ def post_entry(
     return entry
 
 
-@dataclass(frozen=True)
-class LinkedPosting:
-    record_id: int  # the linked row's id
-    entry_id: int
-    balance_after: int
-
-
-@dataclass(frozen=True)
-class Guard:
-    """A condition a posting checks in the same statement that writes it: nothing is written
-    unless it holds. ``name`` identifies it (the statement is built once per guard)."""
-
-    name: str
-    condition: ColumnElement[bool]
-
-
-def post_linked_entry(
-    session: Session,
-    company_id: int,
-    entry_type: EntryType,
-    amount: int,
-    *,
-    table: Table,
-    values: dict,
-    description: str = "",
-    reference: Reference | None = None,
-    actor: str = "system",
-    allow_negative: bool = False,
-    created_at: datetime | None = None,
-    only_if: Guard | None = None,
-    guard_params: dict | None = None,
-) -> LinkedPosting | None:
-    """:func:`post_entry`, and insert ``values`` into ``table`` (e.g. a call charge) pointing at the
-    new ledger row: ``ledger_entry_id`` and ``balance_after``. Same rules, same errors.
-
-    With ``only_if`` (its bind parameters in ``guard_params``) it writes nothing and returns None
-    when the guard does not hold (nor when the company is unknown or a debit refused).
-
-    On PostgreSQL the three writes are one statement, so the balance row lock is held from that
-    statement to COMMIT and not across round trips from Python; elsewhere they run one by one.
-    """
-    if amount == 0:
-        raise ZeroAmount()
-    if session.get_bind().dialect.name != "postgresql":
-        if only_if is not None and not session.scalar(select(only_if.condition), guard_params):
-            return None
-        entry = post_entry(session, company_id, entry_type, amount, description=description, reference=reference,
-                           actor=actor, allow_negative=allow_negative, created_at=created_at)
-        record_id = session.execute(insert(table).values(
-            **values, ledger_entry_id=entry.id, balance_after=entry.balance_after).returning(table.c.id)).scalar_one()
-        return LinkedPosting(record_id, entry.id, entry.balance_after)
-    now = utcnow()
-    params = {"account": company_id, "amount": amount, "allow_negative": allow_negative, "now": now,
-              "type": EntryType(entry_type).value, "description": description, "actor": actor,
-              "reference_type": reference.type if reference else None,
-              "reference_id": reference.id if reference else None, "created_at": created_at or now,
-              **(guard_params or {})}
-    params.update({f"linked_{name}": value for name, value in values.items()})
-    row = session.connection().execute(_linked_posting_statement(table, tuple(values), only_if), params).one_or_none()
-    if row is not None:
-        return LinkedPosting(*row)
-    if only_if is None:
-        _raise_for_refused_update(session, company_id, amount)
-    return None
-
-
-_LINKED_STATEMENTS: dict[tuple[str, tuple[str, ...], str | None], object] = {}
-
-
-def _linked_posting_statement(table: Table, columns: tuple[str, ...], guard: Guard | None):
-    """UPDATE the balance, INSERT the ledger row from its RETURNING, INSERT the linked row from that:
-    PostgreSQL's data-modifying CTEs. Built once per table, column list and guard, then only executed."""
-    key = (table.name, columns, guard.name if guard else None)
-    if key not in _LINKED_STATEMENTS:
-        balances, ledger = PrepaidBalance.__table__, BalanceTransaction.__table__
-        amount = bindparam("amount", type_=balances.c.balance.type)
-        moved = (
-            update(balances)
-            .where(balances.c.company_id == bindparam("account"),
-                   or_(bindparam("allow_negative"), amount >= 0, balances.c.balance + amount - balances.c.reserved >= 0),
-                   guard.condition if guard else true())
-            .values(balance=balances.c.balance + amount, updated_at=bindparam("now", type_=balances.c.updated_at.type))
-            .returning(balances.c.company_id, balances.c.balance)
-            .cte("moved")
-        )
-        entry_values = {
-            "company_id": moved.c.company_id, "amount": amount, "balance_before": moved.c.balance - amount,
-            "balance_after": moved.c.balance,
-            **{name: bindparam(name, type_=ledger.c[name].type)
-               for name in ("type", "description", "reference_type", "reference_id", "actor", "created_at")},
-        }
-        entry = (
-            insert(ledger).from_select(list(entry_values), select(*entry_values.values()))
-            .returning(ledger.c.id, ledger.c.balance_after)
-            .cte("entry")
-        )
-        linked_values = {name: bindparam(f"linked_{name}", type_=table.c[name].type) for name in columns}
-        linked_values.update(ledger_entry_id=entry.c.id, balance_after=entry.c.balance_after)
-        _LINKED_STATEMENTS[key] = (
-            insert(table).from_select(list(linked_values), select(*linked_values.values()))
-            .returning(table.c.id, table.c.ledger_entry_id, table.c.balance_after)
-        )
-    return _LINKED_STATEMENTS[key]
-
-
 def lock_account(session: Session, company_id: int) -> tuple[int, int]:
     """Lock the company's balance row until the caller commits; returns (balance, reserved).
 
@@ -214,12 +114,17 @@ def lock_account(session: Session, company_id: int) -> tuple[int, int]:
     return row.balance, row.reserved
 
 
-def change_reserved(session: Session, company_id: int, delta: int) -> int:
-    """Hold (+) or release (−) funds for live calls; call with the account locked. Returns reserved."""
-    return session.execute(
+def change_reserved(session: Session, company_id: int, delta: int) -> tuple[int, int]:
+    """Hold (+) or release (−) funds for live calls; locks the account like :func:`lock_account`
+    (so a delta of 0 only locks it). Returns (balance, reserved)."""
+    row = session.execute(
         update(PrepaidBalance).where(PrepaidBalance.company_id == company_id)
-        .values(reserved=PrepaidBalance.reserved + delta).returning(PrepaidBalance.reserved)
-    ).scalar_one()
+        .values(reserved=PrepaidBalance.reserved + delta, updated_at=utcnow())
+        .returning(PrepaidBalance.balance, PrepaidBalance.reserved)
+    ).one_or_none()
+    if row is None:
+        raise UnknownCompany(company_id)
+    return row.balance, row.reserved
 
 
 def book_unexplained_difference(session: Session, company_id: int, *, description: str,
