@@ -91,6 +91,10 @@ class ChargedCall:
                    charge.balance_after)
 
 
+# Built once: every charge only executes it with its values.
+_INSERT_CHARGE = insert(CallCharge.__table__).returning(CallCharge.__table__.c.id)
+
+
 def charge_call(session: Session, company_id: int, call_id: str, *, started_at: datetime, duration_seconds: int,
                 ended_at: datetime | None = None, description: str = "", posted_at: datetime | None = None,
                 from_number: str | None = None, to_number: str | None = None, terms: RateTerms | None = None,
@@ -113,11 +117,11 @@ def charge_call(session: Session, company_id: int, call_id: str, *, started_at: 
         ledger_entry_id, balance_after = entry.id, entry.balance_after
     else:
         ledger_entry_id, (balance_after, _reserved) = None, change_reserved(session, company_id, -release)
-    charge_id = session.execute(insert(CallCharge).values(
+    charge_id = session.connection().execute(_INSERT_CHARGE, dict(
         company_id=company_id, call_id=call_id, started_at=started_at, ended_at=ended_at,
         duration_seconds=duration_seconds, billed_seconds=rating.billed_seconds,
         rate_per_minute=terms.rate_per_minute, billing_increment_seconds=terms.billing_increment_seconds,
         amount=rating.amount, refund_status="none", refunded_amount=0, from_number=from_number, to_number=to_number,
         created_at=utcnow(), ledger_entry_id=ledger_entry_id, balance_after=balance_after,
-    ).returning(CallCharge.id)).scalar_one()
+    )).scalar_one()
     return ChargedCall(charge_id, call_id, rating.amount, rating.billed_seconds, terms.rate_per_minute, balance_after)
