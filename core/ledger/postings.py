@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from core.clock import utcnow
 from core.schema import BalanceTransaction, Company, EntryType, PrepaidBalance
@@ -46,6 +48,22 @@ class Reference:
     id: str
 
 
+_BALANCES, _LEDGER = PrepaidBalance.__table__, BalanceTransaction.__table__
+_AMOUNT = bindparam("amount", type_=_BALANCES.c.balance.type)
+_RELEASE = bindparam("release", type_=_BALANCES.c.reserved.type)
+# Built once, then only executed: the balance moves and yields what it became.
+_MOVE = (
+    update(_BALANCES)
+    .where(_BALANCES.c.company_id == bindparam("account"))
+    .values(balance=_BALANCES.c.balance + _AMOUNT, reserved=_BALANCES.c.reserved - _RELEASE,
+            updated_at=bindparam("now", type_=_BALANCES.c.updated_at.type))
+    .returning(_BALANCES.c.balance, _BALANCES.c.reserved)
+)
+# The guard of a debit that must stay within the available balance, in the same UPDATE.
+_MOVE_WITHIN_AVAILABLE = _MOVE.where(_BALANCES.c.balance + _AMOUNT - (_BALANCES.c.reserved - _RELEASE) >= 0)
+_APPEND = insert(_LEDGER).returning(_LEDGER.c.id)
+
+
 def post_entry(
     session: Session,
     company_id: int,
@@ -65,39 +83,35 @@ def post_entry(
     :class:`InsufficientBalance` and changes nothing, unless ``allow_negative``. ``release`` is
     held money (a live call's reservation, see :func:`change_reserved`) this posting lets go of in
     the same UPDATE. The caller commits; a duplicate ``reference`` for the same type fails at the
-    unique constraint.
+    unique constraint. The ledger row comes back as a loaded ``BalanceTransaction`` of the session.
     """
     if amount == 0:
         raise ZeroAmount()
-    new_balance = PrepaidBalance.balance + amount
-    new_reserved = PrepaidBalance.reserved - release
-    statement = (
-        update(PrepaidBalance)
-        .where(PrepaidBalance.company_id == company_id)
-        .values(balance=new_balance, reserved=new_reserved, updated_at=utcnow())
-        .returning(PrepaidBalance.balance)
-    )
-    if amount < 0 and not allow_negative:
-        statement = statement.where(new_balance - new_reserved >= 0)
-    balance_after = session.execute(statement).scalar_one_or_none()
-    if balance_after is None:
+    session.flush()  # what the caller added (a new account, say) is in the database before the UPDATE
+    now = utcnow()
+    statement = _MOVE_WITHIN_AVAILABLE if amount < 0 and not allow_negative else _MOVE
+    moved = session.connection().execute(
+        statement, {"account": company_id, "amount": amount, "release": release, "now": now}).one_or_none()
+    if moved is None:
         _raise_for_refused_update(session, company_id, amount)
-
-    entry = BalanceTransaction(
-        company_id=company_id,
-        type=EntryType(entry_type).value,
-        amount=amount,
-        balance_before=balance_after - amount,
-        balance_after=balance_after,
-        description=description,
-        reference_type=reference.type if reference else None,
-        reference_id=reference.id if reference else None,
-        actor=actor,
-        created_at=created_at or utcnow(),
+    _show_in_loaded_account(session, company_id, balance=moved.balance, reserved=moved.reserved, updated_at=now)
+    values = dict(
+        company_id=company_id, type=EntryType(entry_type).value, amount=amount, balance_before=moved.balance - amount,
+        balance_after=moved.balance, description=description, reference_type=reference.type if reference else None,
+        reference_id=reference.id if reference else None, actor=actor, created_at=created_at or now,
     )
+    entry = BalanceTransaction(id=session.connection().execute(_APPEND, values).scalar_one(), **values)
+    make_transient_to_detached(entry)  # written already: the session takes it as loaded, not as new
     session.add(entry)
-    session.flush()
     return entry
+
+
+def _show_in_loaded_account(session: Session, company_id: int, **columns) -> None:
+    """The statements above bypass the ORM: a balance row the session has loaded gets their values."""
+    account = session.identity_map.get(identity_key(PrepaidBalance, company_id))
+    if account is not None:
+        for name, value in columns.items():
+            set_committed_value(account, name, value)
 
 
 def lock_account(session: Session, company_id: int) -> tuple[int, int]:

@@ -221,3 +221,13 @@ def test_a_debit_counts_the_hold_it_releases_as_available(session, company_id):
     post_entry(session, company_id, EntryType.CHARGE, -eur("0.5"), release=eur("1"))
     session.commit()
     assert (balance_of(session, company_id), reserved_of(session, company_id)) == (eur("0.5"), 0)
+
+
+def test_a_balance_row_the_session_has_loaded_shows_the_posting_at_once(session, company_id):
+    account = session.get(PrepaidBalance, company_id)
+    entry = post_entry(session, company_id, EntryType.TOPUP, eur("10"))
+    post_entry(session, company_id, EntryType.CHARGE, -eur("1"), release=0)
+    assert (account.balance, account.reserved) == (eur("9"), 0)
+    assert session.get(BalanceTransaction, entry.id) is entry  # the ledger row is the session's, loaded
+    session.commit()
+    assert balance_of(session, company_id) == eur("9")
