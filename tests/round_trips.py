@@ -55,7 +55,7 @@ def counting_round_trips(engine, *, pre_ping: bool):
         if _in_transaction(dbapi_connection):  # the ping's SELECT 1 opened it (psycopg)
             sent["BEGIN"] += 1
 
-    def reset(dbapi_connection, _record, *_args) -> None:
+    def reset(dbapi_connection, _record, _reset_state) -> None:
         if _in_transaction(dbapi_connection):
             sent["ROLLBACK"] += 1
 

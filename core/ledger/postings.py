@@ -119,25 +119,27 @@ def lock_account(session: Session, company_id: int) -> tuple[int, int]:
 
     A write, not a SELECT: on SQLite that is what opens the IMMEDIATE transaction.
     """
-    row = session.execute(
-        update(PrepaidBalance).where(PrepaidBalance.company_id == company_id).values(updated_at=utcnow())
-        .returning(PrepaidBalance.balance, PrepaidBalance.reserved)
-    ).one_or_none()
-    if row is None:
-        raise UnknownCompany(company_id)
-    return row.balance, row.reserved
+    return change_reserved(session, company_id, 0)
+
+
+_RESERVE = (
+    update(_BALANCES)
+    .where(_BALANCES.c.company_id == bindparam("account"))
+    .values(reserved=_BALANCES.c.reserved + bindparam("delta", type_=_BALANCES.c.reserved.type),
+            updated_at=bindparam("now", type_=_BALANCES.c.updated_at.type))
+    .returning(_BALANCES.c.balance, _BALANCES.c.reserved)
+)
 
 
 def change_reserved(session: Session, company_id: int, delta: int) -> tuple[int, int]:
     """Hold (+) or release (−) funds for live calls; locks the account like :func:`lock_account`
-    (so a delta of 0 only locks it). Returns (balance, reserved)."""
-    row = session.execute(
-        update(PrepaidBalance).where(PrepaidBalance.company_id == company_id)
-        .values(reserved=PrepaidBalance.reserved + delta, updated_at=utcnow())
-        .returning(PrepaidBalance.balance, PrepaidBalance.reserved)
-    ).one_or_none()
+    (which is a delta of 0). Returns (balance, reserved)."""
+    session.flush()
+    now = utcnow()
+    row = session.connection().execute(_RESERVE, {"account": company_id, "delta": delta, "now": now}).one_or_none()
     if row is None:
         raise UnknownCompany(company_id)
+    _show_in_loaded_account(session, company_id, reserved=row.reserved, updated_at=now)
     return row.balance, row.reserved
 
 
