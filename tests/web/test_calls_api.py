@@ -309,8 +309,8 @@ def test_naive_timestamps_are_taken_as_utc(app, client, company):
 # What one start and its end send at most, BEGIN, COMMIT and the pool's pings included (see
 # tests/round_trips.py). Each: the pool's ping, the API key, one read of the call, then the writes
 # in one transaction (a start: the hold and the reservation; an end: the reservation captured, the
-# balance, the ledger row and the call charge). psycopg opens the transaction at the ping, sqlite3
-# at the first write: the same sum on both.
+# balance, the ledger row and the call charge). psycopg sends BEGIN before the first read, sqlite3
+# before the first write: the same sum on both.
 MOST_ROUND_TRIPS_OF_A_START_AND_ITS_END = 16
 
 
