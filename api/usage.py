@@ -57,9 +57,9 @@ def api_key_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        # The key is read in the transaction the call's own work goes on with: no BEGIN and COMMIT of its own.
         key = authenticate_api_key(db.session, token.strip()) if scheme.lower() == "bearer" else None
         company_id = key.company_id if key is not None else None
-        db.session.commit()  # when the key was last used; the call is handled in a transaction of its own
         if company_id is None:
             return error("unauthorized", "A valid API key is required (Authorization: Bearer <key>).", 401)
         g.api_company_id = company_id
@@ -120,11 +120,11 @@ def _duration(body: dict) -> int:
 def start(call_id: str):
     call_id, body = _call_id(call_id), _json_body()
     started_at = _timestamp(body, "started_at", required=True)
-    reservation = start_call(db.session, g.api_company_id, call_id, started_at=started_at,
-                             policy=CallPolicy.from_config(current_app.config),
-                             from_number=_phone(body, "from"), to_number=_phone(body, "to"))
-    return jsonify(call_id=reservation.call_id, reservation=to_decimal_string(reservation.amount),
-                   available=to_decimal_string(reservation.available_after), max_seconds=reservation.max_seconds)
+    hold = start_call(db.session, g.api_company_id, call_id, started_at=started_at,
+                      policy=CallPolicy.from_config(current_app.config),
+                      from_number=_phone(body, "from"), to_number=_phone(body, "to"))
+    return jsonify(call_id=hold.call_id, reservation=to_decimal_string(hold.amount),
+                   available=to_decimal_string(hold.available_after), max_seconds=hold.max_seconds)
 
 
 @bp.post("/calls/<call_id>/end")
@@ -132,9 +132,10 @@ def start(call_id: str):
 def end(call_id: str):
     call_id, body = _call_id(call_id), _json_body()
     duration, ended_at = _duration(body), _timestamp(body, "ended_at", required=False)
-    charge, created = end_call(db.session, g.api_company_id, call_id, duration_seconds=duration, ended_at=ended_at)
-    if created:
+    ended = end_call(db.session, g.api_company_id, call_id, duration_seconds=duration, ended_at=ended_at)
+    if ended.created and ended.auto_topup_enabled:
         maybe_trigger(db.session, g.api_company_id)  # a low balance starts an automatic top-up
+    charge = ended.charge
     return jsonify(call_id=charge.call_id, amount=to_decimal_string(charge.amount),
                    billed_seconds=charge.billed_seconds, rate_per_minute=to_decimal_string(charge.rate_per_minute),
                    balance_after=to_decimal_string(charge.balance_after))

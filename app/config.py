@@ -54,7 +54,6 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": uri,
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(uri),
-        "DB_PING_AFTER_IDLE_SECONDS": float(environ.get("DB_PING_AFTER_IDLE_SECONDS", "10")),  # not money
         "REDIS_URL": redis_url,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
@@ -114,8 +113,11 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
 
 
 def _engine_options(uri: str) -> dict:
+    # A pooled connection is checked before use, and replaced if the database dropped it (a
+    # restart, an idle timeout, a firewall).
+    options = {"pool_pre_ping": True}
     if uri.startswith("sqlite"):
         # Python's sqlite3 issues this BEGIN before the first write of a transaction, so every
         # write transaction is BEGIN IMMEDIATE while plain reads take no lock at all.
-        return {"connect_args": {"isolation_level": "IMMEDIATE", "timeout": 30}}
-    return {}  # a pooled connection is checked after it sat idle: app.factory._ping_after_idle
+        options["connect_args"] = {"isolation_level": "IMMEDIATE", "timeout": 30}
+    return options

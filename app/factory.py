@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 import os
-import time
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
-from sqlalchemy import event, exc
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from app.config import ROOT, load_config
@@ -45,9 +44,6 @@ def create_app(overrides: dict | None = None) -> Flask:
 def _init_extensions(app: Flask) -> None:
     db.init_app(app)
     install_followup_dispatch(db.session)  # services' follow-up work is enqueued after their commit
-    with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            _ping_after_idle(db.engine, app.config["DB_PING_AFTER_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     htmx.init_app(app)
@@ -74,25 +70,6 @@ def _init_stripe(app: Flask) -> None:
                 "stripe_sandbox": gateway is not None and gateway.is_sandbox}
 
 
-def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:  # not money
-    """Before handing out a pooled connection that sat idle for ``idle_seconds``, check that the
-    server still has it (a restart, an idle timeout, a firewall); a dead one is replaced. One that
-    just served a request is handed out as it is: SQLAlchemy's pool_pre_ping would cost a round trip
-    per transaction."""
-
-    @event.listens_for(engine.pool, "checkin")
-    def note_idle_since(_dbapi_connection, record) -> None:
-        record.info["idle_since"] = time.monotonic()
-
-    @event.listens_for(engine.pool, "checkout")
-    def ping(dbapi_connection, record, _proxy) -> None:
-        if time.monotonic() - record.info.get("idle_since", time.monotonic()) < idle_seconds:
-            return
-        try:
-            dbapi_connection.execute("SELECT 1")
-            dbapi_connection.rollback()
-        except Exception as error:  # noqa: BLE001 - any failure means: not usable
-            raise exc.DisconnectionError() from error
 
 
 @event.listens_for(Engine, "connect")

@@ -15,7 +15,10 @@ companies (1,000, customers for 30 days) with ``core.accounts.users.create_compa
 opening top-up of 1,000,000 EUR through ``core.ledger.postings.post_entry`` and an API key through
 ``core.calls.api_keys.create_api_key``; ``--history`` adds older call charges (zero-second calls, which
 have no ledger row) to show how a charge's cost grows with the table. Every charge is the end of a
-61 s call at the default rate (0.42 EUR/min, 1 s increments): 0.4270 EUR, 4,270 units.
+61 s call at the default rate (0.42 EUR/min, 1 s increments): 0.4270 EUR, 4,270 units. The service
+charges it in one transaction: one read of what is stored under the call id (and the rate), then
+``core.ledger.postings.post_entry`` (the guarded ``UPDATE prepaid_balances ... RETURNING`` and the
+ledger row, the one write path for every balance change) and the call charge row.
 
 Three ways to charge, each with the same number of concurrent clients (``--clients``):
 
@@ -31,10 +34,9 @@ Three ways to charge, each with the same number of concurrent clients (``--clien
   (``--workers`` processes, default 2 per core, ``--reuse-port``), loaded by ``wrk`` (one thread,
   ``--clients`` connections, a Lua script that posts ``/api/v1/calls/<unique id>/end`` with
   ``{"duration_seconds": 61}`` and the company's API key as Bearer token). The workers are sync
-  by default: on 2 cores, 4 sync workers charged as fast as 2 or 4 gthread workers x 4 threads
-  when spread (about 140/s each) and faster for one hot company (143/s against 98/s), because a
-  thread that holds the company's row lock need not wait for its worker's GIL. ``--worker-class
-  gthread --threads N`` measures the other.
+  by default: a sync worker that holds the company's row lock need not wait for the GIL of its
+  other threads, which matters for one hot company. ``--worker-class gthread --threads N``
+  measures the other.
 
 Each way runs twice: "hot", every charge for one company, and "spread", each charge for a
 company drawn at random from all of them. Every run has a ``--warmup`` (2 s) before it is timed
@@ -442,12 +444,11 @@ def run_core(plan: Plan, app, distribution: str) -> Result:
 
         def charge(sequence: int) -> None:
             try:
-                _charge, created = end_call(db.session, pick(), f"{prefix}{index}-{sequence}",
-                                            duration_seconds=DURATION_SECONDS)
+                ended = end_call(db.session, pick(), f"{prefix}{index}-{sequence}", duration_seconds=DURATION_SECONDS)
             except BaseException:
                 db.session.rollback()
                 raise
-            assert created, "a new call id was answered as a repeat"
+            assert ended.created, "a new call id was answered as a repeat"
 
         def close() -> None:
             db.session.remove()
@@ -663,19 +664,26 @@ def print_explains(db, company_id: int, call_id: str) -> None:
     from core.calls.live import end_call
 
     captured: list[tuple[str, dict]] = []
+    commits: list[object] = []
 
     def remember(_conn, _cursor, statement, parameters, _context, _many):
         captured.append((statement, parameters))
 
+    def committed(connection):
+        commits.append(connection)
+
     event.listen(db.engine, "before_cursor_execute", remember)
+    event.listen(db.engine, "commit", committed)
     try:
         end_call(db.session, company_id, call_id, duration_seconds=DURATION_SECONDS)
     finally:
         event.remove(db.engine, "before_cursor_execute", remember)
+        event.remove(db.engine, "commit", committed)
     writes = sum(1 for statement, _ in captured if not statement.lstrip().upper().startswith("SELECT"))
     reads = len(captured) - writes
-    print(f"\none more core.calls.live.end_call: {len(captured)} statements ({writes} writes, {reads} reads; BEGIN and "
-          f"COMMIT not counted){'; EXPLAIN ANALYZE of its reads:' if reads else ''}")
+    print(f"\none more core.calls.live.end_call: {len(captured)} statements ({writes} writes, {reads} reads) in "
+          f"{len(commits)} transaction(s), BEGIN and COMMIT not counted"
+          f"{'; EXPLAIN ANALYZE of its reads:' if reads else ''}")
     for statement, parameters in captured:
         if not statement.lstrip().upper().startswith("SELECT"):
             continue
@@ -723,7 +731,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1),
                         help="gunicorn worker processes (default 2 per core)")
     parser.add_argument("--worker-class", default="sync", choices=("sync", "gthread"),
-                        help="gunicorn worker class (default sync, the fastest measured here, see the docstring)")
+                        help="gunicorn worker class (default sync, see the docstring)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker (default 4)")
     parser.add_argument("--skip-http", action="store_true", help="leave out the HTTP mode (gunicorn + wrk)")
     args = parser.parse_args()

@@ -2,7 +2,10 @@
 
 Both are idempotent per (company, call id): the first answer is stored (the reservation row, the
 call charge row) and returned again for a repeated or concurrent duplicate, whose insert loses at the
-unique constraint. Every change locks the company's balance row first, so they queue per company.
+unique constraint. Each is one transaction: one read of everything stored under the call id, then
+the writes. Every hold and every charge changes the company's balance row, so they queue per company;
+an end (and an expiry) locks the reservation row before the balance row, and nothing locks them the
+other way round.
 """
 
 from __future__ import annotations
@@ -10,14 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.calls.rating import RATE_STARTED_AT_MOMENT, ChargedCall, RateTerms, charge_call, terms_or_first
 from core.clock import utcnow
-from core.ledger.postings import Guard, change_reserved, lock_account
-from core.schema import CallCharge, CallReservation, Company, ReservationStatus
+from core.ledger.postings import change_reserved
+from core.schema import CallCharge, CallReservation, Company, PrepaidBalance, ReservationStatus
 
 
 class CallError(Exception):
@@ -56,27 +59,67 @@ class CallPolicy:
 
 
 @dataclass(frozen=True)
-class KnownCall:
-    """What is stored under a call id (ours, or a sign it is another company's) and the rate of a
-    call that started at the moment asked about: one query before every start and end."""
+class Hold:
+    """A live call's reservation as the start answers it, the same for every repeat."""
 
-    charge_id: int | None
-    reservation_id: int | None
+    call_id: str
+    amount: int  # units held
+    available_after: int
+    max_seconds: int  # the longest call the hold pays for
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What a start stored, as an end needs it."""
+
+    id: int
+    active: bool  # not yet captured or expired (as read: resolving it finds out for sure)
+    started_at: datetime
+    terms: RateTerms  # recorded at the start
+    from_number: str | None
+    to_number: str | None
+    hold: Hold
+
+
+@dataclass(frozen=True)
+class KnownCall:
+    """Everything stored under a call id (ours, or a sign it is another company's), the company's
+    standing and the rate of a call that started at the moment asked about: one read before every
+    start and end."""
+
+    charge: ChargedCall | None
+    reservation: Reservation | None
     elsewhere: bool  # call ids come from the telephony platform and are unique there
+    blocked: bool
+    auto_topup_enabled: bool
     terms: RateTerms
 
 
-def _first_id(model, *, ours: bool):
-    owner = model.company_id == bindparam("company_id") if ours else model.company_id != bindparam("company_id")
-    return select(model.id).where(model.call_id == bindparam("call_id"), owner).limit(1).scalar_subquery()
+def _elsewhere(model):
+    other = aliased(model)  # not the outer query's row of our own
+    return (select(other.id).where(other.call_id == bindparam("call_id"), other.company_id != Company.id)
+            .limit(1).scalar_subquery().is_not(None))
 
 
-_CALL_LOOKUP = select(
-    _first_id(CallCharge, ours=True).label("charge_id"),
-    _first_id(CallReservation, ours=True).label("reservation_id"),
-    or_(_first_id(CallCharge, ours=False).is_not(None), _first_id(CallReservation, ours=False).is_not(None))
-    .label("elsewhere"),
-    *RATE_STARTED_AT_MOMENT,
+_OURS = {model: and_(model.call_id == bindparam("call_id"), model.company_id == Company.id)
+         for model in (CallCharge, CallReservation)}
+_CALL_LOOKUP = (
+    select(
+        Company.blocked_at, PrepaidBalance.auto_topup_enabled,
+        CallCharge.id.label("charge_id"), CallCharge.amount.label("charge_amount"), CallCharge.billed_seconds,
+        CallCharge.rate_per_minute.label("charge_rate"), CallCharge.balance_after,
+        CallReservation.id.label("reservation_id"), CallReservation.status, CallReservation.started_at,
+        CallReservation.rate_per_minute.label("reservation_rate"),
+        CallReservation.billing_increment_seconds.label("reservation_increment"), CallReservation.from_number,
+        CallReservation.to_number, CallReservation.amount.label("held"), CallReservation.available_after,
+        CallReservation.max_seconds,
+        or_(_elsewhere(CallCharge), _elsewhere(CallReservation)).label("elsewhere"),
+        *RATE_STARTED_AT_MOMENT,
+    )
+    .join_from(Company, PrepaidBalance, PrepaidBalance.company_id == Company.id)
+    .outerjoin(CallCharge, _OURS[CallCharge])
+    .outerjoin(CallReservation, _OURS[CallReservation])
+    .where(Company.id == bindparam("company_id"))
 )
 
 
@@ -84,45 +127,59 @@ def _known_call(session: Session, company_id: int, call_id: str, started_at: dat
     row = session.connection().execute(
         _CALL_LOOKUP, {"company_id": company_id, "rate_company_id": company_id, "call_id": call_id,
                        "moment": started_at}).one()
-    return KnownCall(row.charge_id, row.reservation_id, row.elsewhere,
+    charge = None if row.charge_id is None else ChargedCall(
+        row.charge_id, call_id, row.charge_amount, row.billed_seconds, row.charge_rate, row.balance_after)
+    reservation = None if row.reservation_id is None else Reservation(
+        row.reservation_id, row.status == ReservationStatus.ACTIVE.value, row.started_at,
+        RateTerms(row.reservation_rate, row.reservation_increment), row.from_number, row.to_number,
+        Hold(call_id, row.held, row.available_after, row.max_seconds))
+    return KnownCall(charge, reservation, row.elsewhere, row.blocked_at is not None, row.auto_topup_enabled,
                      terms_or_first(session, company_id, row.rate_per_minute, row.billing_increment_seconds))
 
 
 def start_call(session: Session, company_id: int, call_id: str, *, started_at: datetime, policy: CallPolicy,
-               from_number: str | None = None, to_number: str | None = None) -> CallReservation:
+               from_number: str | None = None, to_number: str | None = None) -> Hold:
     """Hold funds for a live call: the policy's minutes at the current rate, or what is available
-    if that is less but at least the minimum. A repeated start returns the first reservation."""
+    if that is less but at least the minimum. A repeated start returns the first hold. It commits
+    (or, on an error, rolls back)."""
+    try:
+        return _start_call(session, company_id, call_id, started_at, policy, from_number, to_number)
+    finally:
+        session.rollback()  # a no-op after the commit: what is left open is a read, or a refused hold
+
+
+def _start_call(session: Session, company_id: int, call_id: str, started_at: datetime, policy: CallPolicy,
+                from_number: str | None, to_number: str | None) -> Hold:
     known = _known_call(session, company_id, call_id, started_at)
-    if known.reservation_id is not None:
-        return session.get(CallReservation, known.reservation_id)
+    if known.reservation is not None:
+        return known.reservation.hold
     if known.elsewhere:
         raise CallOfAnotherCompany(call_id)
-    company = session.get(Company, company_id)
-    if company.blocked_at is not None:
+    if known.blocked:
         raise CompanyBlocked(company_id)
     rate = known.terms
-    balance, reserved = lock_account(session, company_id)
-    available = balance - reserved
+    wanted = rate.rate_per_minute * policy.reservation_minutes
+    balance, reserved = change_reserved(session, company_id, wanted)  # locks the account, then it decides
+    available = balance - reserved + wanted  # before this hold
     minimum = rate.rate_per_minute * policy.minimum_minutes
     if balance <= 0 or available < minimum:
-        session.rollback()
-        raise InsufficientFunds(available, minimum)
-    held = min(rate.rate_per_minute * policy.reservation_minutes, available)
-    change_reserved(session, company_id, held)
-    reservation = CallReservation(
-        company_id=company_id, call_id=call_id, amount=held, started_at=started_at,
-        max_seconds=_seconds_paid_for(held, rate.rate_per_minute, rate.billing_increment_seconds),
-        rate_per_minute=rate.rate_per_minute, billing_increment_seconds=rate.billing_increment_seconds,
-        available_after=available - held, from_number=from_number, to_number=to_number,
-    )
-    session.add(reservation)
+        raise InsufficientFunds(available, minimum)  # the rollback takes the hold back
+    held = min(wanted, available)
+    if held < wanted:
+        change_reserved(session, company_id, held - wanted)
+    hold = Hold(call_id, held, available - held, _seconds_paid_for(held, rate.rate_per_minute,
+                                                                   rate.billing_increment_seconds))
     try:
+        session.execute(insert(CallReservation).values(
+            company_id=company_id, call_id=call_id, amount=held, started_at=started_at, max_seconds=hold.max_seconds,
+            rate_per_minute=rate.rate_per_minute, billing_increment_seconds=rate.billing_increment_seconds,
+            available_after=hold.available_after, from_number=from_number, to_number=to_number,
+        ))
         session.commit()
     except IntegrityError:  # a concurrent duplicate start won
         session.rollback()
-        return session.scalars(select(CallReservation).where(
-            CallReservation.company_id == company_id, CallReservation.call_id == call_id)).one()
-    return reservation
+        return _known_call(session, company_id, call_id, started_at).reservation.hold
+    return hold
 
 
 def _seconds_paid_for(amount: int, rate_per_minute: int, increment: int) -> int:
@@ -133,127 +190,80 @@ def _seconds_paid_for(amount: int, rate_per_minute: int, increment: int) -> int:
     return seconds - seconds % increment
 
 
+@dataclass(frozen=True)
+class EndedCall:
+    charge: ChargedCall
+    created: bool  # charged now, not a repeat
+    auto_topup_enabled: bool  # as read with the call: only then may the charge start an automatic top-up
+
+
 def end_call(session: Session, company_id: int, call_id: str, *, duration_seconds: int,
-             ended_at: datetime | None = None, description: str = "") -> tuple[ChargedCall, bool]:
-    """Charge a finished call and let its reservation go. Returns (the charge, created now?).
+             ended_at: datetime | None = None, description: str = "") -> EndedCall:
+    """Charge a finished call and let its reservation go.
 
     The call is charged in full even below zero: the platform has already carried it. An end
     without a start is charged all the same. A repeated end returns the first charge. It commits
     (or, on an error, rolls back).
-
-    On PostgreSQL the end of a call without a reservation is first tried as one guarded statement:
-    it charges at the rate the company's previous such call had, guarded by the conditions the full
-    path would check (the call id unknown, that rate still the one in force). No reads before it,
-    and the company's balance row is locked only until it commits. When the guard does not hold,
-    the full path looks the call up and decides.
     """
-    ended_at = ended_at or utcnow()
     try:
-        if session.get_bind().dialect.name == "postgresql":
-            charge = _end_in_one_statement(session, company_id, call_id, duration_seconds, ended_at, description)
-            if charge is not None:
-                session.commit()
-                return charge, True
-        return _end_call(session, company_id, call_id, duration_seconds, ended_at, description)
+        return _end_call(session, company_id, call_id, duration_seconds, ended_at or utcnow(), description)
     finally:
-        session.rollback()  # whatever way it left, nothing stays open
-
-
-# Per process, the rate each company's last call without a reservation was charged at: only a
-# hint, which the guarded statement checks against the rate in force.
-_rate_hints: dict[int, RateTerms] = {}
-
-_UNKNOWN_CALL_AT_HINTED_RATE = Guard("unknown call at the hinted rate", and_(
-    ~exists().where(CallCharge.call_id == bindparam("call_id")),
-    ~exists().where(CallReservation.call_id == bindparam("call_id")),
-    RATE_STARTED_AT_MOMENT[0] == bindparam("hinted_rate"),
-    RATE_STARTED_AT_MOMENT[1] == bindparam("hinted_increment"),
-))
-
-
-def _end_in_one_statement(session: Session, company_id: int, call_id: str, duration_seconds: int,
-                          ended_at: datetime, description: str) -> ChargedCall | None:
-    """The charge, or None when it was not written (no hint, a free call, the guard failed)."""
-    terms = _rate_hints.get(company_id)
-    if terms is None:
-        return None
-    started_at = ended_at - timedelta(seconds=duration_seconds)
-    guard_params = {"rate_company_id": company_id, "call_id": call_id, "moment": started_at,
-                    "hinted_rate": terms.rate_per_minute, "hinted_increment": terms.billing_increment_seconds}
-    try:
-        return charge_call(session, company_id, call_id, started_at=started_at, ended_at=ended_at,
-                           duration_seconds=duration_seconds, description=description, terms=terms,
-                           only_if=_UNKNOWN_CALL_AT_HINTED_RATE, guard_params=guard_params)
-    except IntegrityError:  # a concurrent duplicate end: the full path finds its charge
-        session.rollback()
-        return None
+        session.rollback()  # a no-op after the commit: what is left open is a read
 
 
 def _end_call(session: Session, company_id: int, call_id: str, duration_seconds: int, ended_at: datetime,
-              description: str) -> tuple[ChargedCall, bool]:
+              description: str) -> EndedCall:
     known = _known_call(session, company_id, call_id, ended_at - timedelta(seconds=duration_seconds))
-    if known.charge_id is not None:
-        return ChargedCall.of(session.get(CallCharge, known.charge_id)), False
+    if known.charge is not None:
+        return EndedCall(known.charge, False, known.auto_topup_enabled)
     if known.elsewhere:
         raise CallOfAnotherCompany(call_id)
-    reservation = session.get(CallReservation, known.reservation_id) if known.reservation_id else None
+    reservation = known.reservation
     started_at = reservation.started_at if reservation else ended_at - timedelta(seconds=duration_seconds)
     if ended_at < started_at:
         raise EndBeforeStart(call_id)
-    terms = _terms(reservation) or known.terms
-    try:  # the balance UPDATE takes the row lock first, in the same order as expire_reservations
+    try:
+        captured = reservation is not None and reservation.active  # not already expired
+        released = _resolve(session, reservation.id, ReservationStatus.CAPTURED) if captured else None
         charge = charge_call(session, company_id, call_id, started_at=started_at, ended_at=ended_at,
                              duration_seconds=duration_seconds, description=description or _describe(reservation),
                              from_number=reservation.from_number if reservation else None,
-                             to_number=reservation.to_number if reservation else None, terms=terms)
+                             to_number=reservation.to_number if reservation else None,
+                             terms=reservation.terms if reservation else known.terms, release=released or 0)
+        session.commit()
     except IntegrityError:  # a concurrent duplicate end won
         session.rollback()
-        return ChargedCall.of(_charge(session, company_id, call_id)), False
-    if reservation is not None:
-        _resolve(session, reservation, ReservationStatus.CAPTURED)
-    session.commit()
-    if reservation is None:
-        _rate_hints[company_id] = terms
-    return charge, True
+        return EndedCall(_known_call(session, company_id, call_id, started_at).charge, False,
+                         known.auto_topup_enabled)
+    return EndedCall(charge, True, known.auto_topup_enabled)
 
 
-def _terms(reservation: CallReservation | None) -> RateTerms | None:
-    """The rate a reservation recorded at the start (None without one: the lookup has it)."""
-    if reservation is None:
-        return None
-    return RateTerms(reservation.rate_per_minute, reservation.billing_increment_seconds)
-
-
-def _charge(session: Session, company_id: int, call_id: str) -> CallCharge:
-    return session.scalars(select(CallCharge).where(
-        CallCharge.company_id == company_id, CallCharge.call_id == call_id)).one()
-
-
-def _describe(reservation: CallReservation | None) -> str:
+def _describe(reservation: Reservation | None) -> str:
     return (reservation.to_number or "") if reservation else ""
 
 
-def _resolve(session: Session, reservation: CallReservation, status: ReservationStatus) -> bool:
-    """Resolve an active reservation once: only the UPDATE that finds it active releases the hold."""
-    resolved = session.execute(
+def _resolve(session: Session, reservation_id: int, status: ReservationStatus) -> int | None:
+    """Resolve an active reservation once: only the UPDATE that finds it active gets the amount it
+    held, for the caller to release in the same transaction; None when it was resolved already."""
+    return session.execute(
         update(CallReservation)
-        .where(CallReservation.id == reservation.id, CallReservation.status == ReservationStatus.ACTIVE.value)
+        .where(CallReservation.id == reservation_id, CallReservation.status == ReservationStatus.ACTIVE.value)
         .values(status=status.value, resolved_at=utcnow())
-    ).rowcount
-    if resolved:
-        change_reserved(session, reservation.company_id, -reservation.amount)
-    return bool(resolved)
+        .returning(CallReservation.amount)
+    ).scalar_one_or_none()
 
 
 def expire_reservations(session: Session, now: datetime, older_than: timedelta) -> int:
     """Let go of holds for calls that never ended. Returns how many expired."""
-    stale = session.scalars(select(CallReservation).where(
+    stale = session.execute(select(CallReservation.id, CallReservation.company_id).where(
         CallReservation.status == ReservationStatus.ACTIVE.value, CallReservation.started_at <= now - older_than
     )).all()
     expired = 0
-    for reservation in stale:
-        lock_account(session, reservation.company_id)
-        expired += _resolve(session, reservation, ReservationStatus.EXPIRED)
+    for reservation_id, company_id in stale:
+        held = _resolve(session, reservation_id, ReservationStatus.EXPIRED)
+        if held is not None:
+            change_reserved(session, company_id, -held)
+            expired += 1
         session.commit()
     return expired
 

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from core.ledger.postings import Guard, Reference, lock_account, post_linked_entry
+from core.ledger.postings import Reference, change_reserved, post_entry
 from core.schema import BillingRate, CallCharge, EntryType
 from core.money import divide_half_up
 
@@ -91,42 +91,37 @@ class ChargedCall:
                    charge.balance_after)
 
 
+# Built once: every charge only executes it with its values.
+_INSERT_CHARGE = insert(CallCharge.__table__).returning(CallCharge.__table__.c.id)
+
+
 def charge_call(session: Session, company_id: int, call_id: str, *, started_at: datetime, duration_seconds: int,
                 ended_at: datetime | None = None, description: str = "", posted_at: datetime | None = None,
                 from_number: str | None = None, to_number: str | None = None, terms: RateTerms | None = None,
-                only_if: Guard | None = None, guard_params: dict | None = None) -> ChargedCall | None:
+                release: int = 0) -> ChargedCall:
     """Rate a finished call, debit it and keep its call charge row.
 
     ``terms`` are the rate and increment valid when the call started: those its reservation
-    recorded or its lookup found, else looked up here. A call in progress is charged in full even
-    below zero (the platform already carried it). A free call (0 s) gets its row but no ledger
-    row; its balance after is the balance as it stands. The caller commits; a second charge of
-    the same call fails at the unique (call id, company).
-
-    With ``only_if`` the charge is written in one statement only if the guard holds, else None;
-    a free call is never charged that way (None).
+    recorded or its lookup found, else looked up here. ``release`` is the call's hold, let go of
+    in the same balance UPDATE. A call in progress is charged in full even below zero (the
+    platform already carried it). A free call (0 s) gets its row but no ledger row; its balance
+    after is the balance as it stands. The caller commits; a second charge of the same call fails
+    at the unique (call id, company).
     """
     terms = terms or rate_at(session, company_id, started_at)
     rating = rate_call(duration_seconds, terms.rate_per_minute, terms.billing_increment_seconds)
-    values = dict(
+    if rating.amount:
+        entry = post_entry(session, company_id, EntryType.CHARGE, -rating.amount, description=description,
+                           reference=Reference("call", call_id), actor="telephony", allow_negative=True,
+                           created_at=posted_at, release=release)
+        ledger_entry_id, balance_after = entry.id, entry.balance_after
+    else:
+        ledger_entry_id, balance_after = None, change_reserved(session, company_id, -release)[0]
+    charge_id = session.connection().execute(_INSERT_CHARGE, dict(
         company_id=company_id, call_id=call_id, started_at=started_at, ended_at=ended_at,
         duration_seconds=duration_seconds, billed_seconds=rating.billed_seconds,
         rate_per_minute=terms.rate_per_minute, billing_increment_seconds=terms.billing_increment_seconds,
         amount=rating.amount, refund_status="none", refunded_amount=0, from_number=from_number, to_number=to_number,
-        created_at=utcnow(),
-    )
-    if rating.amount:
-        posted = post_linked_entry(session, company_id, EntryType.CHARGE, -rating.amount, table=CallCharge.__table__,
-                                   values=values, description=description, reference=Reference("call", call_id),
-                                   actor="telephony", allow_negative=True, created_at=posted_at,
-                                   only_if=only_if, guard_params=guard_params)
-        if posted is None:
-            return None
-        charge_id, balance_after = posted.record_id, posted.balance_after
-    elif only_if is not None:
-        return None
-    else:
-        balance_after = lock_account(session, company_id)[0]
-        charge_id = session.execute(insert(CallCharge).values(**values, balance_after=balance_after)
-                                    .returning(CallCharge.id)).scalar_one()
+        created_at=utcnow(), ledger_entry_id=ledger_entry_id, balance_after=balance_after,
+    )).scalar_one()
     return ChargedCall(charge_id, call_id, rating.amount, rating.billed_seconds, terms.rate_per_minute, balance_after)

@@ -1,9 +1,10 @@
 """The only code that changes a balance.
 
-:func:`post_entry` moves a company's balance and writes its ledger row in the caller's
-transaction. The single ``UPDATE ... RETURNING`` both takes the row lock (PostgreSQL) or the
-write lock (SQLite, ``BEGIN IMMEDIATE``) and yields the new balance, so concurrent writers queue
-up and every row's ``balance_before`` is the previous row's ``balance_after``.
+:func:`post_entry` is the one write path, the same on PostgreSQL and SQLite: it moves a company's
+balance and writes its ledger row in the caller's transaction. Its single guarded
+``UPDATE ... RETURNING`` both takes the row lock (PostgreSQL) or the write lock (SQLite,
+``BEGIN IMMEDIATE``) and yields the new balance, so concurrent writers queue up and every row's
+``balance_before`` is the previous row's ``balance_after``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, or_, select, true, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from core.clock import utcnow
 from core.schema import BalanceTransaction, Company, EntryType, PrepaidBalance
@@ -45,6 +48,22 @@ class Reference:
     id: str
 
 
+_BALANCES, _LEDGER = PrepaidBalance.__table__, BalanceTransaction.__table__
+_AMOUNT = bindparam("amount", type_=_BALANCES.c.balance.type)
+_RELEASE = bindparam("release", type_=_BALANCES.c.reserved.type)
+# Built once, then only executed: the balance moves and yields what it became.
+_MOVE = (
+    update(_BALANCES)
+    .where(_BALANCES.c.company_id == bindparam("account"))
+    .values(balance=_BALANCES.c.balance + _AMOUNT, reserved=_BALANCES.c.reserved - _RELEASE,
+            updated_at=bindparam("now", type_=_BALANCES.c.updated_at.type))
+    .returning(_BALANCES.c.balance, _BALANCES.c.reserved)
+)
+# The guard of a debit that must stay within the available balance, in the same UPDATE.
+_MOVE_WITHIN_AVAILABLE = _MOVE.where(_BALANCES.c.balance + _AMOUNT - (_BALANCES.c.reserved - _RELEASE) >= 0)
+_APPEND = insert(_LEDGER).returning(_LEDGER.c.id)
+
+
 def post_entry(
     session: Session,
     company_id: int,
@@ -56,148 +75,43 @@ def post_entry(
     actor: str = "system",
     allow_negative: bool = False,
     created_at: datetime | None = None,
+    release: int = 0,
 ) -> BalanceTransaction:
     """Add ``amount`` (signed units) to the balance and append the matching ledger row.
 
     A debit that would take the available balance (balance − reserved) below zero raises
-    :class:`InsufficientBalance` and changes nothing, unless ``allow_negative``. The caller
-    commits; a duplicate ``reference`` for the same type fails at the unique constraint.
+    :class:`InsufficientBalance` and changes nothing, unless ``allow_negative``. ``release`` is
+    held money (a live call's reservation, see :func:`change_reserved`) this posting lets go of in
+    the same UPDATE. The caller commits; a duplicate ``reference`` for the same type fails at the
+    unique constraint. The ledger row comes back as a loaded ``BalanceTransaction`` of the session.
     """
     if amount == 0:
         raise ZeroAmount()
-    new_balance = PrepaidBalance.balance + amount
-    statement = (
-        update(PrepaidBalance)
-        .where(PrepaidBalance.company_id == company_id)
-        .values(balance=new_balance, updated_at=utcnow())
-        .returning(PrepaidBalance.balance)
-    )
-    if amount < 0 and not allow_negative:
-        statement = statement.where(new_balance - PrepaidBalance.reserved >= 0)
-    balance_after = session.execute(statement).scalar_one_or_none()
-    if balance_after is None:
+    session.flush()  # what the caller added (a new account, say) is in the database before the UPDATE
+    now = utcnow()
+    statement = _MOVE_WITHIN_AVAILABLE if amount < 0 and not allow_negative else _MOVE
+    moved = session.connection().execute(
+        statement, {"account": company_id, "amount": amount, "release": release, "now": now}).one_or_none()
+    if moved is None:
         _raise_for_refused_update(session, company_id, amount)
-
-    entry = BalanceTransaction(
-        company_id=company_id,
-        type=EntryType(entry_type).value,
-        amount=amount,
-        balance_before=balance_after - amount,
-        balance_after=balance_after,
-        description=description,
-        reference_type=reference.type if reference else None,
-        reference_id=reference.id if reference else None,
-        actor=actor,
-        created_at=created_at or utcnow(),
+    _show_in_loaded_account(session, company_id, balance=moved.balance, reserved=moved.reserved, updated_at=now)
+    values = dict(
+        company_id=company_id, type=EntryType(entry_type).value, amount=amount, balance_before=moved.balance - amount,
+        balance_after=moved.balance, description=description, reference_type=reference.type if reference else None,
+        reference_id=reference.id if reference else None, actor=actor, created_at=created_at or now,
     )
+    entry = BalanceTransaction(id=session.connection().execute(_APPEND, values).scalar_one(), **values)
+    make_transient_to_detached(entry)  # written already: the session takes it as loaded, not as new
     session.add(entry)
-    session.flush()
     return entry
 
 
-@dataclass(frozen=True)
-class LinkedPosting:
-    record_id: int  # the linked row's id
-    entry_id: int
-    balance_after: int
-
-
-@dataclass(frozen=True)
-class Guard:
-    """A condition a posting checks in the same statement that writes it: nothing is written
-    unless it holds. ``name`` identifies it (the statement is built once per guard)."""
-
-    name: str
-    condition: ColumnElement[bool]
-
-
-def post_linked_entry(
-    session: Session,
-    company_id: int,
-    entry_type: EntryType,
-    amount: int,
-    *,
-    table: Table,
-    values: dict,
-    description: str = "",
-    reference: Reference | None = None,
-    actor: str = "system",
-    allow_negative: bool = False,
-    created_at: datetime | None = None,
-    only_if: Guard | None = None,
-    guard_params: dict | None = None,
-) -> LinkedPosting | None:
-    """:func:`post_entry`, and insert ``values`` into ``table`` (e.g. a call charge) pointing at the
-    new ledger row: ``ledger_entry_id`` and ``balance_after``. Same rules, same errors.
-
-    With ``only_if`` (its bind parameters in ``guard_params``) it writes nothing and returns None
-    when the guard does not hold (nor when the company is unknown or a debit refused).
-
-    On PostgreSQL the three writes are one statement, so the balance row lock is held from that
-    statement to COMMIT and not across round trips from Python; elsewhere they run one by one.
-    """
-    if amount == 0:
-        raise ZeroAmount()
-    if session.get_bind().dialect.name != "postgresql":
-        if only_if is not None and not session.scalar(select(only_if.condition), guard_params):
-            return None
-        entry = post_entry(session, company_id, entry_type, amount, description=description, reference=reference,
-                           actor=actor, allow_negative=allow_negative, created_at=created_at)
-        record_id = session.execute(insert(table).values(
-            **values, ledger_entry_id=entry.id, balance_after=entry.balance_after).returning(table.c.id)).scalar_one()
-        return LinkedPosting(record_id, entry.id, entry.balance_after)
-    now = utcnow()
-    params = {"account": company_id, "amount": amount, "allow_negative": allow_negative, "now": now,
-              "type": EntryType(entry_type).value, "description": description, "actor": actor,
-              "reference_type": reference.type if reference else None,
-              "reference_id": reference.id if reference else None, "created_at": created_at or now,
-              **(guard_params or {})}
-    params.update({f"linked_{name}": value for name, value in values.items()})
-    row = session.connection().execute(_linked_posting_statement(table, tuple(values), only_if), params).one_or_none()
-    if row is not None:
-        return LinkedPosting(*row)
-    if only_if is None:
-        _raise_for_refused_update(session, company_id, amount)
-    return None
-
-
-_LINKED_STATEMENTS: dict[tuple[str, tuple[str, ...], str | None], object] = {}
-
-
-def _linked_posting_statement(table: Table, columns: tuple[str, ...], guard: Guard | None):
-    """UPDATE the balance, INSERT the ledger row from its RETURNING, INSERT the linked row from that:
-    PostgreSQL's data-modifying CTEs. Built once per table, column list and guard, then only executed."""
-    key = (table.name, columns, guard.name if guard else None)
-    if key not in _LINKED_STATEMENTS:
-        balances, ledger = PrepaidBalance.__table__, BalanceTransaction.__table__
-        amount = bindparam("amount", type_=balances.c.balance.type)
-        moved = (
-            update(balances)
-            .where(balances.c.company_id == bindparam("account"),
-                   or_(bindparam("allow_negative"), amount >= 0, balances.c.balance + amount - balances.c.reserved >= 0),
-                   guard.condition if guard else true())
-            .values(balance=balances.c.balance + amount, updated_at=bindparam("now", type_=balances.c.updated_at.type))
-            .returning(balances.c.company_id, balances.c.balance)
-            .cte("moved")
-        )
-        entry_values = {
-            "company_id": moved.c.company_id, "amount": amount, "balance_before": moved.c.balance - amount,
-            "balance_after": moved.c.balance,
-            **{name: bindparam(name, type_=ledger.c[name].type)
-               for name in ("type", "description", "reference_type", "reference_id", "actor", "created_at")},
-        }
-        entry = (
-            insert(ledger).from_select(list(entry_values), select(*entry_values.values()))
-            .returning(ledger.c.id, ledger.c.balance_after)
-            .cte("entry")
-        )
-        linked_values = {name: bindparam(f"linked_{name}", type_=table.c[name].type) for name in columns}
-        linked_values.update(ledger_entry_id=entry.c.id, balance_after=entry.c.balance_after)
-        _LINKED_STATEMENTS[key] = (
-            insert(table).from_select(list(linked_values), select(*linked_values.values()))
-            .returning(table.c.id, table.c.ledger_entry_id, table.c.balance_after)
-        )
-    return _LINKED_STATEMENTS[key]
+def _show_in_loaded_account(session: Session, company_id: int, **columns) -> None:
+    """The statements above bypass the ORM: a balance row the session has loaded gets their values."""
+    account = session.identity_map.get(identity_key(PrepaidBalance, company_id))
+    if account is not None:
+        for name, value in columns.items():
+            set_committed_value(account, name, value)
 
 
 def lock_account(session: Session, company_id: int) -> tuple[int, int]:
@@ -205,21 +119,28 @@ def lock_account(session: Session, company_id: int) -> tuple[int, int]:
 
     A write, not a SELECT: on SQLite that is what opens the IMMEDIATE transaction.
     """
-    row = session.execute(
-        update(PrepaidBalance).where(PrepaidBalance.company_id == company_id).values(updated_at=utcnow())
-        .returning(PrepaidBalance.balance, PrepaidBalance.reserved)
-    ).one_or_none()
+    return change_reserved(session, company_id, 0)
+
+
+_RESERVE = (
+    update(_BALANCES)
+    .where(_BALANCES.c.company_id == bindparam("account"))
+    .values(reserved=_BALANCES.c.reserved + bindparam("delta", type_=_BALANCES.c.reserved.type),
+            updated_at=bindparam("now", type_=_BALANCES.c.updated_at.type))
+    .returning(_BALANCES.c.balance, _BALANCES.c.reserved)
+)
+
+
+def change_reserved(session: Session, company_id: int, delta: int) -> tuple[int, int]:
+    """Hold (+) or release (−) funds for live calls; locks the account like :func:`lock_account`
+    (which is a delta of 0). Returns (balance, reserved)."""
+    session.flush()
+    now = utcnow()
+    row = session.connection().execute(_RESERVE, {"account": company_id, "delta": delta, "now": now}).one_or_none()
     if row is None:
         raise UnknownCompany(company_id)
+    _show_in_loaded_account(session, company_id, reserved=row.reserved, updated_at=now)
     return row.balance, row.reserved
-
-
-def change_reserved(session: Session, company_id: int, delta: int) -> int:
-    """Hold (+) or release (−) funds for live calls; call with the account locked. Returns reserved."""
-    return session.execute(
-        update(PrepaidBalance).where(PrepaidBalance.company_id == company_id)
-        .values(reserved=PrepaidBalance.reserved + delta).returning(PrepaidBalance.reserved)
-    ).scalar_one()
 
 
 def book_unexplained_difference(session: Session, company_id: int, *, description: str,

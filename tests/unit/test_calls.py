@@ -1,116 +1,140 @@
-"""core.calls.live beyond the API: what a start or an end leaves behind in the caller's session."""
+"""core.calls.live beyond the API: what a start or an end sends and leaves behind, and the pool's
+connections surviving a database that dropped them."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 
 import pytest
-import time_machine
-from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy import create_engine, event, func, select, text
 
-from app.factory import _ping_after_idle
 from core.accounts.audit import Actor
-from core.calls.live import CallError, CallOfAnotherCompany, CallPolicy, end_call, start_call
+from core.calls.live import CallOfAnotherCompany, CallPolicy, end_call, expire_reservations, start_call
 from core.accounts.companies import change_rate
+from core.calls.api_keys import create_api_key
 from core.ledger.postings import verify_ledger
-from core.schema import CallCharge, Company, PrepaidBalance, db
+from core.schema import CallCharge, CallReservation, PrepaidBalance, db
 from core.money import eur
 
 
-def company_name(company_id):
-    return db.session.scalar(select(Company.name).where(Company.id == company_id))
+def account(company_id):
+    row = db.session.execute(select(PrepaidBalance.balance, PrepaidBalance.reserved)
+                             .where(PrepaidBalance.company_id == company_id)).one()
+    db.session.rollback()
+    return tuple(row)
 
 
-def test_after_every_kind_of_end_the_session_writes_in_transactions_again(app, make_company):
-    """Whatever way an end returns (charged, repeated, refused), it leaves nothing open: the
-    caller's next writes are a transaction of their own that a rollback undoes."""
+def test_an_end_without_a_start_obeys_every_rule_of_the_call_id_and_the_rate(app, make_company, monkeypatch):
+    """A repeat, another company's call, a reserved call and a changed rate come out right."""
     company_id, _ = make_company(name="Mine GmbH", balance=eur("10"), created_at=datetime(2026, 1, 1))
     other_id, _ = make_company(name="Theirs GmbH", balance=eur("10"), created_at=datetime(2026, 1, 1))
     with app.app_context():
-        end_call(db.session, other_id, "theirs", duration_seconds=5)
-        start_call(db.session, company_id, "reserved", started_at=datetime(2026, 11, 21, 10, 0), policy=CallPolicy())
-        ends = {
-            "new": dict(call_id="mine", duration_seconds=61),
-            "repeat": dict(call_id="mine", duration_seconds=61),
-            "free": dict(call_id="free", duration_seconds=0),
-            "reserved": dict(call_id="reserved", duration_seconds=30, ended_at=datetime(2026, 11, 21, 10, 1)),
-            "another company's": dict(call_id="theirs", duration_seconds=5),
-            "end before start": dict(call_id="reserved-2", duration_seconds=5, ended_at=datetime(2026, 11, 21, 9, 0)),
-        }
-        start_call(db.session, company_id, "reserved-2", started_at=datetime(2026, 11, 21, 10, 0), policy=CallPolicy())
-        db.session.rollback()
-        for kind, arguments in ends.items():
-            try:
-                end_call(db.session, company_id, **arguments)
-            except CallError:
-                pass
-            db.session.execute(update(Company).where(Company.id == company_id).values(name="Overwritten"))
-            db.session.rollback()
-            assert company_name(company_id) == "Mine GmbH", kind
-
-
-def engine_with_a_dead_pooled_connection(app, idle_seconds: float):  # not money
-    """An engine pinging after ``idle_seconds``, and the pooled connection that died while idle
-    (as when the server restarted while it sat in the pool)."""
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
-    _ping_after_idle(engine, idle_seconds=idle_seconds)
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-        dead = connection.connection.dbapi_connection
-    dead.close()
-    return engine, dead
-
-
-def test_a_pooled_connection_that_died_while_idle_is_replaced(app):
-    engine, dead = engine_with_a_dead_pooled_connection(app, idle_seconds=0)
-    with engine.connect() as connection:
-        assert connection.execute(text("SELECT 1")).scalar() == 1
-        assert connection.connection.dbapi_connection is not dead
-    engine.dispose()
-
-
-def test_a_connection_that_just_served_is_handed_out_without_a_ping(app):
-    engine, _dead = engine_with_a_dead_pooled_connection(app, idle_seconds=3600)
-    with pytest.raises(Exception), engine.connect() as connection:
-        connection.execute(text("SELECT 1"))  # not pinged: the dead connection itself fails
-    engine.dispose()
-
-
-def test_an_end_tried_in_one_statement_still_obeys_every_rule(app, make_company):
-    """After a first end, a company's next ends are tried as one guarded statement (PostgreSQL):
-    a repeat, another company's call, a reserved call and a changed rate must all come out as the
-    full path would have them."""
-    company_id, _ = make_company(name="Mine GmbH", balance=eur("10"), created_at=datetime(2026, 1, 1))
-    other_id, _ = make_company(name="Theirs GmbH", balance=eur("10"), created_at=datetime(2026, 1, 1))
-    with app.app_context():
-        end_call(db.session, company_id, "first", duration_seconds=60)  # charged at 0.42 €/min; the hint
+        end_call(db.session, company_id, "first", duration_seconds=60)
         end_call(db.session, other_id, "theirs", duration_seconds=60)
-        db.session.rollback()
-        statements = []
-        event.listen(db.engine, "before_cursor_execute", capture := lambda *a: statements.append(a[2].split()[0]))
-        end_call(db.session, company_id, "second", duration_seconds=60)
-        event.remove(db.engine, "before_cursor_execute", capture)
-        if db.engine.dialect.name == "postgresql":
-            assert statements == ["WITH"]  # the balance UPDATE, the ledger row and the call charge at once
 
-        charge, created = end_call(db.session, company_id, "first", duration_seconds=999)
-        assert (created, charge.amount) == (False, eur("0.42"))
+        repeat = end_call(db.session, company_id, "first", duration_seconds=999)
+        assert (repeat.created, repeat.charge.amount) == (False, eur("0.42"))
         with pytest.raises(CallOfAnotherCompany):
             end_call(db.session, company_id, "theirs", duration_seconds=5)
 
         start_call(db.session, company_id, "held", started_at=datetime(2026, 11, 21, 10, 0), policy=CallPolicy())
-        charge, created = end_call(db.session, company_id, "held", duration_seconds=30,
-                                   ended_at=datetime(2026, 11, 21, 10, 0, 30))
-        assert (created, charge.amount) == (True, eur("0.21"))
-        assert db.session.scalar(select(PrepaidBalance.reserved).where(PrepaidBalance.company_id == company_id)) == 0
+        held = end_call(db.session, company_id, "held", duration_seconds=30, ended_at=datetime(2026, 11, 21, 10, 0, 30))
+        assert (held.created, held.charge.amount) == (True, eur("0.21"))
+        assert account(company_id) == (eur("10") - eur("0.42") - eur("0.21"), 0)
 
-        with time_machine.travel(datetime(2026, 11, 21, 11, 0, tzinfo=timezone.utc), tick=False):
-            change_rate(db.session, Actor(None, "test", None), company_id, eur("0.6"), 1, "new price")
-        before, created = end_call(db.session, company_id, "before-change", duration_seconds=60,
-                                   ended_at=datetime(2026, 11, 21, 10, 59))
-        after, created = end_call(db.session, company_id, "after-change", duration_seconds=60,
-                                  ended_at=datetime(2026, 11, 21, 11, 2))
-        assert (before.amount, after.amount) == (eur("0.42"), eur("0.6"))
-        again, _ = end_call(db.session, company_id, "after-change-2", duration_seconds=60,
-                            ended_at=datetime(2026, 11, 21, 11, 3))
-        assert again.amount == eur("0.6")
-        assert db.session.scalar(select(func.count()).select_from(CallCharge)) == 7
+        monkeypatch.setattr("core.accounts.companies.utcnow", lambda: datetime(2026, 11, 21, 11, 0))
+        change_rate(db.session, Actor(None, "test", None), company_id, eur("0.6"), 1, "new price")
+        before = end_call(db.session, company_id, "before-change", duration_seconds=60,
+                          ended_at=datetime(2026, 11, 21, 10, 59))
+        after = end_call(db.session, company_id, "after-change", duration_seconds=60,
+                         ended_at=datetime(2026, 11, 21, 11, 2))
+        assert (before.charge.amount, after.charge.amount) == (eur("0.42"), eur("0.6"))
+        assert db.session.scalar(select(func.count()).select_from(CallCharge)) == 5
         assert verify_ledger(db.session) == []
+
+
+def first_words(engine, work):
+    """The first word of every statement ``work`` sends, and how many transactions it commits."""
+    sent, commits = [], []
+    listeners = [("before_cursor_execute", lambda *a: sent.append(a[2].split(None, 1)[0].upper())),
+                 ("commit", lambda *a: commits.append(1))]
+    for name, listener in listeners:
+        event.listen(engine, name, listener)
+    try:
+        work()
+    finally:
+        for name, listener in listeners:
+            event.remove(engine, name, listener)
+    return sent, len(commits)
+
+
+def test_a_start_and_its_end_each_read_once_and_write_in_one_transaction(app, make_company):
+    """No row is loaded again by its key: one read of everything stored under the call id, then the
+    writes. A start: the hold on the balance row and the reservation. An end: the reservation
+    captured, the balance debited with the hold let go in the same UPDATE, the ledger row and the
+    call charge."""
+    company_id, _ = make_company(balance=eur("10"), created_at=datetime(2026, 1, 1))
+    with app.app_context():
+        engine = db.engine
+        started = first_words(engine, lambda: start_call(db.session, company_id, "c1", policy=CallPolicy(),
+                                                         started_at=datetime(2026, 11, 21, 10, 0)))
+        ended = first_words(engine, lambda: end_call(db.session, company_id, "c1", duration_seconds=61,
+                                                     ended_at=datetime(2026, 11, 21, 10, 1, 1)))
+        assert account(company_id) == (eur("9.573"), 0)
+    assert started == (["SELECT", "UPDATE", "INSERT"], 1)
+    assert ended == (["SELECT", "UPDATE", "UPDATE", "INSERT", "INSERT"], 1)
+
+
+def test_a_start_on_a_short_balance_holds_what_is_available(app, make_company):
+    company_id, _ = make_company(balance=eur("1"), created_at=datetime(2026, 1, 1))
+    with app.app_context():
+        hold = start_call(db.session, company_id, "short", started_at=datetime(2026, 11, 21, 10, 0),
+                          policy=CallPolicy())
+        assert (hold.amount, hold.available_after, hold.max_seconds) == (eur("1"), 0, 142)
+        assert account(company_id) == (eur("1"), eur("1"))
+
+
+def test_an_expired_hold_is_released_once_and_its_late_end_releases_nothing(app, make_company):
+    company_id, _ = make_company(balance=eur("10"), created_at=datetime(2026, 1, 1))
+    with app.app_context():
+        start_call(db.session, company_id, "late", started_at=datetime(2026, 11, 21, 10, 0), policy=CallPolicy())
+        start_call(db.session, company_id, "live", started_at=datetime(2026, 11, 21, 14, 0), policy=CallPolicy())
+        assert expire_reservations(db.session, datetime(2026, 11, 21, 14, 30), older_than=timedelta(hours=4)) == 1
+        ended = end_call(db.session, company_id, "late", duration_seconds=60, ended_at=datetime(2026, 11, 21, 10, 1))
+        assert ended.charge.amount == eur("0.42")
+        assert account(company_id) == (eur("9.58"), eur("2.10"))
+        assert db.session.scalars(select(CallReservation.status).order_by(CallReservation.call_id)).all() == [
+            "expired", "active"]
+
+
+def kill(engine, connection_id):
+    """Drop a pooled connection from the database's side, as a restart or an idle timeout would."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as other:  # a connection of its own, outside the pool being tested
+            assert other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": connection_id}).scalar()
+    else:
+        connection_id.close()  # SQLite has no server: the file handle itself goes away
+
+
+def pooled_connection_id(engine):
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            return connection.execute(text("SELECT pg_backend_pid()")).scalar()
+        return connection.connection.dbapi_connection
+
+
+def test_a_pooled_connection_the_database_dropped_is_replaced_before_the_next_request(app, make_company):
+    company_id, _ = make_company(balance=eur("10"), created_at=datetime(2026, 1, 1))
+    with app.app_context():
+        _, key = create_api_key(db.session, company_id, "Platform")
+        db.session.remove()
+        db.engine.dispose()  # the next request's connection is the only one in the pool
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.post("/api/v1/calls/before/end", json={"duration_seconds": 5}, headers=headers).status_code == 200
+    with app.app_context():
+        dropped = pooled_connection_id(db.engine)
+        outside = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+        kill(outside, dropped)
+        outside.dispose()
+    assert client.post("/api/v1/calls/after/end", json={"duration_seconds": 5}, headers=headers).status_code == 200
+    with app.app_context():
+        assert pooled_connection_id(db.engine) != dropped

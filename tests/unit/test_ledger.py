@@ -1,16 +1,15 @@
 import threading
-from datetime import datetime
 
 import pytest
-from sqlalchemy import bindparam, create_engine, exists, select, update
+from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.accounts.users import create_company
 from core.ledger.postings import (
-    Guard, InsufficientBalance, Reference, UnknownCompany, ZeroAmount, post_entry, post_linked_entry, verify_ledger,
+    InsufficientBalance, Reference, UnknownCompany, ZeroAmount, change_reserved, post_entry, verify_ledger,
 )
-from core.schema import BalanceTransaction, CallCharge, EntryType, PrepaidBalance
+from core.schema import BalanceTransaction, EntryType, PrepaidBalance
 from core.money import eur
 
 
@@ -191,55 +190,44 @@ def test_concurrent_debits_never_overdraw_the_available_balance(app, company_id,
     engine.dispose()
 
 
-def call_charge_values(company_id, call_id, amount):
-    moment = datetime(2026, 11, 1, 10, 0)
-    return dict(company_id=company_id, call_id=call_id, started_at=moment, ended_at=moment, duration_seconds=61,
-                billed_seconds=61, rate_per_minute=eur("0.42"), billing_increment_seconds=1, amount=amount,
-                refund_status="none", refunded_amount=0, from_number=None, to_number=None, created_at=moment)
+def reserved_of(session, company_id):
+    return session.scalar(
+        select(PrepaidBalance.reserved).where(PrepaidBalance.company_id == company_id)
+        .execution_options(populate_existing=True)
+    )
 
 
-def post_call(session, company_id, call_id, amount, allow_negative=True):
-    return post_linked_entry(session, company_id, EntryType.CHARGE, -amount, table=CallCharge.__table__,
-                             values=call_charge_values(company_id, call_id, amount),
-                             reference=Reference("call", call_id), actor="telephony", allow_negative=allow_negative)
-
-
-def test_a_linked_posting_writes_the_ledger_row_and_the_row_pointing_at_it(session, company_id):
+def test_a_posting_that_captures_a_hold_releases_it_in_the_same_update(session, company_id):
     post_entry(session, company_id, EntryType.TOPUP, eur("10"))
-    posted = post_call(session, company_id, "linked-1", eur("0.427"))
+    change_reserved(session, company_id, eur("2.10"))
     session.commit()
-    charge = session.get(CallCharge, posted.record_id)
-    entry = session.get(BalanceTransaction, posted.entry_id)
-    assert (charge.ledger_entry_id, charge.balance_after) == (entry.id, eur("9.573"))
-    assert (entry.amount, entry.balance_before, entry.balance_after) == (-eur("0.427"), eur("10"), eur("9.573"))
-    assert (entry.reference_type, entry.reference_id, entry.actor) == ("call", "linked-1", "telephony")
-    assert posted.balance_after == balance_of(session, company_id) == eur("9.573")
+    statements = []
+    event.listen(session.get_bind(), "before_cursor_execute", remember := lambda *a: statements.append(a[2]))
+    entry = post_entry(session, company_id, EntryType.CHARGE, -eur("0.427"), release=eur("2.10"))
+    event.remove(session.get_bind(), "before_cursor_execute", remember)
+    session.commit()
+    assert (entry.balance_before, entry.balance_after) == (eur("10"), eur("9.573"))
+    assert (balance_of(session, company_id), reserved_of(session, company_id)) == (eur("9.573"), 0)
+    assert [statement.split(None, 1)[0] for statement in statements] == ["UPDATE", "INSERT"]
 
 
-def test_a_linked_debit_beyond_the_available_balance_writes_neither_row(session, company_id):
+def test_a_debit_counts_the_hold_it_releases_as_available(session, company_id):
     post_entry(session, company_id, EntryType.TOPUP, eur("1"))
+    change_reserved(session, company_id, eur("1"))
     session.commit()
     with pytest.raises(InsufficientBalance):
-        post_call(session, company_id, "too-dear", eur("1.0001"), allow_negative=False)
+        post_entry(session, company_id, EntryType.CHARGE, -eur("0.5"))
     session.rollback()
-    assert balance_of(session, company_id) == eur("1")
-    assert session.scalar(select(CallCharge.id)) is None
-
-
-def test_a_guarded_linked_posting_writes_only_when_its_guard_holds(session, company_id):
-    post_entry(session, company_id, EntryType.TOPUP, eur("10"))
+    post_entry(session, company_id, EntryType.CHARGE, -eur("0.5"), release=eur("1"))
     session.commit()
-    unused_call = Guard("call id unused", ~exists().where(CallCharge.call_id == bindparam("guard_call_id")))
+    assert (balance_of(session, company_id), reserved_of(session, company_id)) == (eur("0.5"), 0)
 
-    def post(call_id, guard_call_id):
-        return post_linked_entry(session, company_id, EntryType.CHARGE, -eur("1"), table=CallCharge.__table__,
-                                 values=call_charge_values(company_id, call_id, eur("1")),
-                                 reference=Reference("call", call_id), allow_negative=True,
-                                 only_if=unused_call, guard_params={"guard_call_id": guard_call_id})
 
-    assert post("guarded-1", "guarded-1") is not None
-    session.commit()
-    assert post("guarded-2", "guarded-1") is None  # the guard looks at a call id that is taken
+def test_a_balance_row_the_session_has_loaded_shows_the_posting_at_once(session, company_id):
+    account = session.get(PrepaidBalance, company_id)
+    entry = post_entry(session, company_id, EntryType.TOPUP, eur("10"))
+    post_entry(session, company_id, EntryType.CHARGE, -eur("1"), release=0)
+    assert (account.balance, account.reserved) == (eur("9"), 0)
+    assert session.get(BalanceTransaction, entry.id) is entry  # the ledger row is the session's, loaded
     session.commit()
     assert balance_of(session, company_id) == eur("9")
-    assert session.scalars(select(CallCharge.call_id)).all() == ["guarded-1"]

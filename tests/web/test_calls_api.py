@@ -15,6 +15,7 @@ from core.ledger.postings import verify_ledger
 from core.schema import CallCharge, CallReservation, Company, PrepaidBalance, db
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
+from tests.round_trips import counting_round_trips
 
 START = "2026-11-21T10:00:00Z"
 
@@ -320,3 +321,25 @@ def test_naive_timestamps_are_taken_as_utc(app, client, company):
     start(client, headers, "naive", started_at="2026-11-21T10:00:00")
     with app.app_context():
         assert db.session.scalar(select(CallReservation.started_at)) == datetime(2026, 11, 21, 10)
+
+
+# What one start and its end send at most, BEGIN, COMMIT and the pool's pings included (see
+# tests/round_trips.py). Each: the pool's ping, the API key, one read of the call, then the writes
+# in one transaction (a start: the hold and the reservation; an end: the reservation captured, the
+# balance, the ledger row and the call charge). psycopg sends BEGIN before the first read, sqlite3
+# before the first write: the same sum on both.
+MOST_ROUND_TRIPS_OF_A_START_AND_ITS_END = 16
+
+
+def test_a_start_and_its_end_send_no_more_statements_than_their_work_needs(app, client, company):
+    """A regression guard: the bound is what the code achieved; more is a change to look at."""
+    _, headers = company
+    start(client, headers, "warm-up")  # the key's "last used" is written once a minute: not below
+    end(client, headers, "warm-up", ended_at="2026-11-21T10:01:01Z")
+    with app.app_context():
+        engine = db.engine
+    with counting_round_trips(engine, pre_ping=app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"]) as sent:
+        assert start(client, headers, to="+49301234567").json["reservation"] == "2.1000"
+        assert end(client, headers, ended_at="2026-11-21T10:01:01Z").json["balance_after"] == "9.1460"
+    assert sum(sent.values()) <= MOST_ROUND_TRIPS_OF_A_START_AND_ITS_END, dict(sent)
+    assert sent["PING"] == 2 and sent["COMMIT"] == 2, dict(sent)  # one connection, one transaction each

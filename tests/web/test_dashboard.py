@@ -79,6 +79,7 @@ def test_the_ledger_pages_only_read(app, client, make_company, path):
         engine = db.engine
     with statements_sent(engine) as statements:
         assert client.get(path).status_code == 200
+    statements = [statement for statement in statements if statement.strip() != ";"]  # the pool's pre-ping
     assert statements and {statement.lstrip().split(None, 1)[0].upper() for statement in statements} == {"SELECT"}
 
 
