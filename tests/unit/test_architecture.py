@@ -48,3 +48,19 @@ def test_no_module_imports_another_modules_private_names():
     modules = _modules(PROJECT_PACKAGES) + [ROOT / "wsgi.py", ROOT / "worker.py"]
     offenders = [place for module in modules for place in _private_imports(module)]
     assert offenders == [], f"private names imported: {offenders}"
+
+
+def _balance_writes(module: Path) -> list[str]:
+    """``.values(balance=...)`` / ``.values(reserved=...)``: statements that set a balance's figures."""
+    tree = ast.parse(module.read_text(encoding="utf-8"), filename=str(module))
+    return [f"{module.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "values"
+            and any(keyword.arg in ("balance", "reserved") for keyword in node.keywords)]
+
+
+def test_only_the_ledger_sets_a_balance():
+    inside = _modules(("core/ledger",))
+    assert any(_balance_writes(module) for module in inside)  # the check sees the ledger's own writes
+    outside = [module for module in _modules(("app", "api", "core", "demo", "portal", "staff")) if module not in inside]
+    offenders = [place for module in outside for place in _balance_writes(module)]
+    assert offenders == [], f"balance figures set outside core/ledger: {offenders}"
