@@ -125,6 +125,7 @@ def test_a_pooled_connection_the_database_dropped_is_replaced_before_the_next_re
     company_id, _ = make_company(balance=eur("10"), created_at=datetime(2026, 1, 1))
     with app.app_context():
         _, key = create_api_key(db.session, company_id, "Platform")
+        db.session.commit()
         db.session.remove()
         db.engine.dispose()  # the next request's connection is the only one in the pool
     client = app.test_client()
