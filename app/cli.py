@@ -102,6 +102,14 @@ def issue_missing_documents_command() -> None:
     click.echo(f"{issue_missing_documents()} document(s) issued.")
 
 
+@billing_cli.command("settle-auto-topups")
+def settle_auto_topups_command() -> None:
+    """Bring automatic top-up attempts in line with their top-ups (e.g. after a lost job)."""
+    from app.jobs import settle_auto_topups
+
+    click.echo(f"{settle_auto_topups()} company(ies) with attempts settled.")
+
+
 mail_cli = AppGroup("mail", help="Outgoing email.")
 
 
