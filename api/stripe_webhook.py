@@ -1,4 +1,9 @@
-"""POST /api/stripe/webhook: signed Stripe events (CSRF-exempt; the signature is the check)."""
+"""POST /api/stripe/webhook: signed Stripe events (CSRF-exempt; the signature is the check).
+
+The endpoint commits each named step of :mod:`core.payments.webhooks` as its own unit of work: the
+event is stored (step 1) and committed before it is acted on; then its attempt is counted (step 2)
+and its handler run (step 3), each committed — or, when the handler fails, its work rolled back and
+the event committed as failed (see :func:`app.events.process_stored_event`)."""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from flask import Blueprint, jsonify, request
 from core.schema import db
 from core.payments.gateway import InvalidWebhook
 from app.web import stripe_gateway
-from core.payments.webhooks import receive_event
+from app.events import process_stored_event
+from core.payments.webhooks import DONE, store_event
 
 bp = Blueprint("stripe_webhook", __name__, url_prefix="/api/stripe")
 
@@ -20,7 +26,10 @@ def webhook():
     if len(payload) > MAX_EVENT_BYTES:
         return jsonify(error={"code": "payload_too_large", "message": "Event body too large."}), 413
     try:
-        event = receive_event(db.session, stripe_gateway(), payload, request.headers.get("Stripe-Signature"))
+        event = store_event(db.session, stripe_gateway(), payload, request.headers.get("Stripe-Signature"))
     except InvalidWebhook:
         return jsonify(error={"code": "invalid_signature", "message": "Signature missing, invalid or too old."}), 400
+    db.session.commit()  # step 1: stored before it is acted on
+    if event.status not in DONE:
+        event = process_stored_event(db.session, stripe_gateway(), event.id)
     return jsonify(received=True, event=event.stripe_event_id, status=event.status)

@@ -135,6 +135,7 @@ def end(call_id: str):
     ended = end_call(db.session, g.api_company_id, call_id, duration_seconds=duration, ended_at=ended_at)
     if ended.created and ended.auto_topup_enabled:
         maybe_trigger(db.session, g.api_company_id)  # a low balance starts an automatic top-up
+        db.session.commit()
     charge = ended.charge
     return jsonify(call_id=charge.call_id, amount=to_decimal_string(charge.amount),
                    billed_seconds=charge.billed_seconds, rate_per_minute=to_decimal_string(charge.rate_per_minute),

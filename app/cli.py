@@ -102,6 +102,14 @@ def issue_missing_documents_command() -> None:
     click.echo(f"{issue_missing_documents()} document(s) issued.")
 
 
+@billing_cli.command("settle-auto-topups")
+def settle_auto_topups_command() -> None:
+    """Bring automatic top-up attempts in line with their top-ups (e.g. after a lost job)."""
+    from app.jobs import settle_auto_topups
+
+    click.echo(f"{settle_auto_topups()} company(ies) with attempts settled.")
+
+
 mail_cli = AppGroup("mail", help="Outgoing email.")
 
 
@@ -143,7 +151,8 @@ def replay_command(event_id: str | None, all_failed: bool) -> None:
     """Process a stored Stripe event again (idempotent), or all failed ones."""
     from flask import current_app
 
-    from core.payments.webhooks import replay, replay_failed
+    from app.events import process_stored_event
+    from core.payments.webhooks import failed_event_ids, stored_event_id
 
     gateway = current_app.extensions.get("stripe_gateway")
     if gateway is None:
@@ -152,10 +161,11 @@ def replay_command(event_id: str | None, all_failed: bool) -> None:
     if all_failed == bool(event_id):
         click.echo("Give one EVENT_ID or --failed.", err=True)
         sys.exit(2)
-    events = replay_failed(db.session, gateway) if all_failed else [replay(db.session, gateway, event_id)]
-    if events == [None]:
+    row_ids = failed_event_ids(db.session) if all_failed else [stored_event_id(db.session, event_id)]
+    if row_ids == [None]:
         click.echo(f"No stored event {event_id}.", err=True)
         sys.exit(1)
+    events = [process_stored_event(db.session, gateway, row_id) for row_id in row_ids]  # each commits its steps
     for event in events:
         click.echo(f"{event.stripe_event_id} {event.type}: {event.status}{' - ' + event.error if event.error else ''}")
     if any(event.status == "failed" for event in events):

@@ -1,5 +1,6 @@
 """The one module of job entry points. Each job takes ids, runs in a fresh app context with its own
-session, and is safe to run twice: the invoice, statement and email records each exist once.
+session, commits its own unit of work (the services never commit), and is safe to run twice: the
+invoice, statement and email records each exist once.
 
 Core services never enqueue: they request follow-up work on their session
 (:func:`core.followups.request_followup`). :data:`FOLLOWUP_JOBS` maps each kind to its job function,
@@ -16,13 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from flask import current_app
 from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
-from core.payments.auto_topup import AutoTopupPolicy, run_attempt, topup_settled
+from core.payments.auto_topup import (
+    AutoTopupPolicy, charge_attempt, claim_attempt, companies_out_of_line, reconcile, topup_settled,
+)
+from core.payments.gateway import PaymentError
 from core.calls.live import expire_reservations
 from core.clock import utcnow
 from core.followups import Followup, note_commit, take_due_followups
@@ -33,11 +38,13 @@ from core.notifications.low_balance import claim_low_balance_warnings
 from core.notifications.mail import EmailKind, MailSettings, deliver, queue_email, transport_from_config
 from core.rendering import Renderer
 from core.schema import EmailStatus, Invoice, PrepaidBalance, SentEmail, Topup, TopupRefund, db
+from core.notifications.mail import logger as mail_logger
 from app.queue import BILLING, EMAILS, INVOICES, enqueue
 from core.documents.statements import companies_with_history, create_statement, previous_month
 from core.documents.vat import VatPolicy
 
 UNSENT_EMAIL_GRACE = timedelta(minutes=5)
+T = TypeVar("T")
 
 
 @contextmanager
@@ -64,26 +71,40 @@ def _balance(session: Session, company_id: int) -> int:
     return session.get(PrepaidBalance, company_id, populate_existing=True).balance
 
 
+def _issued_once(session: Session, issue: Callable[[], T]) -> T:
+    """A document issued concurrently by a second run fails on its unique key: roll back (which gives
+    its number back) and ask again, which returns the other run's document."""
+    try:
+        return issue()
+    except IntegrityError:
+        session.rollback()
+        return issue()
+
+
 def issue_topup_invoice(topup_id: int, send_receipt: bool = True) -> None:
-    """The invoice of a credited top-up, then the receipt email with the PDF."""
+    """The invoice of a credited top-up, and the receipt email with the PDF: one unit of work."""
     with job_session() as session:
-        invoice = issue_invoice_for(session, topup_id, Seller.from_config(current_app.config),
-                                    VatPolicy.from_config(current_app.config), renderer())
+        invoice = _issued_once(session, lambda: issue_invoice_for(
+            session, topup_id, Seller.from_config(current_app.config), VatPolicy.from_config(current_app.config),
+            renderer()))
         topup = session.get(Topup, topup_id)
-        if not send_receipt:
-            return
-        queue_email(
-            session, company_id=topup.company_id, kind=EmailKind.TOPUP_RECEIPT, dedupe_key=f"topup-receipt:{topup_id}",
-            invoice_id=invoice.id,
-            context={"amount": topup.amount, "bonus": topup.bonus_amount, "balance": _balance(session, topup.company_id),
-                     "topup_id": topup.id, "invoice_number": invoice.number},
-        )
+        if send_receipt:
+            queue_email(
+                session, company_id=topup.company_id, kind=EmailKind.TOPUP_RECEIPT,
+                dedupe_key=f"topup-receipt:{topup_id}", invoice_id=invoice.id,
+                context={"amount": topup.amount, "bonus": topup.bonus_amount,
+                         "balance": _balance(session, topup.company_id), "topup_id": topup.id,
+                         "invoice_number": invoice.number},
+            )
+        session.commit()
 
 
 def issue_credit_note(topup_refund_id: int) -> None:
     with job_session() as session:
-        issue_credit_note_for(session, topup_refund_id, Seller.from_config(current_app.config),
-                              VatPolicy.from_config(current_app.config), renderer())
+        _issued_once(session, lambda: issue_credit_note_for(
+            session, topup_refund_id, Seller.from_config(current_app.config),
+            VatPolicy.from_config(current_app.config), renderer()))
+        session.commit()
 
 
 def notify_topup_failed(topup_id: int) -> None:
@@ -95,11 +116,30 @@ def notify_topup_failed(topup_id: int) -> None:
             context={"amount": topup.amount, "failure_code": topup.failure_code, "decline_code": topup.decline_code,
                      "balance": _balance(session, topup.company_id)},
         )
+        session.commit()
 
 
 def send_email(email_id: int) -> None:
+    """Deliver one recorded message: the claim, the send and the outcome are one unit of work. On a
+    failure the ``failed`` record (the counted attempt and the reason) is committed, then the error
+    re-raised so the queue retries."""
     with job_session() as session:
-        deliver(session, email_id, transport_from_config(current_app.config), mail_settings())
+        try:
+            deliver(session, email_id, transport_from_config(current_app.config), mail_settings())
+            session.commit()
+        except Exception:
+            _commit_failure_record(session, email_id)
+            raise
+
+
+def _commit_failure_record(session: Session, email_id: int) -> None:
+    """If even the failure cannot be written (the database itself failed), the row stays as it was
+    and the caller re-raises the original error."""
+    try:
+        session.commit()
+    except Exception:
+        session.rollback()
+        mail_logger.exception("Could not record the failure of email %s", email_id)
 
 
 def check_low_balances(company_id: int | None = None) -> int:
@@ -112,6 +152,7 @@ def check_low_balances(company_id: int | None = None) -> int:
             queue_email(session, company_id=low.company_id, kind=EmailKind.LOW_BALANCE,
                          dedupe_key=f"low-balance:{low.company_id}:{now.isoformat()}",
                          context={"balance": low.balance, "threshold": low.threshold})
+        session.commit()  # the claims with their warnings
     return len(claimed)
 
 
@@ -121,8 +162,9 @@ def generate_monthly_statements(month_iso: str | None = None) -> int:
     seller = Seller.from_config(current_app.config)
     with job_session() as session:
         companies = companies_with_history(session, month)
-        for company_id in companies:
-            create_statement(session, company_id, month, seller, renderer())
+        for company_id in companies:  # one unit of work each: a failure keeps the others' statements
+            _issued_once(session, lambda: create_statement(session, company_id, month, seller, renderer()))
+            session.commit()
     return len(companies)
 
 
@@ -158,16 +200,41 @@ def expire_stale_reservations() -> int:
 
 
 def run_auto_topup(attempt_id: int) -> None:
-    """Charge the saved payment method for one automatic top-up attempt (core.payments.auto_topup.run_attempt)."""
+    """Charge the saved payment method for one automatic top-up attempt, in the two named steps of
+    core.payments.auto_topup, each committed: the claim (the top-up on record before Stripe is asked),
+    then the charge and its outcome. An unknown outcome is committed as a note on the attempt, then
+    re-raised so the queue retries with the same idempotency key."""
+    policy = AutoTopupPolicy.from_config(current_app.config)
     with job_session() as session:
-        run_attempt(session, current_app.extensions["stripe_gateway"], attempt_id,
-                    vat=VatPolicy.from_config(current_app.config), policy=AutoTopupPolicy.from_config(current_app.config))
+        charge = claim_attempt(session, attempt_id, vat=VatPolicy.from_config(current_app.config), policy=policy)
+        session.commit()  # step 1
+        if charge is None:
+            return
+        try:
+            charge_attempt(session, current_app.extensions["stripe_gateway"], charge, policy=policy)
+        except PaymentError:
+            session.commit()  # the note of the unknown outcome
+            raise
+        session.commit()  # step 2
 
 
 def auto_topup_settled(topup_id: int) -> None:
     """An automatic top-up was credited or failed (e.g. SEPA settled): its attempt follows."""
     with job_session() as session:
         topup_settled(session, topup_id, policy=AutoTopupPolicy.from_config(current_app.config))
+        session.commit()
+
+
+def settle_auto_topups() -> int:
+    """The periodic catch-up: attempts whose top-up moved on while their follow-up job was lost
+    follow it now (one unit of work per company). Returns how many companies had some."""
+    policy = AutoTopupPolicy.from_config(current_app.config)
+    with job_session() as session:
+        companies = companies_out_of_line(session)
+        for company_id in companies:
+            reconcile(session, company_id, policy=policy)
+            session.commit()
+    return len(companies)
 
 
 # -- follow-ups: enqueued after the commit ---------------------------------------------------------------

@@ -106,6 +106,7 @@ def invoice_seconds(app, topup_ids: list[int]) -> tuple[list[float], float, floa
         for index, topup_id in enumerate(topup_ids, start=1):
             started = time.perf_counter()
             issue_topup_invoice(db.session, topup_id, seller, vat, renderer())
+            db.session.commit()  # the bench is the entry point, as the job is
             timings.append(time.perf_counter() - started)
             db.session.expunge_all()
             if index == 100:

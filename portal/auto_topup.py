@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from core.payments.auto_topup import (
     BALANCE_RECOVERED, DAILY_LIMIT, DISABLED, MAX_CONSECUTIVE_FAILURES, MAX_DAILY_LIMIT, MONTHLY_CAP,
-    AutoTopupPolicy, AutoTopupSettings, InvalidSettings, overview, plain_amount, save_settings,
+    AutoTopupPolicy, AutoTopupSettings, InvalidSettings, overview, plain_amount, reconcile, save_settings,
 )
 from app.locale import active_language, money, payment_failure_reason
 from core.schema import AutoTopupAttempt, AutoTopupStatus, db
@@ -164,6 +164,9 @@ def save():
     if values is not None:
         try:
             save_settings(db.session, stripe_gateway(), current_user.company_id, values, _limits())
+            # The attempts catch up with their top-ups here (and in the jobs), not on the GET.
+            reconcile(db.session, current_user.company_id, policy=_policy())
+            db.session.commit()
         except InvalidSettings as invalid:
             errors = _messages(invalid.errors, values)
         except PaymentError:

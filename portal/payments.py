@@ -19,9 +19,9 @@ from core.payments.methods import (
 from core.ledger.balances import account_summary
 from core.payments.gateway import PaymentError
 from core.payments.topups import (
-    AmountOutOfRange, CheckoutFailed, CompanyBlocked, ReturnUrls, TopupLimits, TopupNotFound, cancel_topup,
-    company_topup,
-    confirm_with_stripe, recent_topups, start_checkout_topup, topup_for_checkout,
+    AmountOutOfRange, CheckoutFailed, CheckoutPage, CompanyBlocked, ReturnUrls, TopupLimits, TopupNotFound,
+    cancel_topup, claim_confirmation, close_checkout, company_topup, confirm_with_stripe, create_checkout,
+    open_checkout_topup, recent_topups, topup_for_checkout,
 )
 from core.documents.vat import VatPolicy, split_topup
 from app.web import company_admin_required, company_user_required, redirect_to, render_page, stripe_gateway
@@ -99,23 +99,29 @@ def start_topup():
     if error:
         return _topup_page(form, error=error, status=422)
     try:
-        _topup, checkout_url = start_checkout_topup(
-            db.session, stripe_gateway(), company_id=current_user.company_id, user_id=current_user.id,
-            amount=amount, save_payment_method=form.save_payment_method.data, limits=_limits(),
-            vat=VatPolicy.from_config(current_app.config),
-            payment_method_types=current_app.config["PAYMENT_METHOD_TYPES"],
-            description=_("Prepaid credit %(amount)s", amount=money(amount)), locale=active_language(),
+        topup = open_checkout_topup(
+            db.session, company_id=current_user.company_id, user_id=current_user.id, amount=amount,
+            save_payment_method=form.save_payment_method.data, limits=_limits(),
+            vat=VatPolicy.from_config(current_app.config))
+    except CompanyBlocked:
+        return _topup_page(form, error=_("Your account is blocked, so top-ups are not possible. Please contact "
+                                         "our support."), status=422)
+    db.session.commit()  # step 1: the pending top-up, on record before Stripe is asked
+    try:
+        checkout_url = create_checkout(
+            db.session, stripe_gateway(), topup.id,
+            CheckoutPage(_("Prepaid credit %(amount)s", amount=money(amount)),
+                         current_app.config["PAYMENT_METHOD_TYPES"], active_language()),
             return_urls=lambda topup_id: ReturnUrls(
                 success=url_for("payments.topup_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
                 cancel=url_for("payments.topup_cancel", topup=topup_id, _external=True),
             ),
         )
-    except CompanyBlocked:
-        return _topup_page(form, error=_("Your account is blocked, so top-ups are not possible. Please contact "
-                                         "our support."), status=422)
     except CheckoutFailed:
+        db.session.commit()  # the top-up stays on record, marked failed with Stripe's answer
         return _topup_page(form, error=_("The payment provider is not reachable right now. Nothing was charged. "
                                          "Please try again in a few minutes."), status=422)
+    db.session.commit()  # step 2: the customer and the Checkout Session
     return redirect_to(checkout_url)
 
 
@@ -129,7 +135,7 @@ def topup_success():
         found = None
     if found is None:
         abort(404)
-    found = confirm_with_stripe(db.session, stripe_gateway(), found)
+    found = _confirmed(found)
     return render_template("portal/topup_success.html", topup=found)
 
 
@@ -140,12 +146,25 @@ def topup_status(topup_id: int):
         found = company_topup(db.session, current_user.company_id, topup_id)
     except TopupNotFound:
         abort(404)
-    found = confirm_with_stripe(db.session, stripe_gateway(), found)
+    found = _confirmed(found)
     response = make_response(render_template("portal/partials/topup_status.html", topup=found))
     if found.is_final and request.htmx:
         response.status_code = STOP_POLLING
     response.vary.add("HX-Request")
     return response
+
+
+def _confirmed(topup):
+    """Ask Stripe about a top-up whose webhook is late, in the two steps of core (each committed).
+
+    These pages are GETs that may write: Stripe sends the customer back with a GET, and what they
+    record is Stripe's own answer, applied exactly once like the webhook that is late."""
+    if not claim_confirmation(db.session, topup):
+        return topup
+    db.session.commit()  # step 1: the time of asking, so concurrent pollers do not all ask
+    found = confirm_with_stripe(db.session, stripe_gateway(), topup.id)
+    db.session.commit()  # step 2: Stripe's answer
+    return found
 
 
 @bp.get("/topup/cancel")
@@ -158,7 +177,11 @@ def topup_cancel():
         found = None
     if found is None:
         abort(404)
-    found = cancel_topup(db.session, stripe_gateway(), current_user.company_id, found.id)
+    if cancel_topup(db.session, current_user.company_id, found.id):
+        db.session.commit()  # step 1: canceled on our side before Stripe is asked
+        close_checkout(db.session, stripe_gateway(), current_user.company_id, found.id)
+        db.session.commit()  # step 2: what Stripe answered, if it was paid or expired meanwhile
+    found = company_topup(db.session, current_user.company_id, found.id)
     if found.status == "canceled":
         flash(_("The top-up was canceled. Nothing was charged."), "info")
     return redirect_to(url_for("payments.topup", amount=plain_amount(found.amount, active_language())))
@@ -192,6 +215,7 @@ def add_payment_method():
                 cancel=url_for("payments.payment_methods", _external=True),
             ),
         )
+        db.session.commit()  # a new Stripe customer's id
     except PaymentError:
         flash(_("The payment provider is not reachable right now. Please try again in a few minutes."), "error")
         return redirect_to(url_for("payments.payment_methods"))
@@ -216,6 +240,7 @@ def _method_action(method_id: str, action, success_message: str):
         abort(400)
     try:
         action(db.session, stripe_gateway(), current_user.company_id, method_id[:100])
+        db.session.commit()
     except PaymentMethodNotFound:
         abort(404)
     except PaymentError:

@@ -12,7 +12,8 @@ from core.accounts.audit import record_action
 from core.schema import WebhookEvent, WebhookStatus, db
 from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
 from core.backoffice.stripe_events import EventFilter, event_ledger_entries, event_types, list_events
-from core.payments.webhooks import process_event, replay_failed
+from app.events import process_stored_event
+from core.payments.webhooks import failed_event_ids
 
 bp = Blueprint("staff_events", __name__, url_prefix="/admin/stripe-events")
 
@@ -61,7 +62,7 @@ def event(event_id: int):
 def replay(event_id: int):
     row = db.session.get(WebhookEvent, event_id) or abort(404)
     before = {"status": row.status, "attempts": row.attempts}
-    result = process_event(db.session, stripe_gateway(), row.id)
+    result = process_stored_event(db.session, stripe_gateway(), row.id)  # commits its steps
     record_action(db.session, staff_actor(), "webhook.replay", target_type="webhook_event", target_id=row.id,
                   company_id=result.company_id, before=before,
                   after={"status": result.status, "attempts": result.attempts, "error": result.error})
@@ -76,7 +77,8 @@ def replay(event_id: int):
 @bp.post("/replay-failed")
 @staff_required()
 def replay_all_failed():
-    results = replay_failed(db.session, stripe_gateway())
+    results = [process_stored_event(db.session, stripe_gateway(), row_id)  # each commits its steps
+               for row_id in failed_event_ids(db.session)]
     failed = sum(1 for r in results if r.status == WebhookStatus.FAILED.value)
     record_action(db.session, staff_actor(), "webhook.replay_failed", target_type="webhook_event", target_id="failed",
                   after={"replayed": [r.id for r in results], "still_failed": failed})

@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_babel import gettext as _
 
-from core.backoffice.failed_payments import NotFailed, failed_payments, record_retry, start_retry_checkout
+from core.backoffice.failed_payments import (
+    NotFailed, create_retry_checkout, failed_payments, open_retry_topup, record_retry,
+)
 from app.locale import money
 from core.schema import db
 from core.money import eur
@@ -29,28 +31,32 @@ def failed():
 def retry(topup_id: int):
     config = current_app.config
     try:
-        new_topup, url = start_retry_checkout(
-            db.session, stripe_gateway(), staff_actor(), topup_id,
+        new_topup = open_retry_topup(
+            db.session, staff_actor(), topup_id,
             limits=TopupLimits(eur(config["TOPUP_MIN_EUR"]), eur(config["TOPUP_MAX_EUR"])),
-            vat=VatPolicy.from_config(config), payment_method_types=config["PAYMENT_METHOD_TYPES"],
+            vat=VatPolicy.from_config(config))
+    except TopupNotFound:
+        abort(404)
+    except NotFailed:
+        flash(_("Only a failed top-up can be retried."), "error")
+        return redirect_to(url_for("staff_payments.failed"))
+    db.session.commit()  # step 1: the new pending top-up, on record before Stripe is asked
+    try:
+        url = create_retry_checkout(
+            db.session, stripe_gateway(), new_topup.id, payment_method_types=config["PAYMENT_METHOD_TYPES"],
             description=_("Prepaid credit (retry of top-up #%(id)s)", id=topup_id),
             return_urls=lambda new_id: ReturnUrls(
                 success=url_for("payments.topup_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
                 cancel=url_for("payments.topup_cancel", topup=new_id, _external=True),
             ),
         )
-    except TopupNotFound:
-        abort(404)
-    except NotFailed:
-        flash(_("Only a failed top-up can be retried."), "error")
-        return redirect_to(url_for("staff_payments.failed"))
     except CheckoutFailed:
         db.session.commit()  # the new top-up stays on record, marked failed with Stripe's answer
         flash(_("The payment provider is not reachable right now. Please try again in a few minutes."), "error")
         return redirect_to(url_for("staff_payments.failed"))
-    db.session.commit()  # step 1: the new top-up and its Checkout Session
+    db.session.commit()  # step 2: its Checkout Session
     record_retry(db.session, staff_actor(), topup_id, new_topup, url)
-    db.session.commit()  # step 2: the audit record and the email
+    db.session.commit()  # step 3: the audit record and the email
     flash(_("A new payment link for %(amount)s was emailed to the company (top-up #%(id)s).",
             amount=money(new_topup.amount), id=new_topup.id), "success")
     return redirect_to(url_for("staff_payments.failed"))

@@ -1,10 +1,9 @@
 """Failed top-ups (checkout and automatic) for staff, and the manual retry: a new Checkout link for
 the same amount, emailed to the company, recorded against the failed top-up and audited.
 
-A retry asks Stripe between two writes, so it comes in two named steps: :func:`start_retry_checkout`
-(the new top-up and its Checkout Session, through :func:`start_checkout_topup` and its own units of
-work) and :func:`record_retry` (the audit record and the email: one unit of work, the caller commits).
-Nothing here commits."""
+A retry asks Stripe between two writes, so it comes in three named steps, each one unit of work that
+the caller commits: :func:`open_retry_topup` (the new pending top-up), :func:`create_retry_checkout`
+(its Checkout Session) and :func:`record_retry` (the audit record and the email). Nothing here commits."""
 
 from __future__ import annotations
 
@@ -18,7 +17,9 @@ from core.accounts.audit import Actor, record_action
 from core.notifications.mail import EmailKind, queue_email
 from core.schema import AuditRecord, Company, PrepaidBalance, Topup, TopupStatus
 from core.payments.gateway import StripeGateway
-from core.payments.topups import ReturnUrls, TopupLimits, TopupNotFound, start_checkout_topup
+from core.payments.topups import (
+    CheckoutPage, ReturnUrls, TopupLimits, TopupNotFound, create_checkout, open_checkout_topup,
+)
 from core.documents.vat import VatPolicy
 
 RETRY_ACTION = "topup.retry_link"
@@ -52,31 +53,35 @@ def failed_payments(session: Session, kind: str = "", limit: int = 200) -> list[
     return [FailedPayment(topup, name, retries.get(str(topup.id), [])) for topup, name in rows]
 
 
-def start_retry_checkout(session: Session, gateway: StripeGateway, actor: Actor, topup_id: int, *,
-                         limits: TopupLimits, vat: VatPolicy, payment_method_types: list[str], description: str,
-                         return_urls: Callable[[int], ReturnUrls]) -> tuple[Topup, str]:
-    """Step 1 of 2 of a retry: a new Checkout top-up for the failed one's amount; returns it and its URL.
-
-    :func:`start_checkout_topup` records the pending top-up before asking Stripe and the session
-    after, each in its own unit of work. Raises TopupNotFound, NotFailed, or CheckoutFailed (Stripe
-    unreachable: the new top-up is marked failed, no retry is recorded). A crash before step 2 leaves
-    a pending top-up nobody was told about: its Checkout Session expires unpaid, and staff may retry
-    again (the failed top-up stays failed)."""
+def open_retry_topup(session: Session, actor: Actor, topup_id: int, *, limits: TopupLimits,
+                     vat: VatPolicy) -> Topup:
+    """Step 1 of 3 of a retry: a new pending Checkout top-up for the failed one's amount, recorded
+    before Stripe is asked (:func:`open_checkout_topup`); the caller commits. Raises TopupNotFound or
+    NotFailed."""
     failed = session.get(Topup, topup_id)
     if failed is None:
         raise TopupNotFound(topup_id)
     if failed.status != TopupStatus.FAILED.value:
         raise NotFailed(topup_id)
-    company = session.get(Company, failed.company_id)
-    return start_checkout_topup(
-        session, gateway, company_id=failed.company_id, user_id=actor.user_id, amount=failed.amount,
-        save_payment_method=False, limits=limits, vat=vat, payment_method_types=payment_method_types,
-        description=description, locale=company.language, return_urls=return_urls,
-    )
+    return open_checkout_topup(session, company_id=failed.company_id, user_id=actor.user_id, amount=failed.amount,
+                               save_payment_method=False, limits=limits, vat=vat)
+
+
+def create_retry_checkout(session: Session, gateway: StripeGateway, new_topup_id: int, *,
+                          payment_method_types: list[str], description: str,
+                          return_urls: Callable[[int], ReturnUrls]) -> str:
+    """Step 2 of 3 of a retry: the new top-up's Checkout Session, in the company's language
+    (:func:`create_checkout`); returns its URL, the caller commits. Raises CheckoutFailed (Stripe
+    unreachable: the new top-up is marked failed — commit that — and no retry is recorded). A crash
+    before step 3 leaves a pending top-up nobody was told about: its Checkout Session expires unpaid,
+    and staff may retry again (the failed top-up stays failed)."""
+    company = session.get(Company, session.get(Topup, new_topup_id).company_id)
+    page = CheckoutPage(description, payment_method_types, company.language)
+    return create_checkout(session, gateway, new_topup_id, page, return_urls)
 
 
 def record_retry(session: Session, actor: Actor, failed_topup_id: int, new_topup: Topup, url: str) -> None:
-    """Step 2 of 2 of a retry: audit the new link against the failed top-up and email it to the
+    """Step 3 of 3 of a retry: audit the new link against the failed top-up and email it to the
     company — one unit of work, the caller commits."""
     failed = session.get(Topup, failed_topup_id)
     record_action(session, actor, RETRY_ACTION, target_type="topup", target_id=failed.id, company_id=failed.company_id,

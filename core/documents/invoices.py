@@ -3,6 +3,13 @@
 The number is taken from a per-kind-and-year counter row whose UPDATE locks it, in the same
 transaction that stores the invoice with its rendered PDF: a crash or a rollback gives the number
 back, so numbers have no gaps and no duplicates however many are issued at once.
+
+Nothing here commits: issuing a document is one unit of work, committed by the caller (the job).
+The year's counter row is created in that same unit (``INSERT ... ON CONFLICT DO NOTHING``): a
+concurrent first issuer of the year waits on that uncommitted row, then finds it and takes the next
+number — or, if the first one rolled back, creates it itself. A concurrent second issue of the same
+document fails on its unique key with an IntegrityError: the caller rolls back (giving the number
+back) and asks again, which returns the document the other one issued.
 """
 
 from __future__ import annotations
@@ -11,7 +18,6 @@ import atexit
 import gc
 from dataclasses import dataclass
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from weasyprint import HTML
 from weasyprint.text.fonts import FontConfiguration
@@ -72,7 +78,6 @@ def render_pdf(renderer: Renderer, template: str, language: str, **context) -> b
 
 def _ensure_sequence(session: Session, kind: DocumentKind, year: int) -> None:
     session.execute(insert_or_ignore(session, DocumentSequence).values(kind=kind.value, year=year, last_number=0))
-    session.commit()
 
 
 def _take_number(session: Session, kind: DocumentKind, year: int) -> tuple[int, str]:
@@ -94,13 +99,14 @@ def _issue(session: Session, kind: DocumentKind, template: str, company: Company
     invoice = Invoice(kind=kind.value, number=number, year=now.year, sequence=sequence, company_id=company.id,
                       language=company.language, pdf=pdf, issued_at=now, **fields)
     session.add(invoice)
-    session.commit()
+    session.flush()  # a concurrent issue of the same document fails here, on its unique key
     return invoice
 
 
 def issue_topup_invoice(session: Session, topup_id: int, seller: Seller, vat: VatPolicy,
                         renderer: Renderer) -> Invoice:
-    """The invoice of a credited top-up, issued once (a second call returns the first)."""
+    """The invoice of a credited top-up, issued once (a second call returns the first); raises
+    IntegrityError when issued concurrently (see the module doc)."""
     existing = session.scalar(select(Invoice).where(Invoice.topup_id == topup_id))
     if existing is not None:
         return existing
@@ -109,20 +115,17 @@ def issue_topup_invoice(session: Session, topup_id: int, seller: Seller, vat: Va
         raise InvoiceError(f"top-up {topup_id} is not credited")
     split = split_topup(topup.amount, vat)
     company = session.get(Company, topup.company_id)
-    try:
-        return _issue(
-            session, DocumentKind.INVOICE, "documents/invoice.html", company, seller, renderer,
-            _amount_fields(split, topup_id=topup.id, bonus_cents=_whole_cents(topup.bonus_amount)),
-            topup=topup, split=split, bonus_units=topup.bonus_amount,
-        )
-    except IntegrityError:  # issued concurrently by a second run of the job
-        session.rollback()
-        return session.scalar(select(Invoice).where(Invoice.topup_id == topup_id))
+    return _issue(
+        session, DocumentKind.INVOICE, "documents/invoice.html", company, seller, renderer,
+        _amount_fields(split, topup_id=topup.id, bonus_cents=_whole_cents(topup.bonus_amount)),
+        topup=topup, split=split, bonus_units=topup.bonus_amount,
+    )
 
 
 def issue_credit_note(session: Session, topup_refund_id: int, seller: Seller, vat: VatPolicy,
                       renderer: Renderer) -> Invoice:
-    """The credit note of a refunded (part of a) top-up, referring to its invoice; issued once."""
+    """The credit note of a refunded (part of a) top-up, referring to its invoice (issued first if it
+    was not); issued once, raising IntegrityError when issued concurrently (see the module doc)."""
     existing = session.scalar(select(Invoice).where(Invoice.topup_refund_id == topup_refund_id))
     if existing is not None:
         return existing
@@ -131,15 +134,11 @@ def issue_credit_note(session: Session, topup_refund_id: int, seller: Seller, va
     original = issue_topup_invoice(session, topup.id, seller, vat, renderer)
     split = _refund_split(refund.refunded_cents, original)
     company = session.get(Company, topup.company_id)
-    try:
-        return _issue(
-            session, DocumentKind.CREDIT_NOTE, "documents/credit_note.html", company, seller, renderer,
-            _amount_fields(split, topup_refund_id=refund.id, bonus_cents=_whole_cents(refund.bonus_reversed)),
-            topup=topup, refund=refund, original=original, split=split, bonus_units=refund.bonus_reversed,
-        )
-    except IntegrityError:
-        session.rollback()
-        return session.scalar(select(Invoice).where(Invoice.topup_refund_id == topup_refund_id))
+    return _issue(
+        session, DocumentKind.CREDIT_NOTE, "documents/credit_note.html", company, seller, renderer,
+        _amount_fields(split, topup_refund_id=refund.id, bonus_cents=_whole_cents(refund.bonus_reversed)),
+        topup=topup, refund=refund, original=original, split=split, bonus_units=refund.bonus_reversed,
+    )
 
 
 def _refund_split(refunded_cents: int, original: Invoice) -> VatSplit:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.documents.invoices import Seller, render_pdf
@@ -68,7 +67,9 @@ def statement_figures(session: Session, company_id: int, month: date) -> dict:
 
 def create_statement(session: Session, company_id: int, month: date, seller: Seller,
                      renderer: Renderer) -> MonthlyStatement:
-    """The company's statement for ``month`` (first day), made once; a second call returns it."""
+    """The company's statement for ``month`` (first day), made once; a second call returns it. One unit
+    of work, the caller commits; made concurrently, it raises IntegrityError (its unique key): the
+    caller rolls back and asks again, which returns the other one's."""
     existing = session.scalar(select(MonthlyStatement).where(
         MonthlyStatement.company_id == company_id, MonthlyStatement.month == month))
     if existing is not None:
@@ -80,12 +81,7 @@ def create_statement(session: Session, company_id: int, month: date, seller: Sel
     statement = MonthlyStatement(company_id=company_id, month=month, language=company.language,
                                  figures=figures, pdf=pdf)
     session.add(statement)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return session.scalar(select(MonthlyStatement).where(
-            MonthlyStatement.company_id == company_id, MonthlyStatement.month == month))
+    session.flush()
     return statement
 
 

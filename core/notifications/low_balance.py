@@ -22,7 +22,9 @@ def claim_low_balance_warnings(session: Session, now: datetime, interval: timede
                                company_id: int | None = None) -> list[LowBalance]:
     """Companies below their threshold that were not warned within ``interval``; marks them warned.
 
-    The guarded UPDATE claims each company once, so overlapping runs cannot warn twice.
+    The guarded UPDATE claims each company once (a concurrent run waits on the row until this one
+    commits, then finds it warned), so overlapping runs cannot warn twice. The caller commits the
+    claims together with the warnings it records for them.
     """
     due = (PrepaidBalance.balance < PrepaidBalance.low_balance_threshold) & or_(
         PrepaidBalance.last_warning_sent_at.is_(None), PrepaidBalance.last_warning_sent_at <= now - interval
@@ -37,7 +39,6 @@ def claim_low_balance_warnings(session: Session, now: datetime, interval: timede
             .values(last_warning_sent_at=now)
             .returning(PrepaidBalance.balance, PrepaidBalance.low_balance_threshold)
         ).one_or_none()
-        session.commit()
         if row is not None:
             claimed.append(LowBalance(candidate, row.balance, row.low_balance_threshold))
     return claimed

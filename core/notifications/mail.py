@@ -10,6 +10,10 @@ Two steps, so that a message is never lost and never sent twice on purpose:
    it to a transport and marks it ``sent``. A transport error marks it ``failed`` and is re-raised so
    the job queue retries; ``failed`` rows are delivered again, ``sent`` rows never.
 
+Nothing here commits. The claim, the send and the outcome are one unit of work, committed by the
+caller (the job) once the message is handed over: the claim's row lock keeps a concurrent delivery
+waiting until then. On a failure the caller commits the ``failed`` record, then re-raises.
+
 SMTP itself is at-least-once: if the process dies after the server accepted a message but before
 the commit, the retry sends it again. Such a duplicate carries the same ``Message-ID`` (derived from
 the dedupe key), so mail clients and support can recognise it.
@@ -131,8 +135,8 @@ def default_recipient(session: Session, company_id: int) -> str | None:
 def record_email(session: Session, *, company_id: int, kind: EmailKind, dedupe_key: str, context: dict,
                  invoice_id: int | None = None, recipient: str | None = None,
                  send: bool = False) -> SentEmail | None:
-    """Record a message to send, once per dedupe key, and commit; with ``send``, a new message is sent
-    after that commit (the follow-up ``SEND_EMAIL``).
+    """Record a message to send, once per dedupe key; with ``send``, a new message is sent once the
+    caller has committed (the follow-up ``SEND_EMAIL``).
 
     Returns the new row, or None when a row with this key exists already (also when another
     transaction inserted it concurrently: nothing is raised). Returns None as well, with a warning in
@@ -172,7 +176,6 @@ def record_email(session: Session, *, company_id: int, kind: EmailKind, dedupe_k
     new_id = session.execute(_insert_once(session, values)).scalar()
     if new_id is not None and send:
         request_followup(session, Followup.SEND_EMAIL, new_id)
-    session.commit()
     return None if new_id is None else session.get(SentEmail, new_id)
 
 
@@ -192,8 +195,9 @@ def _insert_once(session: Session, values: dict[str, Any]):
 def deliver(session: Session, email_id: int, transport: Transport, settings: MailSettings) -> bool:
     """Send one recorded message unless it was sent already; True when it was sent now.
 
-    On any error while rendering or sending, the row is marked ``failed`` with the error text, committed, and the
-    error re-raised so the job queue retries.
+    The caller commits. On any error while rendering or sending, the row is marked ``failed`` with
+    the error text and the error re-raised: the caller commits that record (the counted attempt and
+    the reason), then re-raises so the job queue retries.
     """
     claimed = session.execute(
         update(SentEmail)
@@ -202,7 +206,6 @@ def deliver(session: Session, email_id: int, transport: Transport, settings: Mai
         .execution_options(synchronize_session=False)
     ).rowcount
     if not claimed:
-        session.rollback()
         if session.get(SentEmail, email_id) is None:
             logger.warning("Email %s does not exist; nothing to send", email_id)
         return False
@@ -211,29 +214,22 @@ def deliver(session: Session, email_id: int, transport: Transport, settings: Mai
         message = build_message(session, row, settings)
         transport.send(message)
     except Exception as error:
-        _mark_failed(session, row, error)
+        _mark_failed(row, error)
         raise
     row.status = EmailStatus.SENT.value
     row.subject = str(message["Subject"])[:300]
     row.sent_at = utcnow()
     row.error = None
-    session.commit()
     logger.info("Email %s (%s) sent to %s", row.id, row.kind, row.recipient)
     return True
 
 
-def _mark_failed(session: Session, row: SentEmail, error: Exception) -> None:
-    """Keep the counted attempt and the reason; if even that cannot be written, the row stays as it was."""
-    email_id = row.id
-    try:
-        row.status = EmailStatus.FAILED.value
-        row.error = f"{type(error).__name__}: {error}"[:2000]
-        logger.warning("Email %s (%s to %s) failed, attempt %s: %s", row.id, row.kind, row.recipient, row.attempts,
-                       row.error)
-        session.commit()
-    except Exception:  # the database itself failed: the caller gets the original error
-        session.rollback()
-        logger.exception("Could not record the failure of email %s", email_id)
+def _mark_failed(row: SentEmail, error: Exception) -> None:
+    """Keep the counted attempt and the reason (the caller commits them)."""
+    row.status = EmailStatus.FAILED.value
+    row.error = f"{type(error).__name__}: {error}"[:2000]
+    logger.warning("Email %s (%s to %s) failed, attempt %s: %s", row.id, row.kind, row.recipient, row.attempts,
+                   row.error)
 
 
 def build_message(session: Session, row: SentEmail, settings: MailSettings) -> EmailMessage:

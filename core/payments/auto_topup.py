@@ -5,7 +5,7 @@
    (balance − reserved) is below the threshold, it inserts one *pending* :class:`AutoTopupAttempt`
    and requests the follow-up ``RUN_AUTO_TOPUP`` (its job runs after the commit). The partial unique
    index (one pending/processing attempt per company) decides between concurrent charges: the second
-   INSERT fails and nothing happens.
+   INSERT does nothing, and neither does the trigger.
 
    **Limits are checked here**, right after that INSERT, while the new row still holds the company's
    single-flight slot (so two charges cannot both pass the check): the non-skipped attempts of the
@@ -15,8 +15,10 @@
    email per limit and day/month (dedupe key). Further triggers in the same day/month record no more
    skipped rows: the history would otherwise fill up with one row per call.
 
-2. :func:`run_attempt` (the job) creates the ``Topup`` (kind ``auto``) and charges the saved method
-   off-session with an idempotency key from the top-up's ``request_key``; the PaymentIntent's metadata
+2. The job creates the ``Topup`` (kind ``auto``) and charges the saved method off-session with an
+   idempotency key from the top-up's ``request_key``, in two named steps, each its own unit of work:
+   :func:`claim_attempt` (the top-up recorded and linked before Stripe is asked) and
+   :func:`charge_attempt` (the charge and its outcome); the PaymentIntent's metadata
    carries ``topup_id``, so the ``payment_intent.*`` webhooks find the same top-up. Money is credited
    only by :func:`core.payments.topups.credit_topup` (exactly once, bonus rules, invoice and receipt), whoever
    gets there first: this job or the webhook.
@@ -29,7 +31,9 @@
    conditional UPDATE, so a concurrent webhook and job count and email once. SEPA settles through the
    webhooks, which call ``credit_topup`` / ``mark_failed``; the attempt catches up through
    :func:`topup_settled` (the hook for those two, via the follow-up ``AUTO_TOPUP_SETTLED``) and,
-   in any case, through :func:`reconcile`, run by every trigger and every view of the settings page.
+   should that job be lost, through :func:`reconcile`, run by every trigger, every save of the
+   settings and a periodic job (:func:`companies_out_of_line`). Viewing the settings page
+   (:func:`overview`) only reads: a GET changes nothing and sends no email.
 
 ``action_required`` does not block forever: it holds back new automatic attempts for
 :data:`ACTION_REQUIRED_PAUSE` (24 h), unless a top-up has been credited since (the customer paid) or the
@@ -38,6 +42,9 @@ settings changed (another payment method or amount). So there is at most one suc
 A charge whose outcome is unknown (network, Stripe API or key errors) leaves the attempt pending and
 re-raises, so the job queue retries it with the same idempotency key; a pending attempt nobody has
 touched for :data:`STALE_PENDING` is handed to a worker again by the next trigger.
+
+Nothing here commits: the entry point (the usage API after a call, the settings form, the jobs)
+commits each unit of work.
 """
 
 from __future__ import annotations
@@ -48,7 +55,6 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
@@ -56,6 +62,7 @@ from core.followups import Followup, request_followup
 from core.notifications.mail import EmailKind, queue_email
 from core.schema import (
     IN_FLIGHT_AUTO_TOPUP, AutoTopupAttempt, AutoTopupStatus, Company, PrepaidBalance, Topup, TopupStatus,
+    insert_or_ignore,
 )
 from core.money import UNITS_PER_CENT, plain_amount
 from core.payments.methods import company_payment_methods
@@ -187,7 +194,6 @@ def save_settings(session: Session, gateway: StripeGateway, company_id: int, set
         values["auto_topup_consecutive_failures"] = 0
     # Only these columns: the balance on the same row belongs to the ledger.
     session.execute(update(PrepaidBalance).where(PrepaidBalance.company_id == company_id).values(**values))
-    session.commit()
 
 
 # -- the trigger ----------------------------------------------------------------------------------------
@@ -196,7 +202,8 @@ def maybe_trigger(session: Session, company_id: int, *, policy: AutoTopupPolicy 
                   now: datetime | None = None) -> AutoTopupAttempt | None:
     """Start an automatic top-up if one is due; returns the new attempt (pending or skipped) or None.
 
-    Call it after the charge is committed. It commits (or rolls back) the session itself.
+    Call it after the charge is committed; one unit of work, the caller commits. It first brings the
+    company's attempts in line with their top-ups (:func:`reconcile`).
     """
     policy = _policy(policy)
     if not policy.enabled:
@@ -220,19 +227,17 @@ def maybe_trigger(session: Session, company_id: int, *, policy: AutoTopupPolicy 
     if awaiting_customer(session, company_id, now=now) is not None:
         return None
 
-    attempt = AutoTopupAttempt(company_id=company_id, amount=account.auto_topup_amount,
-                               status=AutoTopupStatus.PENDING.value,
-                               payment_method_id=account.auto_topup_payment_method_id, created_at=now)
-    session.add(attempt)
-    try:
-        session.flush()  # the partial unique index: a concurrent trigger's attempt is already in flight
-    except IntegrityError:
-        session.rollback()
+    # The partial unique index: a concurrent trigger's attempt in flight makes this INSERT do nothing.
+    attempt_id = session.execute(insert_or_ignore(session, AutoTopupAttempt).values(
+        company_id=company_id, amount=account.auto_topup_amount, status=AutoTopupStatus.PENDING.value,
+        payment_method_id=account.auto_topup_payment_method_id, created_at=now,
+    ).returning(AutoTopupAttempt.id)).scalar()
+    if attempt_id is None:
         return None
+    attempt = session.get(AutoTopupAttempt, attempt_id)
     over = _limit_reached(session, account, attempt, now, policy)
     if over is None:
         request_followup(session, Followup.RUN_AUTO_TOPUP, attempt.id)
-        session.commit()
         return attempt
     reason, period_start, period_key = over
     already = session.scalar(select(AutoTopupAttempt.id).where(
@@ -240,10 +245,10 @@ def maybe_trigger(session: Session, company_id: int, *, policy: AutoTopupPolicy 
         AutoTopupAttempt.reason == reason, AutoTopupAttempt.created_at >= period_start,
         AutoTopupAttempt.id != attempt.id).limit(1))
     if already is not None:
-        session.rollback()
+        session.delete(attempt)  # this trigger records nothing: the period's skip is on record already
+        session.flush()
         return None
     attempt.status, attempt.reason, attempt.finished_at = AutoTopupStatus.SKIPPED.value, reason, now
-    session.commit()
     _email(session, company_id, LIMIT_EMAIL_KIND, f"auto-topup-limit:{company_id}:{reason}:{period_key}", {
         "amount": attempt.amount, "failure_code": reason, "limit_reason": reason,
         "daily_limit": account.auto_topup_daily_limit, "monthly_cap": account.auto_topup_monthly_cap,
@@ -318,32 +323,61 @@ def _hand_over_if_stale(session: Session, attempt: AutoTopupAttempt, now: dateti
     if due:
         log.warning("auto top-up attempt %s was pending since %s: running it again", attempt.id, attempt.created_at)
         request_followup(session, Followup.RUN_AUTO_TOPUP, attempt.id)
-    session.commit()
 
 
 # -- the job ----------------------------------------------------------------------------------------------
 
-def run_attempt(session: Session, gateway: StripeGateway, attempt_id: int, *, vat: VatPolicy,
-                policy: AutoTopupPolicy | None = None) -> AutoTopupAttempt | None:
-    """Charge one pending attempt. Safe to run twice: the top-up is created once, Stripe sees the same
-    idempotency key, crediting is exactly-once and every attempt transition is claimed once."""
+@dataclass(frozen=True)
+class ClaimedCharge:
+    """An attempt claimed for charging, and the top-up whose ``request_key`` is the idempotency key."""
+
+    attempt_id: int
+    topup_id: int
+
+
+def claim_attempt(session: Session, attempt_id: int, *, vat: VatPolicy,
+                  policy: AutoTopupPolicy | None = None) -> ClaimedCharge | None:
+    """Step 1 of 2 of the job: claim a pending attempt for charging — its top-up created and linked
+    once (or, for a second run, touched: the time it was last taken up) — and return what to charge.
+    The caller commits this before step 2 asks Stripe, so a crash leaves the top-up whose key a
+    retry charges with again. Returns None when there is nothing to charge: the attempt was settled
+    already, or is settled (a webhook told us the outcome) or skipped here — the caller commits that
+    too. Safe to run twice: the top-up is created once, Stripe sees the same idempotency key,
+    crediting is exactly-once and every attempt transition is claimed once."""
     policy = _policy(policy)
     attempt = session.get(AutoTopupAttempt, attempt_id, populate_existing=True)
     if attempt is None or attempt.status != AutoTopupStatus.PENDING.value:
-        return attempt
+        return None
     if attempt.topup_id is not None:
         topup = session.get(Topup, attempt.topup_id, populate_existing=True)
         if topup.status != TopupStatus.PENDING.value:  # a webhook told us the outcome already
-            return settle_attempt(session, attempt.id, policy=policy)
+            settle_attempt(session, attempt.id, policy=policy)
+            return None
     account = session.get(PrepaidBalance, attempt.company_id, populate_existing=True)
     company = session.get(Company, attempt.company_id)
     if (not policy.enabled or not _switched_on(account) or company.blocked_at is not None
             or not company.stripe_customer_id):
-        return _skip(session, attempt, DISABLED)
+        _skip(session, attempt, DISABLED)
+        return None
     if attempt.topup_id is None and account.available >= account.auto_topup_threshold:
-        return _skip(session, attempt, BALANCE_RECOVERED)  # e.g. a manual top-up arrived meanwhile
+        _skip(session, attempt, BALANCE_RECOVERED)  # e.g. a manual top-up arrived meanwhile
+        return None
     topup = _topup_for(session, attempt, account.auto_topup_payment_method_id, vat)
-    attempt = session.get(AutoTopupAttempt, attempt_id, populate_existing=True)
+    return ClaimedCharge(attempt.id, topup.id)
+
+
+def charge_attempt(session: Session, gateway: StripeGateway, charge: ClaimedCharge, *,
+                   policy: AutoTopupPolicy | None = None) -> AutoTopupAttempt:
+    """Step 2 of 2 of the job: charge the saved method off-session, then record the outcome (the top-up
+    credited, processing or failed, and the attempt following it); the caller commits.
+
+    When the outcome is unknown (network, Stripe API or key errors) the error text is noted on the
+    attempt, which stays pending, and the ``PaymentError`` re-raised: the caller commits the note and
+    re-raises, so the queue retries with the same idempotency key."""
+    policy = _policy(policy)
+    attempt = session.get(AutoTopupAttempt, charge.attempt_id, populate_existing=True)
+    topup = session.get(Topup, charge.topup_id, populate_existing=True)
+    company = session.get(Company, attempt.company_id)
     try:
         intent = gateway.charge_saved_method(
             attempt_key=f"topup-{topup.request_key}-auto", customer_id=company.stripe_customer_id,
@@ -354,10 +388,8 @@ def run_attempt(session: Session, gateway: StripeGateway, attempt_id: int, *, va
         )
     except PaymentError as error:
         if error.kind in UNKNOWN_OUTCOME_KINDS:
-            session.rollback()
             session.execute(update(AutoTopupAttempt).where(AutoTopupAttempt.id == attempt.id)
                             .values(message=str(error)[:2000]))
-            session.commit()
             raise  # the queue retries with the same idempotency key
         _remember_intent(session, topup.id, (error.payment_intent or {}).get("id"))
         mark_failed(session, topup.id, error.code or error.kind, error.decline_code, error.message)
@@ -368,7 +400,6 @@ def run_attempt(session: Session, gateway: StripeGateway, attempt_id: int, *, va
 def _topup_for(session: Session, attempt: AutoTopupAttempt, method_id: str, vat: VatPolicy) -> Topup:
     if attempt.topup_id is not None:
         session.execute(update(Topup).where(Topup.id == attempt.topup_id).values(updated_at=utcnow()))
-        session.commit()
         return session.get(Topup, attempt.topup_id, populate_existing=True)
     topup = Topup(company_id=attempt.company_id, kind="auto", amount=attempt.amount,
                   status=TopupStatus.PENDING.value, charged_cents=split_topup(attempt.amount, vat).gross_cents)
@@ -378,11 +409,11 @@ def _topup_for(session: Session, attempt: AutoTopupAttempt, method_id: str, vat:
         update(AutoTopupAttempt).where(AutoTopupAttempt.id == attempt.id, AutoTopupAttempt.topup_id.is_(None))
         .values(topup_id=topup.id, payment_method_id=method_id)
     ).rowcount
-    if not claimed:  # a second run of this job linked its top-up first
-        session.rollback()
+    if not claimed:  # a second run of this job linked its top-up first: this one is not needed
+        session.delete(topup)
+        session.flush()
         attempt = session.get(AutoTopupAttempt, attempt.id, populate_existing=True)
         return session.get(Topup, attempt.topup_id, populate_existing=True)
-    session.commit()
     return topup
 
 
@@ -390,7 +421,6 @@ def _remember_intent(session: Session, topup_id: int, intent_id: str | None) -> 
     if intent_id:
         session.execute(update(Topup).where(Topup.id == topup_id)
                         .values(stripe_payment_intent_id=func.coalesce(Topup.stripe_payment_intent_id, intent_id)))
-        session.commit()
 
 
 def _apply_intent(session: Session, attempt: AutoTopupAttempt, topup: Topup, intent: PaymentIntent,
@@ -414,7 +444,6 @@ def _skip(session: Session, attempt: AutoTopupAttempt, reason: str) -> AutoTopup
     session.execute(update(AutoTopupAttempt).where(
         AutoTopupAttempt.id == attempt.id, AutoTopupAttempt.status == AutoTopupStatus.PENDING.value
     ).values(status=AutoTopupStatus.SKIPPED.value, reason=reason, finished_at=utcnow()))
-    session.commit()
     if attempt.topup_id is not None:  # never charged as far as we know; a late payment would still credit it
         mark_expired(session, attempt.topup_id)
     return session.get(AutoTopupAttempt, attempt.id, populate_existing=True)
@@ -429,22 +458,28 @@ def topup_settled(session: Session, topup_id: int, *, policy: AutoTopupPolicy | 
     return None if attempt_id is None else settle_attempt(session, attempt_id, policy=policy)
 
 
-def reconcile(session: Session, company_id: int, *, policy: AutoTopupPolicy | None = None) -> int:
-    """Settle every attempt of the company whose top-up has moved on (e.g. SEPA settled by a webhook)."""
-    ids = session.scalars(select(AutoTopupAttempt.id).join(Topup, Topup.id == AutoTopupAttempt.topup_id).where(
-        AutoTopupAttempt.company_id == company_id,
-        or_(
+def _out_of_line():
+    """Attempts whose top-up has moved on without them (e.g. SEPA settled by a webhook)."""
+    return select(AutoTopupAttempt.id, AutoTopupAttempt.company_id).join(
+        Topup, Topup.id == AutoTopupAttempt.topup_id).where(or_(
             and_(AutoTopupAttempt.status.in_(IN_FLIGHT_AUTO_TOPUP),
                  Topup.status.in_((TopupStatus.CREDITED.value, TopupStatus.FAILED.value))),
             and_(AutoTopupAttempt.status == AutoTopupStatus.PENDING.value, Topup.status == TopupStatus.PROCESSING.value),
             and_(AutoTopupAttempt.status != AutoTopupStatus.SUCCEEDED.value, Topup.status == TopupStatus.CREDITED.value),
-        ),
-    )).all()
-    if ids:
-        session.rollback()  # end the read transaction before the writes below
+        ))
+
+
+def reconcile(session: Session, company_id: int, *, policy: AutoTopupPolicy | None = None) -> int:
+    """Settle every attempt of the company whose top-up has moved on; the caller commits."""
+    ids = session.scalars(_out_of_line().where(AutoTopupAttempt.company_id == company_id)).all()
     for attempt_id in ids:
         settle_attempt(session, attempt_id, policy=policy)
     return len(ids)
+
+
+def companies_out_of_line(session: Session) -> list[int]:
+    """The companies with an attempt to settle: for the periodic catch-up, one unit of work each."""
+    return sorted(set(session.scalars(select(_out_of_line().subquery().c.company_id))))
 
 
 def settle_attempt(session: Session, attempt_id: int, *, policy: AutoTopupPolicy | None = None) -> AutoTopupAttempt:
@@ -459,18 +494,15 @@ def settle_attempt(session: Session, attempt_id: int, *, policy: AutoTopupPolicy
                   reason=None, decline_code=None, message=None, finished_at=now):
             session.execute(update(PrepaidBalance).where(PrepaidBalance.company_id == attempt.company_id)
                             .values(auto_topup_consecutive_failures=0))
-            session.commit()
             _email(session, attempt.company_id, EmailKind.AUTO_TOPUP_SUCCEEDED, f"auto-topup-succeeded:{attempt.id}",
                    {"amount": topup.amount, "bonus": topup.bonus_amount, "balance": _balance(session, attempt.company_id),
                     "topup_id": topup.id})
     elif topup.status == TopupStatus.PROCESSING.value:
-        if _claim(session, attempt.id, AutoTopupStatus.PROCESSING, only=(AutoTopupStatus.PENDING.value,)):
-            session.commit()
+        _claim(session, attempt.id, AutoTopupStatus.PROCESSING, only=(AutoTopupStatus.PENDING.value,))
     elif topup.status == TopupStatus.FAILED.value and topup.failure_code == AUTHENTICATION_REQUIRED:
         if _claim(session, attempt.id, AutoTopupStatus.ACTION_REQUIRED, only=IN_FLIGHT_AUTO_TOPUP,
                   reason=AUTHENTICATION_REQUIRED, decline_code=topup.decline_code, message=topup.failure_message,
                   finished_at=now):
-            session.commit()
             company = session.get(Company, attempt.company_id)
             _email(session, attempt.company_id, EmailKind.AUTO_TOPUP_ACTION_REQUIRED,
                    f"auto-topup-action-required:{attempt.id}",
@@ -492,10 +524,7 @@ def _claim(session: Session, attempt_id: int, to: AutoTopupStatus, *, only: tupl
         statement = statement.where(AutoTopupAttempt.status.in_(only))
     if exclude:
         statement = statement.where(AutoTopupAttempt.status.not_in(exclude))
-    claimed = bool(session.execute(statement.values(status=to.value, **values)).rowcount)
-    if not claimed:
-        session.rollback()
-    return claimed
+    return bool(session.execute(statement.values(status=to.value, **values)).rowcount)
 
 
 def _record_failure(session: Session, attempt: AutoTopupAttempt, topup: Topup) -> None:
@@ -509,7 +538,6 @@ def _record_failure(session: Session, attempt: AutoTopupAttempt, topup: Topup) -
                                      PrepaidBalance.auto_topup_enabled.is_(True))
         .values(auto_topup_enabled=False)
     ).rowcount)
-    session.commit()
     _email(session, attempt.company_id, EmailKind.AUTO_TOPUP_FAILED, f"auto-topup-failed:{attempt.id}", {
         "amount": attempt.amount, "failure_code": topup.failure_code, "decline_code": topup.decline_code,
         "consecutive_failures": failures, "balance": _balance(session, attempt.company_id),
@@ -554,7 +582,7 @@ def _email(session: Session, company_id: int, kind: EmailKind, dedupe_key: str, 
 
 @dataclass(frozen=True)
 class AutoTopupOverview:
-    """What the settings page shows, after bringing the attempts in line with their top-ups."""
+    """What the settings page shows (as stored: reading it changes nothing)."""
 
     settings: AutoTopupSettings
     history: list[tuple[AutoTopupAttempt, Topup | None]]
@@ -569,7 +597,6 @@ class AutoTopupOverview:
 
 def overview(session: Session, company_id: int, *, policy: AutoTopupPolicy | None = None) -> AutoTopupOverview:
     policy = _policy(policy)
-    reconcile(session, company_id, policy=policy)
     return AutoTopupOverview(
         settings=current_settings(session, company_id),
         history=attempt_history(session, company_id),

@@ -1,4 +1,7 @@
-"""A company's saved payment methods (kept at Stripe) and the one chosen for automatic top-ups."""
+"""A company's saved payment methods (kept at Stripe) and the one chosen for automatic top-ups.
+
+Nothing here commits: each function is one unit of work that asks Stripe first and writes after,
+and the caller commits it."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.schema import Company, PrepaidBalance
 from core.payments.gateway import PaymentMethod, StripeGateway
-from core.payments.topups import ReturnUrls, ensure_customer
+from core.payments.topups import ReturnUrls, remember_customer, stripe_customer
 
 
 class PaymentMethodNotFound(Exception):
@@ -44,7 +47,6 @@ def remove_payment_method(session: Session, gateway: StripeGateway, company_id: 
         .where(PrepaidBalance.company_id == company_id, PrepaidBalance.auto_topup_payment_method_id == method_id)
         .values(auto_topup_payment_method_id=None, auto_topup_enabled=False)
     )
-    session.commit()
 
 
 def choose_auto_topup_method(session: Session, gateway: StripeGateway, company_id: int, method_id: str) -> None:
@@ -53,16 +55,17 @@ def choose_auto_topup_method(session: Session, gateway: StripeGateway, company_i
         update(PrepaidBalance).where(PrepaidBalance.company_id == company_id)
         .values(auto_topup_payment_method_id=method_id)
     )
-    session.commit()
 
 
 def start_adding_method(session: Session, gateway: StripeGateway, company_id: int, payment_method_types: list[str],
                         locale: str, return_urls: Callable[[int], ReturnUrls]) -> str:
-    """A Checkout Session in setup mode; returns the URL where the customer enters the method."""
-    customer_id = ensure_customer(session, gateway, company_id)
+    """A Checkout Session in setup mode; returns the URL where the customer enters the method. A new
+    Stripe customer is stored after both Stripe calls; the caller commits."""
+    customer_id = stripe_customer(session, gateway, company_id)
     urls = return_urls(company_id)
     checkout = gateway.create_setup_checkout(
         company_id=company_id, request_key=f"{company_id}-{secrets.token_hex(8)}", customer_id=customer_id,
         payment_method_types=payment_method_types, success_url=urls.success, cancel_url=urls.cancel, locale=locale,
     )
+    remember_customer(session, company_id, customer_id)
     return checkout.url or ""

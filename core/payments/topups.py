@@ -3,6 +3,12 @@
 Whatever arrives first (webhook, the success page asking Stripe, a replayed event), and however
 often, :func:`credit_topup` moves a top-up to ``credited`` once: its guarded UPDATE claims the row,
 and the ledger's unique (type, reference) constraint stands behind it.
+
+Nothing here commits: the entry point does. Where Stripe is asked between two writes, the work comes
+in named steps, each its own unit of work that the entry point commits before the next: a Checkout
+top-up is :func:`open_checkout_topup`, then :func:`create_checkout`; a cancel is
+:func:`cancel_topup`, :func:`close_checkout`; the success page's question is
+:func:`claim_confirmation`, :func:`confirm_with_stripe`.
 """
 
 from __future__ import annotations
@@ -69,12 +75,12 @@ class ReturnUrls:
     cancel: str
 
 
-def start_checkout_topup(
-    session: Session, gateway: StripeGateway, *, company_id: int, user_id: int | None, amount: int,
-    save_payment_method: bool, limits: TopupLimits, vat: VatPolicy, payment_method_types: list[str],
-    description: str, locale: str, return_urls: Callable[[int], ReturnUrls],
-) -> tuple[Topup, str]:
-    """Create a pending top-up and its Checkout Session; returns the top-up and the URL to pay at.
+def open_checkout_topup(
+    session: Session, *, company_id: int, user_id: int | None, amount: int, save_payment_method: bool,
+    limits: TopupLimits, vat: VatPolicy,
+) -> Topup:
+    """Step 1 of 2 of a Checkout top-up: the pending top-up, recorded before Stripe is asked (so a crash
+    leaves a record, and its ``request_key`` is the idempotency key of step 2). The caller commits.
 
     The customer pays the gross amount: the top-up amount itself, or plus VAT when amounts are net.
     """
@@ -85,27 +91,14 @@ def start_checkout_topup(
                   charged_cents=split_topup(amount, vat).gross_cents, save_payment_method=save_payment_method,
                   created_by_user_id=user_id)
     session.add(topup)
-    session.commit()
-    urls = return_urls(topup.id)
-    try:
-        customer_id = ensure_customer(session, gateway, company_id)
-        checkout = gateway.create_payment_checkout(
-            topup_id=topup.id, request_key=topup.request_key, customer_id=customer_id,
-            amount_cents=topup.charged_cents, description=description,
-            payment_method_types=payment_method_types, save_payment_method=save_payment_method,
-            success_url=urls.success, cancel_url=urls.cancel, locale=locale,
-        )
-    except PaymentError as error:
-        _set_failure(topup, error.code or error.kind, error.decline_code, error.message)
-        session.commit()
-        raise CheckoutFailed(error) from None
-    topup.stripe_checkout_session_id = checkout.id
-    session.commit()
-    return topup, checkout.url or ""
+    session.flush()  # its id, for the return URLs and Stripe's metadata
+    return topup
 
 
-def ensure_customer(session: Session, gateway: StripeGateway, company_id: int) -> str:
-    """The company's Stripe customer, created on first need (the idempotency key keeps it single)."""
+def stripe_customer(session: Session, gateway: StripeGateway, company_id: int) -> str:
+    """The company's Stripe customer id; on first need Stripe creates it (an idempotency key from the
+    company keeps it single, however often this is asked). Writes nothing: the caller stores a new id
+    with :func:`remember_customer` once its own Stripe calls are done, in the same unit of work."""
     company = session.get(Company, company_id)
     if company.stripe_customer_id:
         return company.stripe_customer_id
@@ -113,13 +106,50 @@ def ensure_customer(session: Session, gateway: StripeGateway, company_id: int) -
         select(User.email).where(User.company_id == company_id, User.role == "company_admin").order_by(User.id)
     )
     request_key = f"{company_id}-{company.created_at:%Y%m%d%H%M%S%f}"
-    customer_id = gateway.create_customer(company_id, request_key, company.name, admin_email)
+    return gateway.create_customer(company_id, request_key, company.name, admin_email)
+
+
+def remember_customer(session: Session, company_id: int, customer_id: str) -> None:
+    """Store the company's Stripe customer id unless it has one (then Stripe returned that one)."""
     session.execute(
         update(Company).where(Company.id == company_id, Company.stripe_customer_id.is_(None))
         .values(stripe_customer_id=customer_id)
     )
-    session.commit()
-    return customer_id
+
+
+@dataclass(frozen=True)
+class CheckoutPage:
+    """What the Checkout Session shows: the line's description, the methods offered, its language."""
+
+    description: str
+    payment_method_types: list[str]
+    locale: str
+
+
+def create_checkout(session: Session, gateway: StripeGateway, topup_id: int, page: CheckoutPage,
+                    return_urls: Callable[[int], ReturnUrls]) -> str:
+    """Step 2 of 2 of a Checkout top-up: ask Stripe for the customer (on first need) and the Checkout
+    Session, then store both ids; returns the URL to pay at. The caller commits. When Stripe refuses or
+    cannot be reached, the top-up is marked failed with Stripe's answer and :class:`CheckoutFailed`
+    raised: the caller commits that record too. A crash before this step leaves a pending top-up
+    without a session, which nobody can pay; a crash during it, nothing stored of Stripe's answers
+    (asked again, Stripe answers the same: the idempotency keys come from our records)."""
+    topup = session.get(Topup, topup_id)
+    urls = return_urls(topup.id)
+    try:
+        customer_id = stripe_customer(session, gateway, topup.company_id)
+        checkout = gateway.create_payment_checkout(
+            topup_id=topup.id, request_key=topup.request_key, customer_id=customer_id,
+            amount_cents=topup.charged_cents, description=page.description,
+            payment_method_types=page.payment_method_types, save_payment_method=topup.save_payment_method,
+            success_url=urls.success, cancel_url=urls.cancel, locale=page.locale,
+        )
+    except PaymentError as error:
+        _set_failure(topup, error.code or error.kind, error.decline_code, error.message)
+        raise CheckoutFailed(error) from None
+    remember_customer(session, topup.company_id, customer_id)
+    topup.stripe_checkout_session_id = checkout.id
+    return checkout.url or ""
 
 
 def credit_topup(session: Session, topup_id: int, *, payment_intent_id: str | None = None,
@@ -137,7 +167,6 @@ def credit_topup(session: Session, topup_id: int, *, payment_intent_id: str | No
         .values(**values).returning(Topup.id)
     ).scalar_one_or_none()
     if claimed is None:
-        session.rollback()
         return False
     topup = session.get(Topup, topup_id, populate_existing=True)
     reference = Reference("topup", str(topup.id))
@@ -152,7 +181,6 @@ def credit_topup(session: Session, topup_id: int, *, payment_intent_id: str | No
     request_followup(session, Followup.ISSUE_TOPUP_INVOICE, topup.id)  # then the receipt email
     if topup.kind == "auto":
         request_followup(session, Followup.AUTO_TOPUP_SETTLED, topup.id)  # its attempt succeeded
-    session.commit()
     return True
 
 
@@ -165,7 +193,6 @@ def _move(session: Session, topup_id: int, to: TopupStatus, allowed_from: set[st
     ).scalar_one_or_none()
     if moved is not None and followup is not None:
         request_followup(session, followup, topup_id)
-    session.commit()
     return moved is not None
 
 
@@ -194,17 +221,24 @@ def mark_failed(session: Session, topup_id: int, code: str | None, decline_code:
                  failure_code=code or "payment_failed", decline_code=decline_code, failure_message=message)
 
 
-def cancel_topup(session: Session, gateway: StripeGateway, company_id: int, topup_id: int) -> Topup:
-    """The customer left checkout: mark it canceled, then close the Checkout Session at Stripe."""
+def cancel_topup(session: Session, company_id: int, topup_id: int) -> bool:
+    """Step 1 of 2 when the customer left checkout: mark the top-up canceled; returns whether it moved.
+    The caller commits before step 2, :func:`close_checkout`, asks Stripe."""
     topup = company_topup(session, company_id, topup_id)
-    if _move(session, topup.id, TopupStatus.CANCELED, _OPEN) and topup.stripe_checkout_session_id:
+    return _move(session, topup.id, TopupStatus.CANCELED, _OPEN)
+
+
+def close_checkout(session: Session, gateway: StripeGateway, company_id: int, topup_id: int) -> Topup:
+    """Step 2 of 2: close the canceled top-up's Checkout Session at Stripe. If it was paid or expired
+    meanwhile, what Stripe says decides (a payment still credits): the caller commits that."""
+    topup = company_topup(session, company_id, topup_id)
+    if topup.status == TopupStatus.CANCELED.value and topup.stripe_checkout_session_id:
         try:
             gateway.expire_checkout_session(topup.stripe_checkout_session_id)
-        except PaymentError:  # already paid or expired: what Stripe says decides (a payment still credits)
+        except PaymentError:
             with suppress(PaymentError):
                 apply_checkout_session(session, gateway.retrieve_checkout_session(topup.stripe_checkout_session_id))
-    session.refresh(topup)
-    return topup
+    return session.get(Topup, topup.id, populate_existing=True)
 
 
 def _set_failure(topup: Topup, code: str | None, decline_code: str | None, message: str | None) -> None:
@@ -279,14 +313,22 @@ def apply_payment_intent(session: Session, intent: PaymentIntent) -> Topup | Non
     return topup
 
 
-def confirm_with_stripe(session: Session, gateway: StripeGateway, topup: Topup) -> Topup:
-    """The success page asks Stripe when the webhook is late; at most every CONFIRM_INTERVAL."""
+def claim_confirmation(session: Session, topup: Topup) -> bool:
+    """Step 1 of 2 of the success page's question to Stripe when the webhook is late: whether to ask
+    now (at most every CONFIRM_INTERVAL); if so, the time of asking is written — the caller commits it
+    before step 2, :func:`confirm_with_stripe`, so concurrent pollers do not all ask."""
     if topup.is_final or not topup.stripe_checkout_session_id:
-        return topup
+        return False
     if topup.status != TopupStatus.PENDING.value and utcnow() - topup.updated_at < CONFIRM_INTERVAL:
-        return topup
+        return False
     session.execute(update(Topup).where(Topup.id == topup.id).values(updated_at=utcnow()))
-    session.commit()
+    return True
+
+
+def confirm_with_stripe(session: Session, gateway: StripeGateway, topup_id: int) -> Topup:
+    """Step 2 of 2: ask Stripe about the Checkout Session and apply its answer (crediting exactly
+    once, like the webhook would); the caller commits."""
+    topup = session.get(Topup, topup_id)
     try:
         checkout = gateway.retrieve_checkout_session(topup.stripe_checkout_session_id)
     except PaymentError:
@@ -327,5 +369,4 @@ def record_stripe_refund(session: Session, payment_intent_id: str, refund_id: st
     topup.refunded_amount += amount
     session.flush()  # the refund's id, for its credit note
     request_followup(session, Followup.ISSUE_CREDIT_NOTE, refund.id)
-    session.commit()
     return True

@@ -2,6 +2,15 @@
 
 Stripe retries, duplicates and reorders events. The stored row makes a second delivery a no-op,
 and every handler is idempotent, so a replay of a processed event changes nothing either.
+
+Nothing here commits. The event must be stored before it is acted on, and a failing handler must
+leave its event recorded as failed, so intake comes in named steps, each its own unit of work that
+the entry point (the webhook endpoint, a staff replay, the CLI) commits before the next:
+
+1. :func:`store_event` — verify the signature and store the event (once per Stripe event id);
+2. :func:`start_processing` — count the attempt, or record the event as ignored (no handler);
+3. :func:`handle_event` — run the handler and record the event as processed; if it raises, the entry
+   point rolls back and commits :func:`record_failure` instead (the event stays for staff and replay).
 """
 
 from __future__ import annotations
@@ -10,11 +19,10 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from core.schema import Topup, WebhookEvent, WebhookStatus
+from core.schema import Topup, WebhookEvent, WebhookStatus, insert_or_ignore
 from core.payments.gateway import PaymentError, StripeGateway, checkout_session_from, payment_intent_from
 from core.payments.topups import (
     apply_async_payment_failed, apply_checkout_session, apply_payment_intent, record_stripe_refund,
@@ -22,78 +30,70 @@ from core.payments.topups import (
 
 log = logging.getLogger(__name__)
 
+DONE = (WebhookStatus.PROCESSED.value, WebhookStatus.IGNORED.value)
 
-def receive_event(session: Session, gateway: StripeGateway, payload: bytes, signature: str | None) -> WebhookEvent:
-    """Verify and store the event, then process it. Raises InvalidWebhook before storing anything."""
+
+def store_event(session: Session, gateway: StripeGateway, payload: bytes, signature: str | None) -> WebhookEvent:
+    """Step 1: verify and store the event; a stored one is returned as it is (its status tells whether
+    it still needs processing, see :data:`DONE`). Raises InvalidWebhook before storing anything."""
     event = gateway.verify_event(payload, signature)
-    stored = _store(session, event)
-    if stored.status in (WebhookStatus.PROCESSED.value, WebhookStatus.IGNORED.value):
-        return stored
-    return process_event(session, gateway, stored.id)
+    # The unique event id decides between concurrent deliveries: the second INSERT does nothing.
+    session.execute(insert_or_ignore(session, WebhookEvent).values(
+        stripe_event_id=event["id"], type=str(event.get("type", ""))[:100], payload=event,
+        status=WebhookStatus.RECEIVED.value, attempts=0, received_at=utcnow()))
+    return session.scalars(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])
+                           .execution_options(populate_existing=True)).one()
 
 
-def _store(session: Session, event: dict) -> WebhookEvent:
-    existing = session.scalar(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"]))
-    if existing is not None:
-        return existing
-    row = WebhookEvent(stripe_event_id=event["id"], type=str(event.get("type", ""))[:100], payload=event,
-                       status=WebhookStatus.RECEIVED.value, received_at=utcnow())
-    session.add(row)
-    try:
-        session.commit()
-    except IntegrityError:  # a concurrent delivery of the same event stored it first
-        session.rollback()
-        return session.scalar(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"]))
-    return row
-
-
-def process_event(session: Session, gateway: StripeGateway, event_row_id: int) -> WebhookEvent:
-    """Run the handler for a stored event and record the outcome; safe to call again (replay)."""
+def start_processing(session: Session, event_row_id: int) -> bool:
+    """Step 2: whether the stored event has a handler; if so its attempt is counted, if not it is
+    recorded as ignored."""
     row = session.get(WebhookEvent, event_row_id, populate_existing=True)
-    handler = HANDLERS.get(row.type)
-    if handler is None:
-        return _finish(session, row, WebhookStatus.IGNORED)
+    if row.type not in HANDLERS:
+        _finish(session, row.id, WebhookStatus.IGNORED)
+        return False
     session.execute(update(WebhookEvent).where(WebhookEvent.id == row.id).values(attempts=WebhookEvent.attempts + 1))
-    session.commit()
+    return True
+
+
+def handle_event(session: Session, gateway: StripeGateway, event_row_id: int) -> WebhookEvent:
+    """Step 3: run the event's handler and record it processed (with the company it concerned); safe
+    to call again (replay). Whatever the handler raises is raised: see :func:`record_failure`. An
+    IntegrityError is a unique-key race with a concurrent delivery, so the work is done: the entry
+    point rolls back and runs this step again, to see it."""
+    row = session.get(WebhookEvent, event_row_id, populate_existing=True)
     obj = (row.payload.get("data") or {}).get("object") or {}
-    try:
-        company_id = _run(session, handler, obj, gateway)
-    except Exception as error:  # recorded for staff and for replay; never a 500 to Stripe
-        session.rollback()
-        log.exception("webhook %s (%s) failed", row.stripe_event_id, row.type)
-        return _finish(session, row, WebhookStatus.FAILED, error=f"{type(error).__name__}: {error}"[:2000])
-    return _finish(session, row, WebhookStatus.PROCESSED, company_id=company_id)
+    company_id = HANDLERS[row.type](session, obj, gateway)
+    return _finish(session, row.id, WebhookStatus.PROCESSED, company_id=company_id)
 
 
-def _run(session: Session, handler: Callable, obj: dict, gateway: StripeGateway) -> int | None:
-    """Run a handler; a unique-key race with a concurrent delivery means the work is done: run again to see it."""
-    try:
-        return handler(session, obj, gateway)
-    except IntegrityError:
-        session.rollback()
-        return handler(session, obj, gateway)
+def record_failure(session: Session, event_row_id: int, error: BaseException) -> WebhookEvent:
+    """Instead of step 3's work, which was rolled back: the event failed, with the error for staff
+    and for replay (never a 500 to Stripe)."""
+    row = session.get(WebhookEvent, event_row_id, populate_existing=True)
+    log.error("webhook %s (%s) failed", row.stripe_event_id, row.type, exc_info=error)
+    return _finish(session, row.id, WebhookStatus.FAILED, error=f"{type(error).__name__}: {error}"[:2000])
 
 
-def _finish(session: Session, row: WebhookEvent, status: WebhookStatus, *, error: str | None = None,
+def _finish(session: Session, row_id: int, status: WebhookStatus, *, error: str | None = None,
             company_id: int | None = None) -> WebhookEvent:
     values = {"status": status.value, "error": error, "processed_at": utcnow()}
     if company_id is not None:
         values["company_id"] = company_id
-    session.execute(update(WebhookEvent).where(WebhookEvent.id == row.id).values(**values))
-    session.commit()
-    return session.get(WebhookEvent, row.id, populate_existing=True)
+    session.execute(update(WebhookEvent).where(WebhookEvent.id == row_id).values(**values))
+    return session.get(WebhookEvent, row_id, populate_existing=True)
 
 
-def replay(session: Session, gateway: StripeGateway, stripe_event_id: str) -> WebhookEvent | None:
-    row = session.scalar(select(WebhookEvent).where(WebhookEvent.stripe_event_id == stripe_event_id))
-    return None if row is None else process_event(session, gateway, row.id)
+def stored_event_id(session: Session, stripe_event_id: str) -> int | None:
+    """The row id of a stored event, for a replay."""
+    return session.scalar(select(WebhookEvent.id).where(WebhookEvent.stripe_event_id == stripe_event_id))
 
 
-def replay_failed(session: Session, gateway: StripeGateway) -> list[WebhookEvent]:
-    ids = session.scalars(
+def failed_event_ids(session: Session) -> list[int]:
+    """The failed events, oldest first, for replaying them all."""
+    return list(session.scalars(
         select(WebhookEvent.id).where(WebhookEvent.status == WebhookStatus.FAILED.value).order_by(WebhookEvent.id)
-    ).all()
-    return [process_event(session, gateway, row_id) for row_id in ids]
+    ))
 
 
 # -- handlers: take the event's object, return the company it concerned ---------------------------------

@@ -7,9 +7,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Services never commit: the entry point (view, API handler, job, CLI command) commits the unit of
-# work. Checked where the rule is kept so far; widen to ("core",) as the other packages follow.
-NO_COMMIT_PATHS = ("core/accounts", "core/backoffice", "core/calls/api_keys.py")
+# Services never commit (nor end the transaction with a rollback): the entry point (view, API
+# handler, job, CLI command) commits the unit of work. Checked where the rule is kept so far; widen
+# to ("core",) as the other packages (calls, ledger) follow.
+NO_COMMIT_PATHS = ("core/accounts", "core/backoffice", "core/calls/api_keys.py", "core/payments", "core/documents",
+                   "core/notifications")
 
 
 def _modules(paths: tuple[str, ...]) -> list[Path]:
@@ -20,17 +22,18 @@ def _modules(paths: tuple[str, ...]) -> list[Path]:
     return found
 
 
-def _commit_calls(module: Path) -> list[str]:
+def _transaction_endings(module: Path) -> list[str]:
     tree = ast.parse(module.read_text(encoding="utf-8"), filename=str(module))
     return [f"{module.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "commit"]
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("commit", "rollback")]
 
 
 def test_services_leave_committing_to_the_entry_point():
     modules = _modules(NO_COMMIT_PATHS)
     assert len(modules) >= len(NO_COMMIT_PATHS) and all(module.is_file() for module in modules)
-    offenders = [place for module in modules for place in _commit_calls(module)]
-    assert offenders == [], f"services call .commit(): {offenders}"
+    offenders = [place for module in modules for place in _transaction_endings(module)]
+    assert offenders == [], f"services call .commit() or .rollback(): {offenders}"
 
 
 PROJECT_PACKAGES = ("app", "api", "core", "demo", "portal", "staff", "stripe_sandbox", "tests", "bench")

@@ -7,11 +7,13 @@ from datetime import timedelta
 
 import pytest
 from rq import Queue
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
-from app.jobs import run_auto_topup
+from app.jobs import FOLLOWUP_JOBS, Job, run_auto_topup, settle_auto_topups
+from app.queue import BILLING
+from core.followups import Followup
 from core.calls.api_keys import create_api_key
-from core.payments.auto_topup import maybe_trigger, run_attempt
+from core.payments.auto_topup import maybe_trigger
 from core.payments.bonuses import create_rule
 from core.schema import (
     AutoTopupAttempt, BalanceTransaction, Invoice, PrepaidBalance, SentEmail, Topup, WebhookEvent, db,
@@ -191,6 +193,7 @@ def test_concurrent_charges_start_a_single_attempt(app, client, customer, redis_
                 barrier.wait()
                 attempt = maybe_trigger(db.session, customer)
                 results.append(attempt.id if attempt else None)
+                db.session.commit()  # as the usage API does after a call's charge
         except Exception as error:  # pragma: no cover - reported below
             errors.append(error)
 
@@ -364,6 +367,51 @@ def test_the_settled_hook_finishes_the_attempt_without_waiting_for_a_page_view(a
     assert len(emails(app, customer, "auto_topup_succeeded")) == 1
 
 
+def lose_the_job(*_ids):
+    """Stands in for a follow-up job that never ran (e.g. Redis was flushed)."""
+
+
+class Writes:
+    """The INSERT, UPDATE and DELETE statements the app's engine sends while the block runs."""
+
+    def __init__(self, app):
+        with app.app_context():
+            self.engine = db.engine
+        self.statements: list[str] = []
+
+    def _note(self, _connection, _cursor, statement, *_args):
+        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            self.statements.append(statement)
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._note)
+        return self
+
+    def __exit__(self, *_exc):
+        event.remove(self.engine, "before_cursor_execute", self._note)
+
+
+def test_viewing_the_settings_page_writes_nothing_and_the_periodic_job_settles_a_lagging_attempt(
+        app, client, customer, sandbox, monkeypatch):
+    configure(client, IBAN_OK)
+    Calls(app, customer).end(seconds=15 * 60)
+    monkeypatch.setitem(FOLLOWUP_JOBS, Followup.AUTO_TOPUP_SETTLED, Job(lose_the_job, BILLING))
+    assert sandbox.settle_pending() == 1  # the bank pays, but the attempt's follow-up job is lost
+    with Writes(app) as writes:
+        page = client.get(PAGE)
+        history = client.get(f"{PAGE}/history")
+    assert (page.status_code, history.status_code) == (200, 200)
+    assert writes.statements == []
+    assert 'data-status="processing"' in page.text  # shown as stored: a GET settles nothing
+    assert statuses(app, customer) == ["processing"] and emails(app, customer, "auto_topup_succeeded") == []
+
+    with app.app_context():
+        assert settle_auto_topups() == 1
+    assert statuses(app, customer) == ["succeeded"]
+    assert len(emails(app, customer, "auto_topup_succeeded")) == 1
+    assert 'data-status="succeeded"' in client.get(PAGE).text
+
+
 def test_a_failed_sepa_debit_fails_the_attempt_and_counts_as_a_failure(app, client, customer, sandbox):
     configure(client, IBAN_FAILS)
     calls = Calls(app, customer)
@@ -395,8 +443,7 @@ def test_a_job_for_a_switched_off_setting_charges_nothing(app, client, customer,
     [attempt] = attempts(app, customer)
     assert save_settings(client, enabled=None, payment_method="").status_code == 303
     with app.app_context():
-        run_attempt(db.session, app.extensions["stripe_gateway"], attempt.id,
-                    vat=VatPolicy.from_config(app.config))
+        run_auto_topup(attempt.id)
     [attempt] = attempts(app, customer)
     assert (attempt.status, attempt.reason) == ("skipped", "disabled")
     assert auto_topups(app, customer) == []

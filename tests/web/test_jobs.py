@@ -99,7 +99,8 @@ def test_the_cron_schedule_loads_and_names_the_periodic_jobs(redis_jobs):
     scheduler.load_config_from_file("app/cron.py")
     scheduled = {job.name: job for job in scheduler.get_jobs()}
     assert set(scheduled) == {"low-balance warnings", "monthly statements", "retry unsent email",
-                              "issue missing invoices", "expire stale reservations"}
+                              "issue missing invoices", "expire stale reservations",
+                              "settle automatic top-up attempts"}
     assert scheduled["low-balance warnings"].cron == "*/30 * * * *"
     assert scheduled["monthly statements"].cron == "0 3 1 * *"
     for job in scheduled.values():  # each resolves, as the scheduler does, to a job function of app.jobs
@@ -170,6 +171,7 @@ def test_inline_a_job_runs_after_the_commit_in_its_own_session(app, make_company
         company = db.session.get(Company, company_id)
         email = queue_email(db.session, company_id=company_id, kind=EmailKind.LOW_BALANCE, dedupe_key="inline-1",
                             context={"balance": eur("5"), "threshold": eur("20")})
+        db.session.commit()  # the entry point's commit dispatches the job
         assert db.session() is outer  # the job's app context had a session of its own
         assert email.status == "sent"  # the job committed; this session reads it afresh
         company.name = "Still Writable GmbH"
@@ -205,5 +207,6 @@ def test_inline_an_operational_failure_is_logged_and_stays_visible_in_its_record
     with app.app_context(), caplog.at_level(logging.ERROR, logger="app.queue"):
         email = queue_email(db.session, company_id=company_id, kind=EmailKind.LOW_BALANCE, dedupe_key="smtp-down",
                             context={"balance": eur("5"), "threshold": eur("20")})
+        db.session.commit()  # the entry point's commit dispatches the job, which records the failure
         assert (email.status, email.attempts) == ("failed", 1)
     assert "inline job send_email" in caplog.text and "ConnectionRefusedError" in caplog.text

@@ -136,8 +136,18 @@ def add_invoice(company_id: int, pdf: bytes, number: str = "RE-2025-000042") -> 
 
 
 def low_balance(company_id: int, key: str = "low-balance-1", **extra) -> SentEmail | None:
-    return record_email(db.session, company_id=company_id, kind=EmailKind.LOW_BALANCE, dedupe_key=key,
-                        context={"balance": AMOUNT, "threshold": eur("2000")}, **extra)
+    email = record_email(db.session, company_id=company_id, kind=EmailKind.LOW_BALANCE, dedupe_key=key,
+                         context={"balance": AMOUNT, "threshold": eur("2000")}, **extra)
+    db.session.commit()  # the test is the entry point here
+    return email
+
+
+def send(email_id: int, transport) -> bool:
+    """Deliver as the send job does: commit the outcome, a failure's record too, before it is raised."""
+    try:
+        return deliver(db.session, email_id, transport, mail_settings())
+    finally:
+        db.session.commit()
 
 
 def row(email_id: int) -> SentEmail:
@@ -155,7 +165,7 @@ def test_each_kind_arrives_in_the_company_language_as_text_and_html(app, ctx, ma
     email = record_email(db.session, company_id=company_id, kind=kind, dedupe_key=f"{kind.value}:1",
                          context=context, invoice_id=invoice_id)
 
-    assert deliver(db.session, email.id, smtp.transport(), mail_settings()) is True
+    assert send(email.id, smtp.transport()) is True
 
     [message] = smtp.messages
     subject, phrases = expected[language]
@@ -182,7 +192,7 @@ def test_the_receipt_carries_the_invoice_pdf_named_for_the_language(app, ctx, ma
         email = record_email(db.session, company_id=company_id, kind=EmailKind.TOPUP_RECEIPT,
                              dedupe_key=f"receipt:{language}", context=CASES[EmailKind.TOPUP_RECEIPT][0],
                              invoice_id=invoice_id)
-        deliver(db.session, email.id, smtp.transport(), mail_settings())
+        send(email.id, smtp.transport())
         [attachment] = list(smtp.messages[-1].iter_attachments())
         assert attachment.get_content_type() == "application/pdf"
         content = attachment.get_content()
@@ -198,7 +208,7 @@ def test_a_message_has_sender_recipient_date_and_a_message_id_derived_from_its_d
     monkeypatch.setitem(app.config, "PORTAL_BASE_URL", "https://billing.acme.example")
     company_id, admin = make_company()
     email = low_balance(company_id, key="low:42")
-    deliver(db.session, email.id, smtp.transport(), mail_settings())
+    send(email.id, smtp.transport())
 
     [message] = smtp.messages
     assert message["From"] == "Acme Billing <invoices@acme.example>" and message["To"] == admin
@@ -248,8 +258,8 @@ def test_concurrent_recording_of_one_key_makes_one_row_and_raises_nothing(app, m
 def test_delivering_twice_sends_once(app, ctx, make_company, smtp):
     company_id, _admin = make_company()
     email = low_balance(company_id)
-    assert deliver(db.session, email.id, smtp.transport(), mail_settings()) is True
-    assert deliver(db.session, email.id, smtp.transport(), mail_settings()) is False
+    assert send(email.id, smtp.transport()) is True
+    assert send(email.id, smtp.transport()) is False
     assert len(smtp.messages) == 1 and row(email.id).attempts == 1
 
 
@@ -274,7 +284,7 @@ def test_two_workers_delivering_one_message_at_once_send_it_once(app, make_compa
         try:
             with app.app_context():
                 barrier.wait(timeout=10)
-                results.append(deliver(db.session, email_id, SlowTransport(smtp.transport()), mail_settings()))
+                results.append(send(email_id, SlowTransport(smtp.transport())))
                 db.session.remove()
         except Exception as error:  # noqa: BLE001 - the assertion below shows it
             errors.append(error)
@@ -297,14 +307,14 @@ def test_an_smtp_server_that_is_down_leaves_the_message_for_a_retry_that_sends_i
     sink = SmtpSink(free_port())  # not started: connections are refused
 
     with pytest.raises(ConnectionRefusedError):
-        deliver(db.session, email.id, sink.transport(), mail_settings())
+        send(email.id, sink.transport())
     failed = row(email.id)
     assert (failed.status, failed.attempts, failed.sent_at) == (EmailStatus.FAILED.value, 1, None)
     assert "ConnectionRefusedError" in failed.error
 
     sink.start()
     try:
-        assert deliver(db.session, email.id, sink.transport(), mail_settings()) is True
+        assert send(email.id, sink.transport()) is True
     finally:
         sink.stop()
     sent = row(email.id)
@@ -318,13 +328,13 @@ def test_a_message_the_server_refuses_is_marked_failed_and_sent_on_the_next_atte
     smtp.refuse = "550 5.7.1 Message rejected as spam"
 
     with pytest.raises(Exception, match="Message rejected as spam"):
-        deliver(db.session, email.id, smtp.transport(), mail_settings())
+        send(email.id, smtp.transport())
     failed = row(email.id)
     assert failed.status == EmailStatus.FAILED.value and failed.attempts == 1 and "550" in failed.error
     assert smtp.messages == []
 
     smtp.refuse = None
-    assert deliver(db.session, email.id, smtp.transport(), mail_settings()) is True
+    assert send(email.id, smtp.transport()) is True
     assert len(smtp.messages) == 1 and row(email.id).status == EmailStatus.SENT.value
 
 
@@ -336,7 +346,7 @@ def test_the_smtp_transport_logs_in_when_a_user_is_configured(app, ctx, make_com
     try:
         transport = transport_from_config(mail_config(SMTP_HOST="127.0.0.1", SMTP_PORT=sink.port, SMTP_USER="mailer",
                                                       SMTP_PASSWORD="s3cret", SMTP_STARTTLS=False))
-        assert deliver(db.session, email.id, transport, mail_settings()) is True
+        assert send(email.id, transport) is True
     finally:
         sink.stop()
     assert sink.logins == ["mailer"] and len(sink.messages) == 1
@@ -367,7 +377,7 @@ def test_without_smtp_host_messages_are_written_to_the_outbox_and_the_path_is_lo
     company_id, admin = make_company(language="en")
     email = low_balance(company_id)
 
-    assert deliver(db.session, email.id, transport_from_config(mail_config(OUTBOX_DIR=str(tmp_path / "outbox"))), mail_settings()) is True
+    assert send(email.id, transport_from_config(mail_config(OUTBOX_DIR=str(tmp_path / "outbox")))) is True
 
     [path] = (tmp_path / "outbox").iterdir()
     assert re.fullmatch(rf"\d{{8}}T\d{{12}}Z-low_balance-{email.id}\.eml", path.name)
