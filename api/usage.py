@@ -13,8 +13,8 @@ from functools import wraps
 from flask import Blueprint, current_app, g, jsonify, request
 
 from core.calls.api_keys import authenticate_api_key
-from core.payments.auto_topup import maybe_trigger
-from core.calls.live import CallError, CallPolicy, end_call, start_call
+from core.payments.auto_topup import AutoTopupPolicy, maybe_trigger
+from core.calls.live import CallError, CallPolicy, ConcurrentDuplicate, end_call, start_call
 from core.clock import utcnow
 from core.schema import db
 from core.money import to_decimal_string
@@ -115,14 +115,26 @@ def _duration(body: dict) -> int:
     return value
 
 
+def _first_answer(operation):
+    """A start or an end; when a concurrent duplicate of it got there first, roll back and ask
+    again, which returns the first one's answer."""
+    try:
+        return operation()
+    except ConcurrentDuplicate:
+        db.session.rollback()
+        return operation()
+
+
 @bp.post("/calls/<call_id>/start")
 @api_key_required
 def start(call_id: str):
     call_id, body = _call_id(call_id), _json_body()
     started_at = _timestamp(body, "started_at", required=True)
-    hold = start_call(db.session, g.api_company_id, call_id, started_at=started_at,
-                      policy=CallPolicy.from_config(current_app.config),
-                      from_number=_phone(body, "from"), to_number=_phone(body, "to"))
+    from_number, to_number = _phone(body, "from"), _phone(body, "to")
+    hold = _first_answer(lambda: start_call(db.session, g.api_company_id, call_id, started_at=started_at,
+                                            policy=CallPolicy.from_config(current_app.config),
+                                            from_number=from_number, to_number=to_number))
+    db.session.commit()
     return jsonify(call_id=hold.call_id, reservation=to_decimal_string(hold.amount),
                    available=to_decimal_string(hold.available_after), max_seconds=hold.max_seconds)
 
@@ -132,9 +144,11 @@ def start(call_id: str):
 def end(call_id: str):
     call_id, body = _call_id(call_id), _json_body()
     duration, ended_at = _duration(body), _timestamp(body, "ended_at", required=False)
-    ended = end_call(db.session, g.api_company_id, call_id, duration_seconds=duration, ended_at=ended_at)
-    if ended.created and ended.auto_topup_enabled:
-        maybe_trigger(db.session, g.api_company_id)  # a low balance starts an automatic top-up
+    ended = _first_answer(lambda: end_call(db.session, g.api_company_id, call_id, duration_seconds=duration,
+                                           ended_at=ended_at))
+    db.session.commit()  # the charge stands, whatever the automatic top-up's step below does
+    if ended.created and ended.auto_topup_enabled:  # a low balance starts an automatic top-up
+        maybe_trigger(db.session, g.api_company_id, policy=AutoTopupPolicy.from_config(current_app.config))
         db.session.commit()
     charge = ended.charge
     return jsonify(call_id=charge.call_id, amount=to_decimal_string(charge.amount),

@@ -28,7 +28,7 @@ from core.payments.auto_topup import (
     AutoTopupPolicy, charge_attempt, claim_attempt, companies_out_of_line, reconcile, topup_settled,
 )
 from core.payments.gateway import PaymentError
-from core.calls.live import expire_reservations
+from core.calls.live import expire_reservation, stale_reservations
 from core.clock import utcnow
 from core.followups import Followup, note_commit, take_due_followups
 from core.documents.invoices import Seller
@@ -195,8 +195,13 @@ def issue_missing_documents(send_receipts: bool = True) -> int:
 
 def expire_stale_reservations() -> int:
     """Let go of funds held for calls that never ended (after RESERVATION_EXPIRY_HOURS)."""
+    older_than = timedelta(hours=current_app.config["RESERVATION_EXPIRY_HOURS"])
+    expired = 0
     with job_session() as session:
-        return expire_reservations(session, utcnow(), timedelta(hours=current_app.config["RESERVATION_EXPIRY_HOURS"]))
+        for reservation_id in stale_reservations(session, utcnow(), older_than):
+            expired += expire_reservation(session, reservation_id)
+            session.commit()  # one hold at a time: no company's balance row stays locked for the whole run
+    return expired
 
 
 def run_auto_topup(attempt_id: int) -> None:

@@ -445,6 +445,7 @@ def run_core(plan: Plan, app, distribution: str) -> Result:
         def charge(sequence: int) -> None:
             try:
                 ended = end_call(db.session, pick(), f"{prefix}{index}-{sequence}", duration_seconds=DURATION_SECONDS)
+                db.session.commit()  # as the usage API, the entry point, does
             except BaseException:
                 db.session.rollback()
                 raise
@@ -676,6 +677,7 @@ def print_explains(db, company_id: int, call_id: str) -> None:
     event.listen(db.engine, "commit", committed)
     try:
         end_call(db.session, company_id, call_id, duration_seconds=DURATION_SECONDS)
+        db.session.commit()
     finally:
         event.remove(db.engine, "before_cursor_execute", remember)
         event.remove(db.engine, "commit", committed)

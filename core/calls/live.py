@@ -44,6 +44,14 @@ class CallOfAnotherCompany(CallError):
     code = "call_not_found"
 
 
+class ConcurrentDuplicate(Exception):
+    """A concurrent start or end of the same call got there first: roll back and ask again."""
+
+    def __init__(self, call_id: str):
+        super().__init__(call_id)
+        self.call_id = call_id
+
+
 class EndBeforeStart(CallError):
     code = "end_before_start"
 
@@ -140,16 +148,9 @@ def _known_call(session: Session, company_id: int, call_id: str, started_at: dat
 def start_call(session: Session, company_id: int, call_id: str, *, started_at: datetime, policy: CallPolicy,
                from_number: str | None = None, to_number: str | None = None) -> Hold:
     """Hold funds for a live call: the policy's minutes at the current rate, or what is available
-    if that is less but at least the minimum. A repeated start returns the first hold. It commits
-    (or, on an error, rolls back)."""
-    try:
-        return _start_call(session, company_id, call_id, started_at, policy, from_number, to_number)
-    finally:
-        session.rollback()  # a no-op after the commit: what is left open is a read, or a refused hold
-
-
-def _start_call(session: Session, company_id: int, call_id: str, started_at: datetime, policy: CallPolicy,
-                from_number: str | None, to_number: str | None) -> Hold:
+    if that is less but at least the minimum. A repeated start returns the first hold. The caller
+    commits; on a domain error it rolls back (which takes a refused hold back), and on
+    :class:`ConcurrentDuplicate` it rolls back and asks again, to get the first start's hold."""
     known = _known_call(session, company_id, call_id, started_at)
     if known.reservation is not None:
         return known.reservation.hold
@@ -163,7 +164,7 @@ def _start_call(session: Session, company_id: int, call_id: str, started_at: dat
     available = balance - reserved + wanted  # before this hold
     minimum = rate.rate_per_minute * policy.minimum_minutes
     if balance <= 0 or available < minimum:
-        raise InsufficientFunds(available, minimum)  # the rollback takes the hold back
+        raise InsufficientFunds(available, minimum)
     held = min(wanted, available)
     if held < wanted:
         change_reserved(session, company_id, held - wanted)
@@ -175,10 +176,8 @@ def _start_call(session: Session, company_id: int, call_id: str, started_at: dat
             rate_per_minute=rate.rate_per_minute, billing_increment_seconds=rate.billing_increment_seconds,
             available_after=hold.available_after, from_number=from_number, to_number=to_number,
         ))
-        session.commit()
-    except IntegrityError:  # a concurrent duplicate start won
-        session.rollback()
-        return _known_call(session, company_id, call_id, started_at).reservation.hold
+    except IntegrityError:
+        raise ConcurrentDuplicate(call_id) from None
     return hold
 
 
@@ -202,17 +201,10 @@ def end_call(session: Session, company_id: int, call_id: str, *, duration_second
     """Charge a finished call and let its reservation go.
 
     The call is charged in full even below zero: the platform has already carried it. An end
-    without a start is charged all the same. A repeated end returns the first charge. It commits
-    (or, on an error, rolls back).
+    without a start is charged all the same. A repeated end returns the first charge. The caller
+    commits; on :class:`ConcurrentDuplicate` it rolls back and asks again, to get the first charge.
     """
-    try:
-        return _end_call(session, company_id, call_id, duration_seconds, ended_at or utcnow(), description)
-    finally:
-        session.rollback()  # a no-op after the commit: what is left open is a read
-
-
-def _end_call(session: Session, company_id: int, call_id: str, duration_seconds: int, ended_at: datetime,
-              description: str) -> EndedCall:
+    ended_at = ended_at or utcnow()
     known = _known_call(session, company_id, call_id, ended_at - timedelta(seconds=duration_seconds))
     if known.charge is not None:
         return EndedCall(known.charge, False, known.auto_topup_enabled)
@@ -230,11 +222,8 @@ def _end_call(session: Session, company_id: int, call_id: str, duration_seconds:
                              from_number=reservation.from_number if reservation else None,
                              to_number=reservation.to_number if reservation else None,
                              terms=reservation.terms if reservation else known.terms, release=released or 0)
-        session.commit()
-    except IntegrityError:  # a concurrent duplicate end won
-        session.rollback()
-        return EndedCall(_known_call(session, company_id, call_id, started_at).charge, False,
-                         known.auto_topup_enabled)
+    except IntegrityError:
+        raise ConcurrentDuplicate(call_id) from None
     return EndedCall(charge, True, known.auto_topup_enabled)
 
 
@@ -253,19 +242,21 @@ def _resolve(session: Session, reservation_id: int, status: ReservationStatus) -
     ).scalar_one_or_none()
 
 
-def expire_reservations(session: Session, now: datetime, older_than: timedelta) -> int:
-    """Let go of holds for calls that never ended. Returns how many expired."""
-    stale = session.execute(select(CallReservation.id, CallReservation.company_id).where(
-        CallReservation.status == ReservationStatus.ACTIVE.value, CallReservation.started_at <= now - older_than
-    )).all()
-    expired = 0
-    for reservation_id, company_id in stale:
-        held = _resolve(session, reservation_id, ReservationStatus.EXPIRED)
-        if held is not None:
-            change_reserved(session, company_id, -held)
-            expired += 1
-        session.commit()
-    return expired
+def stale_reservations(session: Session, now: datetime, older_than: timedelta) -> list[int]:
+    """The ids of holds for calls that started ``older_than`` ago and never ended."""
+    return list(session.scalars(select(CallReservation.id).where(
+        CallReservation.status == ReservationStatus.ACTIVE.value, CallReservation.started_at <= now - older_than)))
+
+
+def expire_reservation(session: Session, reservation_id: int) -> bool:
+    """Let go of one stale hold, once; False when it was resolved meanwhile. The caller commits
+    each one (a run over many holds keeps no company's balance row locked for long)."""
+    company_id = session.scalar(select(CallReservation.company_id).where(CallReservation.id == reservation_id))
+    held = _resolve(session, reservation_id, ReservationStatus.EXPIRED)
+    if held is None:
+        return False
+    change_reserved(session, company_id, -held)
+    return True
 
 
 # How many of :company_id's calls hold funds right now, as a column any query can carry.

@@ -103,14 +103,6 @@ class AutoTopupPolicy:
                    config["PORTAL_BASE_URL"])
 
 
-def _policy(policy: AutoTopupPolicy | None) -> AutoTopupPolicy:
-    if policy is not None:
-        return policy
-    from flask import current_app  # callers inside the app may leave the policy to the configuration
-
-    return AutoTopupPolicy.from_config(current_app.config)
-
-
 # -- settings -----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -198,14 +190,13 @@ def save_settings(session: Session, gateway: StripeGateway, company_id: int, set
 
 # -- the trigger ----------------------------------------------------------------------------------------
 
-def maybe_trigger(session: Session, company_id: int, *, policy: AutoTopupPolicy | None = None,
+def maybe_trigger(session: Session, company_id: int, *, policy: AutoTopupPolicy,
                   now: datetime | None = None) -> AutoTopupAttempt | None:
     """Start an automatic top-up if one is due; returns the new attempt (pending or skipped) or None.
 
     Call it after the charge is committed; one unit of work, the caller commits. It first brings the
     company's attempts in line with their top-ups (:func:`reconcile`).
     """
-    policy = _policy(policy)
     if not policy.enabled:
         return None
     now = now or utcnow()
@@ -336,7 +327,7 @@ class ClaimedCharge:
 
 
 def claim_attempt(session: Session, attempt_id: int, *, vat: VatPolicy,
-                  policy: AutoTopupPolicy | None = None) -> ClaimedCharge | None:
+                  policy: AutoTopupPolicy) -> ClaimedCharge | None:
     """Step 1 of 2 of the job: claim a pending attempt for charging — its top-up created and linked
     once (or, for a second run, touched: the time it was last taken up) — and return what to charge.
     The caller commits this before step 2 asks Stripe, so a crash leaves the top-up whose key a
@@ -344,7 +335,6 @@ def claim_attempt(session: Session, attempt_id: int, *, vat: VatPolicy,
     already, or is settled (a webhook told us the outcome) or skipped here — the caller commits that
     too. Safe to run twice: the top-up is created once, Stripe sees the same idempotency key,
     crediting is exactly-once and every attempt transition is claimed once."""
-    policy = _policy(policy)
     attempt = session.get(AutoTopupAttempt, attempt_id, populate_existing=True)
     if attempt is None or attempt.status != AutoTopupStatus.PENDING.value:
         return None
@@ -367,14 +357,13 @@ def claim_attempt(session: Session, attempt_id: int, *, vat: VatPolicy,
 
 
 def charge_attempt(session: Session, gateway: StripeGateway, charge: ClaimedCharge, *,
-                   policy: AutoTopupPolicy | None = None) -> AutoTopupAttempt:
+                   policy: AutoTopupPolicy) -> AutoTopupAttempt:
     """Step 2 of 2 of the job: charge the saved method off-session, then record the outcome (the top-up
     credited, processing or failed, and the attempt following it); the caller commits.
 
     When the outcome is unknown (network, Stripe API or key errors) the error text is noted on the
     attempt, which stays pending, and the ``PaymentError`` re-raised: the caller commits the note and
     re-raises, so the queue retries with the same idempotency key."""
-    policy = _policy(policy)
     attempt = session.get(AutoTopupAttempt, charge.attempt_id, populate_existing=True)
     topup = session.get(Topup, charge.topup_id, populate_existing=True)
     company = session.get(Company, attempt.company_id)
@@ -451,7 +440,7 @@ def _skip(session: Session, attempt: AutoTopupAttempt, reason: str) -> AutoTopup
 
 # -- the attempt follows its top-up -----------------------------------------------------------------------
 
-def topup_settled(session: Session, topup_id: int, *, policy: AutoTopupPolicy | None = None) -> AutoTopupAttempt | None:
+def topup_settled(session: Session, topup_id: int, *, policy: AutoTopupPolicy) -> AutoTopupAttempt | None:
     """The hook for ``credit_topup`` / ``mark_failed`` (their follow-up ``AUTO_TOPUP_SETTLED``): bring the
     attempt of an automatic top-up in line with it. Does nothing for other top-ups."""
     attempt_id = session.scalar(select(AutoTopupAttempt.id).where(AutoTopupAttempt.topup_id == topup_id))
@@ -469,7 +458,7 @@ def _out_of_line():
         ))
 
 
-def reconcile(session: Session, company_id: int, *, policy: AutoTopupPolicy | None = None) -> int:
+def reconcile(session: Session, company_id: int, *, policy: AutoTopupPolicy) -> int:
     """Settle every attempt of the company whose top-up has moved on; the caller commits."""
     ids = session.scalars(_out_of_line().where(AutoTopupAttempt.company_id == company_id)).all()
     for attempt_id in ids:
@@ -482,8 +471,7 @@ def companies_out_of_line(session: Session) -> list[int]:
     return sorted(set(session.scalars(select(_out_of_line().subquery().c.company_id))))
 
 
-def settle_attempt(session: Session, attempt_id: int, *, policy: AutoTopupPolicy | None = None) -> AutoTopupAttempt:
-    policy = _policy(policy)
+def settle_attempt(session: Session, attempt_id: int, *, policy: AutoTopupPolicy) -> AutoTopupAttempt:
     attempt = session.get(AutoTopupAttempt, attempt_id, populate_existing=True)
     topup = session.get(Topup, attempt.topup_id, populate_existing=True) if attempt.topup_id else None
     if topup is None:
@@ -595,8 +583,7 @@ class AutoTopupOverview:
         return any(attempt.status in IN_FLIGHT_AUTO_TOPUP for attempt, _topup in self.history)
 
 
-def overview(session: Session, company_id: int, *, policy: AutoTopupPolicy | None = None) -> AutoTopupOverview:
-    policy = _policy(policy)
+def overview(session: Session, company_id: int, *, policy: AutoTopupPolicy) -> AutoTopupOverview:
     return AutoTopupOverview(
         settings=current_settings(session, company_id),
         history=attempt_history(session, company_id),

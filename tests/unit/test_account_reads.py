@@ -30,6 +30,7 @@ def test_the_account_summary_comes_from_one_statement_with_balance_rate_and_live
     company_id, _ = make_company(name="Summe GmbH", balance=eur("12.34"), created_at=datetime(2026, 1, 1))
     with app.app_context():
         start_call(db.session, company_id, "live-1", started_at=datetime(2026, 11, 21, 10, 0), policy=CallPolicy())
+        db.session.commit()
         with statements_sent() as statements:
             summary = account_summary(db.session, company_id)
         db.session.rollback()

@@ -1,18 +1,27 @@
 """core.calls.live beyond the API: what a start or an end sends and leaves behind, and the pool's
 connections surviving a database that dropped them."""
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
+import time_machine
 from sqlalchemy import create_engine, event, func, select, text
 
 from core.accounts.audit import Actor
-from core.calls.live import CallOfAnotherCompany, CallPolicy, end_call, expire_reservations, start_call
+from core.calls.live import (
+    CallOfAnotherCompany, CallPolicy, end_call, expire_reservation, stale_reservations, start_call,
+)
 from core.accounts.companies import change_rate
 from core.calls.api_keys import create_api_key
 from core.ledger.postings import verify_ledger
 from core.schema import CallCharge, CallReservation, PrepaidBalance, db
 from core.money import eur
+
+
+def committed(result):
+    """What a service returned, once the caller (the test, as the entry point) has committed."""
+    db.session.commit()
+    return result
 
 
 def account(company_id):
@@ -22,30 +31,33 @@ def account(company_id):
     return tuple(row)
 
 
-def test_an_end_without_a_start_obeys_every_rule_of_the_call_id_and_the_rate(app, make_company, monkeypatch):
+def test_an_end_without_a_start_obeys_every_rule_of_the_call_id_and_the_rate(app, make_company):
     """A repeat, another company's call, a reserved call and a changed rate come out right."""
     company_id, _ = make_company(name="Mine GmbH", balance=eur("10"), created_at=datetime(2026, 1, 1))
     other_id, _ = make_company(name="Theirs GmbH", balance=eur("10"), created_at=datetime(2026, 1, 1))
     with app.app_context():
-        end_call(db.session, company_id, "first", duration_seconds=60)
-        end_call(db.session, other_id, "theirs", duration_seconds=60)
+        committed(end_call(db.session, company_id, "first", duration_seconds=60))
+        committed(end_call(db.session, other_id, "theirs", duration_seconds=60))
 
-        repeat = end_call(db.session, company_id, "first", duration_seconds=999)
+        repeat = committed(end_call(db.session, company_id, "first", duration_seconds=999))
         assert (repeat.created, repeat.charge.amount) == (False, eur("0.42"))
         with pytest.raises(CallOfAnotherCompany):
             end_call(db.session, company_id, "theirs", duration_seconds=5)
+        db.session.rollback()
 
-        start_call(db.session, company_id, "held", started_at=datetime(2026, 11, 21, 10, 0), policy=CallPolicy())
-        held = end_call(db.session, company_id, "held", duration_seconds=30, ended_at=datetime(2026, 11, 21, 10, 0, 30))
+        committed(start_call(db.session, company_id, "held", started_at=datetime(2026, 11, 21, 10, 0),
+                             policy=CallPolicy()))
+        held = committed(end_call(db.session, company_id, "held", duration_seconds=30,
+                                  ended_at=datetime(2026, 11, 21, 10, 0, 30)))
         assert (held.created, held.charge.amount) == (True, eur("0.21"))
         assert account(company_id) == (eur("10") - eur("0.42") - eur("0.21"), 0)
 
-        monkeypatch.setattr("core.accounts.companies.utcnow", lambda: datetime(2026, 11, 21, 11, 0))
-        change_rate(db.session, Actor(None, "test", None), company_id, eur("0.6"), 1, "new price")
-        before = end_call(db.session, company_id, "before-change", duration_seconds=60,
-                          ended_at=datetime(2026, 11, 21, 10, 59))
-        after = end_call(db.session, company_id, "after-change", duration_seconds=60,
-                         ended_at=datetime(2026, 11, 21, 11, 2))
+        with time_machine.travel(datetime(2026, 11, 21, 11, 0, tzinfo=timezone.utc), tick=False):
+            committed(change_rate(db.session, Actor(None, "test", None), company_id, eur("0.6"), 1, "new price"))
+        before = committed(end_call(db.session, company_id, "before-change", duration_seconds=60,
+                                    ended_at=datetime(2026, 11, 21, 10, 59)))
+        after = committed(end_call(db.session, company_id, "after-change", duration_seconds=60,
+                                   ended_at=datetime(2026, 11, 21, 11, 2)))
         assert (before.charge.amount, after.charge.amount) == (eur("0.42"), eur("0.6"))
         assert db.session.scalar(select(func.count()).select_from(CallCharge)) == 5
         assert verify_ledger(db.session) == []
@@ -74,10 +86,10 @@ def test_a_start_and_its_end_each_read_once_and_write_in_one_transaction(app, ma
     company_id, _ = make_company(balance=eur("10"), created_at=datetime(2026, 1, 1))
     with app.app_context():
         engine = db.engine
-        started = first_words(engine, lambda: start_call(db.session, company_id, "c1", policy=CallPolicy(),
-                                                         started_at=datetime(2026, 11, 21, 10, 0)))
-        ended = first_words(engine, lambda: end_call(db.session, company_id, "c1", duration_seconds=61,
-                                                     ended_at=datetime(2026, 11, 21, 10, 1, 1)))
+        started = first_words(engine, lambda: committed(start_call(
+            db.session, company_id, "c1", policy=CallPolicy(), started_at=datetime(2026, 11, 21, 10, 0))))
+        ended = first_words(engine, lambda: committed(end_call(
+            db.session, company_id, "c1", duration_seconds=61, ended_at=datetime(2026, 11, 21, 10, 1, 1))))
         assert account(company_id) == (eur("9.573"), 0)
     assert started == (["SELECT", "UPDATE", "INSERT"], 1)
     assert ended == (["SELECT", "UPDATE", "UPDATE", "INSERT", "INSERT"], 1)
@@ -86,8 +98,8 @@ def test_a_start_and_its_end_each_read_once_and_write_in_one_transaction(app, ma
 def test_a_start_on_a_short_balance_holds_what_is_available(app, make_company):
     company_id, _ = make_company(balance=eur("1"), created_at=datetime(2026, 1, 1))
     with app.app_context():
-        hold = start_call(db.session, company_id, "short", started_at=datetime(2026, 11, 21, 10, 0),
-                          policy=CallPolicy())
+        hold = committed(start_call(db.session, company_id, "short", started_at=datetime(2026, 11, 21, 10, 0),
+                                    policy=CallPolicy()))
         assert (hold.amount, hold.available_after, hold.max_seconds) == (eur("1"), 0, 142)
         assert account(company_id) == (eur("1"), eur("1"))
 
@@ -95,10 +107,15 @@ def test_a_start_on_a_short_balance_holds_what_is_available(app, make_company):
 def test_an_expired_hold_is_released_once_and_its_late_end_releases_nothing(app, make_company):
     company_id, _ = make_company(balance=eur("10"), created_at=datetime(2026, 1, 1))
     with app.app_context():
-        start_call(db.session, company_id, "late", started_at=datetime(2026, 11, 21, 10, 0), policy=CallPolicy())
-        start_call(db.session, company_id, "live", started_at=datetime(2026, 11, 21, 14, 0), policy=CallPolicy())
-        assert expire_reservations(db.session, datetime(2026, 11, 21, 14, 30), older_than=timedelta(hours=4)) == 1
-        ended = end_call(db.session, company_id, "late", duration_seconds=60, ended_at=datetime(2026, 11, 21, 10, 1))
+        committed(start_call(db.session, company_id, "late", started_at=datetime(2026, 11, 21, 10, 0),
+                             policy=CallPolicy()))
+        committed(start_call(db.session, company_id, "live", started_at=datetime(2026, 11, 21, 14, 0),
+                             policy=CallPolicy()))
+        stale = stale_reservations(db.session, datetime(2026, 11, 21, 14, 30), older_than=timedelta(hours=4))
+        assert [committed(expire_reservation(db.session, reservation_id)) for reservation_id in stale] == [True]
+        assert committed(expire_reservation(db.session, stale[0])) is False  # once
+        ended = committed(end_call(db.session, company_id, "late", duration_seconds=60,
+                                   ended_at=datetime(2026, 11, 21, 10, 1)))
         assert ended.charge.amount == eur("0.42")
         assert account(company_id) == (eur("9.58"), eur("2.10"))
         assert db.session.scalars(select(CallReservation.status).order_by(CallReservation.call_id)).all() == [

@@ -13,7 +13,7 @@ from app.jobs import FOLLOWUP_JOBS, Job, run_auto_topup, settle_auto_topups
 from app.queue import BILLING
 from core.followups import Followup
 from core.calls.api_keys import create_api_key
-from core.payments.auto_topup import maybe_trigger
+from core.payments.auto_topup import AutoTopupPolicy, maybe_trigger
 from core.payments.bonuses import create_rule
 from core.schema import (
     AutoTopupAttempt, BalanceTransaction, Invoice, PrepaidBalance, SentEmail, Topup, WebhookEvent, db,
@@ -191,7 +191,7 @@ def test_concurrent_charges_start_a_single_attempt(app, client, customer, redis_
         try:
             with app.app_context():
                 barrier.wait()
-                attempt = maybe_trigger(db.session, customer)
+                attempt = maybe_trigger(db.session, customer, policy=AutoTopupPolicy())
                 results.append(attempt.id if attempt else None)
                 db.session.commit()  # as the usage API does after a call's charge
         except Exception as error:  # pragma: no cover - reported below
@@ -208,7 +208,7 @@ def test_concurrent_charges_start_a_single_attempt(app, client, customer, redis_
     [job] = Queue("billing", connection=redis_jobs).jobs
     assert (job.func, job.args) == (run_auto_topup, (attempt.id,))
     with app.app_context():  # the pending attempt blocks the next one
-        assert maybe_trigger(db.session, customer) is None
+        assert maybe_trigger(db.session, customer, policy=AutoTopupPolicy()) is None
 
     with app.app_context():
         run_auto_topup(attempt.id)

@@ -299,6 +299,7 @@ def test_the_dashboard_shows_how_many_live_calls_hold_funds(app, client, make_co
     with app.app_context():
         for call_id in ("live-1", "live-2"):
             start_call(db.session, company_id, call_id, started_at=NOW, policy=CallPolicy())
+        db.session.commit()
     page = client.get("/business/billing").text
     assert text_of(page, "reserved") == "4,20\xa0€"
     assert text_of(page, "live-calls") == "Gebunden durch 2 laufende Anrufe"
