@@ -5,7 +5,7 @@
 
 from rq.worker import SimpleWorker, Worker
 
-from core.schema import db
+from app.extensions import db
 
 
 class _AppContextMixin:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from core.schema import db
+from app.extensions import db
 from core.payments.gateway import InvalidWebhook
 from app.web import stripe_gateway
 from app.events import process_stored_event

@@ -16,7 +16,7 @@ from core.calls.api_keys import authenticate_api_key
 from core.payments.auto_topup import AutoTopupPolicy, maybe_trigger
 from core.calls.live import CallError, CallPolicy, ConcurrentDuplicate, end_call, start_call
 from core.clock import utcnow
-from core.schema import db
+from app.extensions import db
 from core.money import to_decimal_string
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -15,7 +15,7 @@ from core.accounts.users import (
 )
 from core.accounts.users import set_password as change_password
 from app.extensions import limiter, login_manager
-from core.schema import db
+from app.extensions import db
 from app.web import redirect_to, safe_next_url
 from app.forms import LanguageForm, LoginForm, SetPasswordForm
 

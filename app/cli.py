@@ -10,7 +10,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from core.ledger.balances import account_summary, find_company
 from core.ledger.postings import verify_ledger
-from core.schema import db
+from app.extensions import db
 from core.clock import utcnow
 from core.money import to_decimal_string
 

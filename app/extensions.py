@@ -5,9 +5,13 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
+from core.schema import Base
+
+db = SQLAlchemy(model_class=Base)  # the session of each app context; the models are core's
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()

@@ -14,7 +14,7 @@ from app.config import ROOT, load_config
 from app.extensions import babel, csrf, htmx, limiter, login_manager, migrate
 from app.jobs import install_followup_dispatch
 from app.locale import register_template_helpers, select_locale
-from core.schema import db
+from app.extensions import db
 from core.payments.gateway import StripeGateway
 from core.rendering import Renderer
 

@@ -37,7 +37,8 @@ from core.documents.invoices import issue_topup_invoice as issue_invoice_for
 from core.notifications.low_balance import claim_low_balance_warnings
 from core.notifications.mail import EmailKind, MailSettings, deliver, queue_email, transport_from_config
 from core.rendering import Renderer
-from core.schema import EmailStatus, Invoice, PrepaidBalance, SentEmail, Topup, TopupRefund, db
+from app.extensions import db
+from core.schema import EmailStatus, Invoice, PrepaidBalance, SentEmail, Topup, TopupRefund
 from core.notifications.mail import logger as mail_logger
 from app.queue import BILLING, EMAILS, INVOICES, enqueue
 from core.documents.statements import companies_with_history, create_statement, previous_month

@@ -10,7 +10,8 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from core.accounts.audit import Actor, record_denied
-from core.schema import Role, db
+from app.extensions import db
+from core.schema import Role
 from core.payments.gateway import StripeGateway
 
 

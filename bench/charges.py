@@ -433,7 +433,7 @@ def run_raw(plan: Plan, distribution: str, amount: int) -> Result:
 def run_core(plan: Plan, app, distribution: str) -> Result:
     """core.calls.live.end_call from client threads, each in its own app context (own db.session)."""
     from core.calls.live import end_call
-    from core.schema import db
+    from app.extensions import db
 
     prefix = plan.call_ids("core", distribution)
 
@@ -747,7 +747,7 @@ def main() -> None:
     run_started = time.perf_counter()
     ensure_database(args.database_url)
     app = make_bench_app(args.database_url, args.clients)
-    from core.schema import db
+    from app.extensions import db
     from core.money import eur, to_decimal_string
 
     amount = eur("0.42") * DURATION_SECONDS // 60  # the charge of one call at the default rate

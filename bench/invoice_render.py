@@ -48,7 +48,7 @@ def make_app(database_url: str | None):
     from sqlalchemy import text
 
     from app.factory import create_app
-    from core.schema import db
+    from app.extensions import db
 
     app = create_app()
     with app.app_context():
@@ -63,7 +63,8 @@ def make_app(database_url: str | None):
 def credited_topups(app, count: int) -> list[int]:
     from core.accounts.users import create_company
     from core.ledger.postings import Reference, post_entry
-    from core.schema import EntryType, Topup, TopupStatus, db
+    from app.extensions import db
+    from core.schema import EntryType, Topup, TopupStatus
     from core.money import eur
 
     with app.app_context():
@@ -97,7 +98,7 @@ def baseline_seconds() -> list[float]:
 def invoice_seconds(app, topup_ids: list[int]) -> tuple[list[float], float, float]:
     from app.jobs import renderer
     from core.documents.invoices import Seller, issue_topup_invoice
-    from core.schema import db
+    from app.extensions import db
     from core.documents.vat import VatPolicy
 
     timings, memory_at_100 = [], 0.0

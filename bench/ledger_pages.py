@@ -604,7 +604,7 @@ def print_goals(medians: dict[str, float]) -> None:
 def capture_page_queries(app, client, urls: list[str]) -> list[tuple[str, dict]]:
     """The ledger SELECT (with its parameters) that each URL's request sends, seen through
     SQLAlchemy's cursor events."""
-    from core.schema import db
+    from app.extensions import db
 
     captured: list[tuple[str, dict]] = []
 
@@ -627,7 +627,7 @@ def capture_page_queries(app, client, urls: list[str]) -> list[tuple[str, dict]]
 
 
 def print_explains(app, client, routes: list[Route]) -> None:
-    from core.schema import db
+    from app.extensions import db
 
     for route, (statement, parameters) in zip(routes, capture_page_queries(app, client, [r.url for r in routes])):
         with app.app_context():
@@ -660,7 +660,7 @@ def main() -> None:
     run_started = time.perf_counter()
     ensure_database(args.database_url)
     app = make_bench_app(args.database_url)
-    from core.schema import db
+    from app.extensions import db
 
     page_size = app.config["TRANSACTIONS_PAGE_SIZE"]
     if args.rows <= DEEP_PAGE * page_size:

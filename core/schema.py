@@ -7,7 +7,6 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     JSON, BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text,
 )
@@ -31,9 +30,6 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-
-
-db = SQLAlchemy(model_class=Base)
 
 
 def insert_or_ignore(session, model):
@@ -65,7 +61,7 @@ class EntryType(str, enum.Enum):
     BONUS_REVERSAL = "bonus_reversal"
 
 
-class Company(db.Model):
+class Company(Base):
     __tablename__ = "companies"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -97,7 +93,7 @@ class RoleChecks:
         return self.role == Role.COMPANY_ADMIN.value
 
 
-class User(RoleChecks, db.Model):
+class User(RoleChecks, Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -118,7 +114,7 @@ class User(RoleChecks, db.Model):
         return self.active
 
 
-class BillingRate(db.Model):
+class BillingRate(Base):
     """A company's price for calls from ``valid_from`` on; the newest valid row applies."""
 
     __tablename__ = "billing_rates"
@@ -145,7 +141,7 @@ class BalanceFigures:
         return self.balance < self.low_balance_threshold
 
 
-class PrepaidBalance(BalanceFigures, db.Model):
+class PrepaidBalance(BalanceFigures, Base):
     """One row per company. ``balance`` is written only by core.ledger.postings."""
 
     __tablename__ = "prepaid_balances"
@@ -167,7 +163,7 @@ class PrepaidBalance(BalanceFigures, db.Model):
     company: Mapped[Company] = relationship(back_populates="balance")
 
 
-class BalanceTransaction(db.Model):
+class BalanceTransaction(Base):
     """The append-only ledger. Corrections are new rows, never edits."""
 
     __tablename__ = "balance_transactions"
@@ -191,7 +187,7 @@ class BalanceTransaction(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class ApiKey(db.Model):
+class ApiKey(Base):
     """A company's key for the usage API. Only a SHA-256 of the key is stored; it is shown once."""
 
     __tablename__ = "api_keys"
@@ -214,7 +210,7 @@ class ReservationStatus(str, enum.Enum):
     EXPIRED = "expired"  # the call never ended
 
 
-class CallReservation(db.Model):
+class CallReservation(Base):
     """Funds held for a live call; it resolves exactly once. Also the stored answer to a repeated start."""
 
     __tablename__ = "call_reservations"
@@ -240,7 +236,7 @@ class CallReservation(db.Model):
     resolved_at: Mapped[datetime | None]
 
 
-class CallCharge(db.Model):
+class CallCharge(Base):
     """One rated call, linked to its ledger entry. Rate and increment are those valid at the start."""
 
     __tablename__ = "call_charges"
@@ -284,7 +280,7 @@ class TopupStatus(str, enum.Enum):
 FINAL_TOPUP_STATUSES = {TopupStatus.CREDITED.value, TopupStatus.CANCELED.value, TopupStatus.EXPIRED.value}
 
 
-class BonusRule(db.Model):
+class BonusRule(Base):
     """Extra credit for a top-up of at least ``min_amount``: a percentage or a fixed amount."""
 
     __tablename__ = "bonus_rules"
@@ -301,7 +297,7 @@ class BonusRule(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Topup(db.Model):
+class Topup(Base):
     __tablename__ = "topups"
     __table_args__ = (Index("ix_topups_company_created", "company_id", "created_at"),)
 
@@ -333,7 +329,7 @@ class Topup(db.Model):
         return self.status in FINAL_TOPUP_STATUSES
 
 
-class TopupRefund(db.Model):
+class TopupRefund(Base):
     """A refund of (part of) a top-up in Stripe, recorded once per Stripe refund id."""
 
     __tablename__ = "topup_refunds"
@@ -354,7 +350,7 @@ class WebhookStatus(str, enum.Enum):
     IGNORED = "ignored"
 
 
-class WebhookEvent(db.Model):
+class WebhookEvent(Base):
     """Every Stripe event, stored before it is acted on; the unique event id stops double work."""
 
     __tablename__ = "webhook_events"
@@ -377,7 +373,7 @@ class DocumentKind(str, enum.Enum):
     CREDIT_NOTE = "credit_note"
 
 
-class DocumentSequence(db.Model):
+class DocumentSequence(Base):
     """The last number issued per kind and year; its row lock makes numbering gapless."""
 
     __tablename__ = "document_sequences"
@@ -387,7 +383,7 @@ class DocumentSequence(db.Model):
     last_number: Mapped[int] = mapped_column(default=0)
 
 
-class Invoice(db.Model):
+class Invoice(Base):
     """An issued invoice or credit note. Amounts in cents; the stored PDF never changes."""
 
     __tablename__ = "invoices"
@@ -414,7 +410,7 @@ class Invoice(db.Model):
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class MonthlyStatement(db.Model):
+class MonthlyStatement(Base):
     """A company's usage statement for one calendar month (figures from the ledger)."""
 
     __tablename__ = "monthly_statements"
@@ -435,7 +431,7 @@ class EmailStatus(str, enum.Enum):
     FAILED = "failed"  # the last attempt failed; it is retried
 
 
-class SentEmail(db.Model):
+class SentEmail(Base):
     """Every message the system sends, recorded before sending; the dedupe key stops doubles."""
 
     __tablename__ = "sent_emails"
@@ -469,7 +465,7 @@ class AutoTopupStatus(str, enum.Enum):
 IN_FLIGHT_AUTO_TOPUP = (AutoTopupStatus.PENDING.value, AutoTopupStatus.PROCESSING.value)
 
 
-class AutoTopupAttempt(db.Model):
+class AutoTopupAttempt(Base):
     """One automatic top-up attempt. At most one per company is in flight (partial unique index)."""
 
     __tablename__ = "auto_topup_attempts"
@@ -493,7 +489,7 @@ class AutoTopupAttempt(db.Model):
     finished_at: Mapped[datetime | None]
 
 
-class AuditRecord(db.Model):
+class AuditRecord(Base):
     """Who did what to which object, with the state before and after and the reason. Append-only:
     nothing in the application updates or deletes these rows (on PostgreSQL a trigger refuses it)."""
 
@@ -519,7 +515,7 @@ class AuditRecord(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class CallRefund(db.Model):
+class CallRefund(Base):
     """A (partial) refund of a call's charge by staff, booked as a ledger refund entry."""
 
     __tablename__ = "call_refunds"

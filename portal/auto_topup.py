@@ -11,7 +11,8 @@ from core.payments.auto_topup import (
     AutoTopupPolicy, AutoTopupSettings, InvalidSettings, overview, plain_amount, reconcile, save_settings,
 )
 from app.locale import active_language, money, payment_failure_reason
-from core.schema import AutoTopupAttempt, AutoTopupStatus, db
+from app.extensions import db
+from core.schema import AutoTopupAttempt, AutoTopupStatus
 from core.money import InvalidAmount, eur, parse_amount
 from core.payments.methods import company_payment_methods
 from core.payments.gateway import PaymentError

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, abort, render_template
 from flask_login import current_user
 
 from core.documents.invoices import company_document, company_documents
-from core.schema import db
+from app.extensions import db
 from core.documents.statements import company_statement, company_statements
 from app.web import company_user_required
 

@@ -10,7 +10,7 @@ from core.payments.bonuses import best_bonus
 from core.clock import utcnow
 from app.extensions import limiter
 from app.locale import active_language, money
-from core.schema import db
+from app.extensions import db
 from core.money import UNITS_PER_CENT, InvalidAmount, eur, parse_amount, plain_amount
 from core.payments.methods import (
     PaymentMethodNotFound, choose_auto_topup_method, company_payment_methods, remove_payment_method,

@@ -9,7 +9,8 @@ from flask_login import current_user
 from core.ledger.balances import account_summary
 from app.csv_export import csv_chunks
 from app.locale import active_language, entry_type_label, local_datetime
-from core.schema import EntryType, db
+from app.extensions import db
+from core.schema import EntryType
 from core.money import format_amount_plain
 from core.ledger.history import Cursor, InvalidCursor, TransactionFilter, iter_transactions, transactions_page
 from app.web import company_user_required, render_page, wants_partial

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from core.calls.api_keys import ApiKeyNotFound, company_api_keys, create_api_key, revoke_api_key
-from core.schema import db
+from app.extensions import db
 from app.web import company_admin_required, company_user_required, redirect_to
 from portal.forms import ApiKeyForm, AddPaymentMethodForm
 

@@ -18,7 +18,7 @@ from app.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
 from app.csv_export import csv_chunks
 from app.locale import active_language, money
-from core.schema import db
+from app.extensions import db
 from core.money import UNITS_PER_EUR, format_amount_plain
 from core.ledger.history import Cursor, InvalidCursor
 from core.calls.usage import (

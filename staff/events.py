@@ -9,7 +9,8 @@ from datetime import date
 from flask import Blueprint, abort, flash, request, url_for
 
 from core.accounts.audit import record_action
-from core.schema import WebhookEvent, WebhookStatus, db
+from app.extensions import db
+from core.schema import WebhookEvent, WebhookStatus
 from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
 from core.backoffice.stripe_events import EventFilter, event_ledger_entries, event_types, list_events
 from app.events import process_stored_event

@@ -16,7 +16,8 @@ from core.payments.bonuses import create_rule
 from core.clock import utcnow
 from app.locale import active_language
 from core.notifications.mail import EmailKind, queue_email
-from core.schema import BonusRule, Company, Role, User, db
+from app.extensions import db
+from core.schema import BonusRule, Company, Role, User
 from core.money import InvalidAmount, parse_amount, plain_amount
 from app.web import redirect_to, staff_actor, staff_required
 from staff.manage_forms import BonusRuleForm, InviteForm, ReasonForm

@@ -18,7 +18,8 @@ from werkzeug.routing import BuildError
 from core.backoffice import money_actions as actions
 from core.accounts.audit import record_denied
 from app.locale import active_language, money
-from core.schema import CallCharge, Company, Role, Topup, db
+from app.extensions import db
+from core.schema import CallCharge, Company, Role, Topup
 from core.money import InvalidAmount, UNITS_PER_CENT, eur, parse_amount
 from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
 from staff.forms import AdjustmentForm, CallRefundForm, TopupRefundForm

@@ -9,7 +9,7 @@ from core.backoffice.failed_payments import (
     NotFailed, create_retry_checkout, failed_payments, open_retry_topup, record_retry,
 )
 from app.locale import money
-from core.schema import db
+from app.extensions import db
 from core.money import eur
 from core.payments.topups import CheckoutFailed, ReturnUrls, TopupLimits, TopupNotFound
 from core.documents.vat import VatPolicy

@@ -7,7 +7,9 @@ from datetime import date, datetime, time
 from flask import Blueprint, current_app, request
 from flask_login import current_user
 
-from core.schema import Role, db
+from app.extensions import db
+
+from core.schema import Role
 from core.backoffice.reconcile import reconcile
 from app.web import render_page, staff_required, stripe_gateway
 

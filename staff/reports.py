@@ -22,7 +22,7 @@ from app.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
 from app.csv_export import csv_chunks
 from app.locale import active_language, local_datetime, money, number
-from core.schema import db
+from app.extensions import db
 from core.money import UNITS_PER_CENT, UNITS_PER_EUR, format_amount_plain
 from core.calls.usage import InvalidRange, UsageRange, resolve_range
 from app.web import render_page, staff_required

@@ -17,7 +17,8 @@ from app.locale import active_language, money
 from core.ledger.postings import book_unexplained_difference
 from core.documents.invoices import company_documents
 from core.calls.api_keys import company_api_keys
-from core.schema import CallCharge, Company, Role, SentEmail, User, WebhookEvent, db
+from app.extensions import db
+from core.schema import CallCharge, Company, Role, SentEmail, User, WebhookEvent
 from core.money import InvalidAmount, parse_amount
 from core.payments.topups import recent_topups
 from core.ledger.history import TransactionFilter, transactions_page

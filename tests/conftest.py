@@ -19,7 +19,8 @@ os.environ.setdefault("STRIPE_SANDBOX", "1")
 from core.accounts.users import create_company, create_user  # noqa: E402
 from app.config import database_uri  # noqa: E402
 from core.ledger.postings import Reference, post_entry, verify_ledger  # noqa: E402
-from core.schema import EntryType, Role, db  # noqa: E402
+from app.extensions import db  # noqa: E402
+from core.schema import EntryType, Role  # noqa: E402
 from stripe_sandbox.install import install_sandbox  # noqa: E402
 
 COMPANY_PASSWORD = "company-password"

@@ -5,7 +5,8 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from core.calls.api_keys import create_api_key
-from core.schema import AutoTopupAttempt, db
+from app.extensions import db
+from core.schema import AutoTopupAttempt
 from core.money import eur
 from tests.e2e.browser import log_in_as
 

@@ -9,7 +9,8 @@ from tests.e2e.browser import log_in_as
 
 from core.clock import utcnow
 from core.ledger.postings import Reference, post_entry
-from core.schema import EntryType, db
+from app.extensions import db
+from core.schema import EntryType
 from core.money import eur
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,8 @@ from playwright.sync_api import expect
 
 from core.calls.rating import charge_call
 from core.clock import utcnow
-from core.schema import Role, db
+from app.extensions import db
+from core.schema import Role
 from core.money import eur
 from tests.e2e.browser import log_in_as
 

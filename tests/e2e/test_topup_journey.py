@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from tests.e2e.browser import log_in_as
 
 from core.payments.bonuses import create_rule
-from core.schema import db
+from app.extensions import db
 from core.money import eur
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,8 @@ from core.accounts.users import find_user_by_email, signed_in_user
 from core.calls.live import CallPolicy, start_call
 from core.ledger.balances import account_summary
 from core.money import eur
-from core.schema import Role, db
+from app.extensions import db
+from core.schema import Role
 
 
 @contextmanager

@@ -14,7 +14,8 @@ from core.calls.live import (
 from core.accounts.companies import change_rate
 from core.calls.api_keys import create_api_key
 from core.ledger.postings import verify_ledger
-from core.schema import CallCharge, CallReservation, PrepaidBalance, db
+from app.extensions import db
+from core.schema import CallCharge, CallReservation, PrepaidBalance
 from core.money import eur
 
 

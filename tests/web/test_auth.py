@@ -30,7 +30,7 @@ def test_a_wrong_password_and_an_unknown_email_get_the_same_message(client, make
 
 def test_a_login_is_remembered_as_the_users_last_login_and_a_failed_one_is_not(app, client, make_company):
     from core.accounts.users import find_user_by_email
-    from core.schema import db
+    from app.extensions import db
 
     _, email = make_company()
     log_in(client, email, "not-the-password")
@@ -43,7 +43,7 @@ def test_a_login_is_remembered_as_the_users_last_login_and_a_failed_one_is_not(a
 
 def test_passwords_are_stored_hashed(app, make_company):
     from core.accounts.users import find_user_by_email
-    from core.schema import db
+    from app.extensions import db
 
     _, email = make_company()
     with app.app_context():
@@ -86,7 +86,7 @@ def test_logout_needs_a_post_with_csrf_and_ends_the_session(client, make_company
 
 def test_an_inactive_user_cannot_log_in(app, client, make_company):
     from core.accounts.users import find_user_by_email
-    from core.schema import db
+    from app.extensions import db
 
     _, email = make_company()
     with app.app_context():
@@ -101,7 +101,8 @@ def test_who_is_signed_in_is_read_anew_for_every_request(app, client, make_compa
     from sqlalchemy import update
 
     from core.clock import utcnow
-    from core.schema import Company, User, db
+    from app.extensions import db
+    from core.schema import Company, User
 
     company_id, email = make_company()
     log_in(client, email)

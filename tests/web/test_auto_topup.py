@@ -15,11 +15,11 @@ from core.followups import Followup
 from core.calls.api_keys import create_api_key
 from core.payments.auto_topup import AutoTopupPolicy, maybe_trigger
 from core.payments.bonuses import create_rule
+from app.extensions import db
 from core.schema import (
-    AutoTopupAttempt, BalanceTransaction, Invoice, PrepaidBalance, SentEmail, Topup, WebhookEvent, db,
+    AutoTopupAttempt, BalanceTransaction, Invoice, PrepaidBalance, SentEmail, Topup, WebhookEvent,
 )
 from core.money import eur
-from core.documents.vat import VatPolicy
 from tests.helpers import csrf_token_from, log_in
 from tests.stripe_helpers import CARD_3DS, CARD_DECLINED, CARD_OK, IBAN_FAILS, IBAN_OK, authenticate, path_of, pay, top_up
 

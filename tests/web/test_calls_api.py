@@ -12,7 +12,8 @@ from werkzeug.serving import make_server
 from core.calls.api_keys import create_api_key
 from core.clock import utcnow
 from core.ledger.postings import verify_ledger
-from core.schema import CallCharge, CallReservation, Company, PrepaidBalance, db
+from app.extensions import db
+from core.schema import CallCharge, CallReservation, Company, PrepaidBalance
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
 from tests.round_trips import counting_round_trips

@@ -2,7 +2,9 @@ import json
 
 from sqlalchemy import update
 
-from core.schema import PrepaidBalance, db
+from app.extensions import db
+
+from core.schema import PrepaidBalance
 from core.money import eur
 
 

@@ -3,7 +3,9 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event, update
 
-from core.schema import PrepaidBalance, db
+from app.extensions import db
+
+from core.schema import PrepaidBalance
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
 

@@ -6,7 +6,7 @@ from babel.messages.pofile import read_po
 from flask import render_template_string, request
 
 from core.accounts.users import find_user_by_email
-from core.schema import db
+from app.extensions import db
 from core.money import eur
 from portal.forms import TransactionFilterForm
 from tests.helpers import csrf_token_from, log_in

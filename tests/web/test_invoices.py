@@ -12,7 +12,8 @@ import core.documents.invoices
 from app.jobs import renderer
 from core.documents.invoices import Seller, issue_topup_invoice
 from core.ledger.postings import Reference, post_entry
-from core.schema import DocumentSequence, EntryType, Invoice, MonthlyStatement, Topup, TopupStatus, db
+from app.extensions import db
+from core.schema import DocumentSequence, EntryType, Invoice, MonthlyStatement, Topup, TopupStatus
 from core.money import eur
 from core.documents.statements import create_statement, statement_figures
 from core.documents.vat import VatPolicy

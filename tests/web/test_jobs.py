@@ -15,7 +15,8 @@ from app.queue import EMAILS, QUEUES, enqueue
 from core.followups import Followup, request_followup
 from core.money import eur
 from core.notifications.mail import EmailKind, queue_email
-from core.schema import Company, Invoice, PrepaidBalance, SentEmail, db
+from app.extensions import db
+from core.schema import Company, Invoice, PrepaidBalance, SentEmail
 from tests.helpers import log_in, run_worker
 from tests.mail_helpers import free_port
 from tests.stripe_helpers import top_up

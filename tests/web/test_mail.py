@@ -20,7 +20,8 @@ from app.jobs import mail_settings
 from core.notifications.mail import (
     EmailKind, OutboxTransport, SmtpTransport, deliver, message_id, record_email, transport_from_config,
 )
-from core.schema import Company, EmailStatus, Invoice, Role, SentEmail, User, db
+from app.extensions import db
+from core.schema import Company, EmailStatus, Invoice, Role, SentEmail, User
 from core.money import eur
 from tests.conftest import COMPANY_PASSWORD
 from tests.mail_helpers import SmtpSink, free_port, subject_of, text_of

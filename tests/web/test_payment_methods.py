@@ -2,7 +2,9 @@
 
 import re
 
-from core.schema import PrepaidBalance, db
+from app.extensions import db
+
+from core.schema import PrepaidBalance
 from tests.helpers import csrf_token_from, log_in
 from tests.stripe_helpers import CARD_OK, IBAN_OK, path_of, pay, top_up
 

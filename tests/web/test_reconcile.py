@@ -6,7 +6,9 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import update
 
-from core.schema import PrepaidBalance, Role, db
+from app.extensions import db
+
+from core.schema import PrepaidBalance, Role
 from core.money import eur
 from tests.conftest import STAFF_PASSWORD
 from tests.helpers import log_in
@@ -115,7 +117,8 @@ def test_a_drifted_balance_is_explained_by_an_adjustment_entry_not_an_overwrite(
     from sqlalchemy import update
 
     from core.ledger.postings import verify_ledger
-    from core.schema import AuditRecord, BalanceTransaction, PrepaidBalance, Role, db
+    from app.extensions import db
+    from core.schema import AuditRecord, BalanceTransaction, PrepaidBalance, Role
     from core.money import eur
     from tests.helpers import csrf_token_from, log_in
 

@@ -5,7 +5,9 @@ import re
 import pytest
 from sqlalchemy import select
 
-from core.schema import AuditRecord, BillingRate, Company, PrepaidBalance, Role, db
+from app.extensions import db
+
+from core.schema import AuditRecord, BillingRate, Company, PrepaidBalance, Role
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
 

@@ -7,8 +7,9 @@ from sqlalchemy import func, select
 
 from app.jobs import mail_settings
 from core.notifications.mail import build_message
+from app.extensions import db
 from core.schema import (
-    AuditRecord, BalanceTransaction, PrepaidBalance, Role, SentEmail, Topup, WebhookEvent, db,
+    AuditRecord, BalanceTransaction, PrepaidBalance, Role, SentEmail, Topup, WebhookEvent,
 )
 from core.money import eur
 from tests.conftest import STAFF_PASSWORD

@@ -7,7 +7,8 @@ from sqlalchemy import select
 
 from core.accounts.users import find_user_by_email
 from core.calls.api_keys import create_api_key
-from core.schema import AuditRecord, BonusRule, Role, SentEmail, db
+from app.extensions import db
+from core.schema import AuditRecord, BonusRule, Role, SentEmail
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
 

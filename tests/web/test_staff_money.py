@@ -12,9 +12,10 @@ from core.backoffice import money_actions as staff_actions
 from core.accounts.audit import Actor
 from core.calls.rating import charge_call
 from core.ledger.postings import post_entry, Reference
+from app.extensions import db
 from core.schema import (
     AuditRecord, BalanceTransaction, CallCharge, CallRefund, DocumentKind, EntryType, Invoice, PrepaidBalance, Role,
-    Topup, TopupRefund, db,
+    Topup, TopupRefund,
 )
 from core.money import eur
 from tests.conftest import STAFF_PASSWORD

@@ -12,8 +12,9 @@ import pytest
 from core.backoffice import reports
 from core.clock import utcnow
 from core.ledger.postings import Reference, post_entry
+from app.extensions import db
 from core.schema import (
-    AutoTopupAttempt, EntryType, Invoice, PrepaidBalance, Role, Topup, db,
+    AutoTopupAttempt, EntryType, Invoice, PrepaidBalance, Role, Topup,
 )
 from core.money import eur
 from core.calls.usage import Period, resolve_range

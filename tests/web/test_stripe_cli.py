@@ -2,7 +2,9 @@
 
 from sqlalchemy import select
 
-from core.schema import BonusRule, PrepaidBalance, WebhookEvent, db
+from app.extensions import db
+
+from core.schema import BonusRule, PrepaidBalance, WebhookEvent
 from core.money import eur
 from tests.helpers import log_in
 from tests.stripe_helpers import top_up

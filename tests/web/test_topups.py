@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from core.payments.bonuses import create_rule
-from core.schema import BalanceTransaction, PrepaidBalance, Topup, WebhookEvent, db
+from app.extensions import db
+from core.schema import BalanceTransaction, PrepaidBalance, Topup, WebhookEvent
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
 from tests.stripe_helpers import (

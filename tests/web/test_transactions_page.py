@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from core.ledger.postings import Reference, post_entry
-from core.schema import EntryType, db
+from app.extensions import db
+from core.schema import EntryType
 from core.money import eur
 from core.ledger.history import Cursor
 from tests.helpers import csrf_token_from, log_in

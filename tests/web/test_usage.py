@@ -9,7 +9,8 @@ from sqlalchemy import update
 
 from core.calls.live import CallPolicy, start_call
 from core.calls.rating import charge_call
-from core.schema import CallCharge, db
+from app.extensions import db
+from core.schema import CallCharge
 from core.money import eur
 from core.ledger.history import Cursor
 from tests.helpers import log_in
