@@ -7,21 +7,21 @@ the event committed as failed (see :func:`app.events.process_stored_event`)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import jsonify, request
 
 from app.extensions import db
 from core.payments.gateway import InvalidWebhook
 from app.web import stripe_gateway
 from app.events import process_stored_event
 from core.payments.webhooks import DONE, store_event
+from api import bp
 
-bp = Blueprint("stripe_webhook", __name__, url_prefix="/api/stripe")
 
 MAX_EVENT_BYTES = 512 * 1024
 
 
-@bp.post("/webhook")
-def webhook():
+@bp.post("/stripe/webhook")
+def stripe_webhook():
     payload = request.get_data(cache=False)
     if len(payload) > MAX_EVENT_BYTES:
         return jsonify(error={"code": "payload_too_large", "message": "Event body too large."}), 413

@@ -10,7 +10,7 @@ import re
 from datetime import datetime, timezone
 from functools import wraps
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import current_app, g, jsonify, request
 
 from core.calls.api_keys import authenticate_api_key
 from core.payments.auto_topup import AutoTopupPolicy, maybe_trigger
@@ -18,8 +18,8 @@ from core.calls.live import CallError, CallPolicy, ConcurrentDuplicate, end_call
 from core.clock import utcnow
 from app.extensions import db
 from core.money import to_decimal_string
+from api import bp
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
 STATUS_OF = {"company_blocked": 402, "insufficient_funds": 402, "call_not_found": 404, "end_before_start": 422}
@@ -125,7 +125,7 @@ def _first_answer(operation):
         return operation()
 
 
-@bp.post("/calls/<call_id>/start")
+@bp.post("/v1/calls/<call_id>/start")
 @api_key_required
 def start(call_id: str):
     call_id, body = _call_id(call_id), _json_body()
@@ -139,7 +139,7 @@ def start(call_id: str):
                    available=to_decimal_string(hold.available_after), max_seconds=hold.max_seconds)
 
 
-@bp.post("/calls/<call_id>/end")
+@bp.post("/v1/calls/<call_id>/end")
 @api_key_required
 def end(call_id: str):
     call_id, body = _call_id(call_id), _json_body()

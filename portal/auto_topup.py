@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, request, url_for
+from flask import current_app, flash, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 
@@ -19,8 +19,8 @@ from core.payments.gateway import PaymentError
 from core.payments.topups import TopupLimits
 from app.web import company_admin_required, company_user_required, redirect_to, render_page, stripe_gateway
 from portal.forms import AMOUNT_ERRORS, AutoTopupForm
+from portal import bp
 
-bp = Blueprint("auto_topup", __name__, url_prefix="/business/billing")
 
 STOP_POLLING = 286  # htmx stops polling on this status
 
@@ -97,7 +97,7 @@ def _page(form: AutoTopupForm | None = None, *, errors: dict[str, str] | None = 
         error = error or _("Your saved payment methods cannot be loaded right now. Please try again later.")
     complete_payment_url = None
     if view.awaiting_customer is not None:
-        complete_payment_url = url_for("payments.topup",
+        complete_payment_url = url_for("portal.topup",
                                        amount=plain_amount(view.awaiting_customer.amount, active_language()))
     response = render_page(
         "portal/auto_topup.html", partial, status, form=form or _form_from(view.settings), errors=errors or {},
@@ -149,15 +149,15 @@ def _messages(codes: dict[str, str], settings: AutoTopupSettings | None) -> dict
     return messages
 
 
-@bp.get("/auto-topup")
+@bp.get("/billing/auto-topup")
 @company_user_required
-def settings():
+def auto_topup():
     return _page()[0]
 
 
-@bp.post("/auto-topup")
+@bp.post("/billing/auto-topup")
 @company_admin_required
-def save():
+def save_auto_topup():
     form = AutoTopupForm()
     if not form.validate():
         return _page(form, error=_("The form has expired. Please try again."), status=422)[0]
@@ -175,13 +175,13 @@ def save():
                                        "minutes."), status=503)[0]
         else:
             flash(_("Your automatic top-up settings were saved."), "success")
-            return redirect_to(url_for("auto_topup.settings"))
+            return redirect_to(url_for("portal.auto_topup"))
     return _page(form, errors=errors, status=422)[0]
 
 
-@bp.get("/auto-topup/history")
+@bp.get("/billing/auto-topup/history")
 @company_user_required
-def history():
+def auto_topup_history():
     """The history table; htmx polls it while an attempt is in flight and stops when none is."""
     response, view = _page(partial="portal/partials/auto_topup_history.html")
     if request.htmx and not view.in_flight:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template
+from flask import Response, abort, render_template
 from flask_login import current_user
 
 from core.documents.invoices import company_document, company_documents
 from app.extensions import db
 from core.documents.statements import company_statement, company_statements
 from app.web import company_user_required
+from portal import bp
 
-bp = Blueprint("documents", __name__, url_prefix="/business/billing/invoices")
 
 
-@bp.get("")
+@bp.get("/billing/invoices")
 @company_user_required
 def invoices():
     company_id = current_user.company_id
@@ -21,7 +21,7 @@ def invoices():
                            statements=company_statements(db.session, company_id))
 
 
-@bp.get("/<int:invoice_id>.pdf")
+@bp.get("/billing/invoices/<int:invoice_id>.pdf")
 @company_user_required
 def invoice_pdf(invoice_id: int):
     document = company_document(db.session, current_user.company_id, invoice_id)
@@ -30,7 +30,7 @@ def invoice_pdf(invoice_id: int):
     return _pdf(document.pdf, f"{document.number}.pdf")
 
 
-@bp.get("/statements/<int:statement_id>.pdf")
+@bp.get("/billing/invoices/statements/<int:statement_id>.pdf")
 @company_user_required
 def statement_pdf(statement_id: int):
     statement = company_statement(db.session, current_user.company_id, statement_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, make_response, render_template, request, url_for
+from flask import abort, current_app, flash, make_response, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -26,8 +26,8 @@ from core.payments.topups import (
 from core.documents.vat import VatPolicy, split_topup
 from app.web import company_admin_required, company_user_required, redirect_to, render_page, stripe_gateway
 from portal.forms import AMOUNT_ERRORS, AddPaymentMethodForm, TopupForm
+from portal import bp
 
-bp = Blueprint("payments", __name__, url_prefix="/business/billing")
 
 STOP_POLLING = 286  # htmx stops polling on this status
 
@@ -68,14 +68,14 @@ def _preview(company_id: int, amount: int | None):
             "bonus": best_bonus(db.session, company_id, amount, utcnow())}
 
 
-@bp.get("/topup")
+@bp.get("/billing/topup")
 @company_user_required
 def topup():
     form = TopupForm(formdata=None, amount=request.args.get("amount", "")[:30])
     return _topup_page(form)
 
 
-@bp.get("/topup/preview")
+@bp.get("/billing/topup/preview")
 @company_user_required
 def topup_preview():
     form = TopupForm(request.args, meta={"csrf": False})
@@ -88,7 +88,7 @@ def _company_rate_key() -> str:
     return f"topup-company:{current_user.company_id}"
 
 
-@bp.post("/topup")
+@bp.post("/billing/topup")
 @company_admin_required
 @limiter.limit(lambda: current_app.config["TOPUP_RATE_LIMIT"], key_func=_company_rate_key)
 def start_topup():
@@ -113,8 +113,8 @@ def start_topup():
             CheckoutPage(_("Prepaid credit %(amount)s", amount=money(amount)),
                          current_app.config["PAYMENT_METHOD_TYPES"], active_language()),
             return_urls=lambda topup_id: ReturnUrls(
-                success=url_for("payments.topup_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
-                cancel=url_for("payments.topup_cancel", topup=topup_id, _external=True),
+                success=url_for("portal.topup_success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
+                cancel=url_for("portal.topup_cancel", topup=topup_id, _external=True),
             ),
         )
     except CheckoutFailed:
@@ -125,7 +125,7 @@ def start_topup():
     return redirect_to(checkout_url)
 
 
-@bp.get("/topup/success")
+@bp.get("/billing/topup/success")
 @company_user_required
 def topup_success():
     session_id = request.args.get("session_id", "")
@@ -139,7 +139,7 @@ def topup_success():
     return render_template("portal/topup_success.html", topup=found)
 
 
-@bp.get("/topup/<int:topup_id>/status")
+@bp.get("/billing/topup/<int:topup_id>/status")
 @company_user_required
 def topup_status(topup_id: int):
     try:
@@ -167,7 +167,7 @@ def _confirmed(topup):
     return found
 
 
-@bp.get("/topup/cancel")
+@bp.get("/billing/topup/cancel")
 @company_user_required
 def topup_cancel():
     raw = request.args.get("topup", "")
@@ -184,12 +184,12 @@ def topup_cancel():
     found = company_topup(db.session, current_user.company_id, found.id)
     if found.status == "canceled":
         flash(_("The top-up was canceled. Nothing was charged."), "info")
-    return redirect_to(url_for("payments.topup", amount=plain_amount(found.amount, active_language())))
+    return redirect_to(url_for("portal.topup", amount=plain_amount(found.amount, active_language())))
 
 
 # -- saved payment methods ------------------------------------------------------------------------------
 
-@bp.get("/payment-methods")
+@bp.get("/billing/payment-methods")
 @company_user_required
 def payment_methods():
     company_id = current_user.company_id
@@ -202,7 +202,7 @@ def payment_methods():
                            summary=account_summary(db.session, company_id), form=AddPaymentMethodForm())
 
 
-@bp.post("/payment-methods")
+@bp.post("/billing/payment-methods")
 @company_admin_required
 def add_payment_method():
     if not AddPaymentMethodForm().validate():
@@ -211,24 +211,24 @@ def add_payment_method():
         url = start_adding_method(
             db.session, stripe_gateway(), current_user.company_id, current_app.config["PAYMENT_METHOD_TYPES"],
             active_language(), lambda _company: ReturnUrls(
-                success=url_for("payments.payment_methods", added=1, _external=True),
-                cancel=url_for("payments.payment_methods", _external=True),
+                success=url_for("portal.payment_methods", added=1, _external=True),
+                cancel=url_for("portal.payment_methods", _external=True),
             ),
         )
         db.session.commit()  # a new Stripe customer's id
     except PaymentError:
         flash(_("The payment provider is not reachable right now. Please try again in a few minutes."), "error")
-        return redirect_to(url_for("payments.payment_methods"))
+        return redirect_to(url_for("portal.payment_methods"))
     return redirect_to(url)
 
 
-@bp.post("/payment-methods/<method_id>/remove")
+@bp.post("/billing/payment-methods/<method_id>/remove")
 @company_admin_required
 def remove_method(method_id: str):
     return _method_action(method_id, remove_payment_method, _("The payment method was removed."))
 
 
-@bp.post("/payment-methods/<method_id>/auto-topup")
+@bp.post("/billing/payment-methods/<method_id>/auto-topup")
 @company_admin_required
 def choose_method(method_id: str):
     return _method_action(method_id, choose_auto_topup_method,
@@ -245,6 +245,6 @@ def _method_action(method_id: str, action, success_message: str):
         abort(404)
     except PaymentError:
         flash(_("The payment provider is not reachable right now. Please try again in a few minutes."), "error")
-        return redirect_to(url_for("payments.payment_methods"))
+        return redirect_to(url_for("portal.payment_methods"))
     flash(success_message, "success")
-    return redirect_to(url_for("payments.payment_methods"))
+    return redirect_to(url_for("portal.payment_methods"))

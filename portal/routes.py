@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
+from flask import Response, current_app, render_template, request, stream_with_context
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -15,8 +15,8 @@ from core.money import format_amount_plain
 from core.ledger.history import Cursor, InvalidCursor, TransactionFilter, iter_transactions, transactions_page
 from app.web import company_user_required, render_page, wants_partial
 from portal.forms import TransactionFilterForm
+from portal import bp
 
-bp = Blueprint("portal", __name__, url_prefix="/business")
 
 DASHBOARD_RECENT = 10
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, render_template, url_for
+from flask import abort, flash, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -10,8 +10,8 @@ from core.calls.api_keys import ApiKeyNotFound, company_api_keys, create_api_key
 from app.extensions import db
 from app.web import company_admin_required, company_user_required, redirect_to
 from portal.forms import ApiKeyForm, AddPaymentMethodForm
+from portal import bp
 
-bp = Blueprint("settings", __name__, url_prefix="/business/settings")
 
 
 def _page(form: ApiKeyForm, *, new_key: str | None = None, status: int = 200):
@@ -20,13 +20,13 @@ def _page(form: ApiKeyForm, *, new_key: str | None = None, status: int = 200):
                            action_form=AddPaymentMethodForm()), status
 
 
-@bp.get("/api-keys")
+@bp.get("/settings/api-keys")
 @company_user_required
 def api_keys():
     return _page(ApiKeyForm())
 
 
-@bp.post("/api-keys")
+@bp.post("/settings/api-keys")
 @company_admin_required
 def create_key():
     form = ApiKeyForm()
@@ -37,7 +37,7 @@ def create_key():
     return _page(ApiKeyForm(formdata=None), new_key=key, status=201)
 
 
-@bp.post("/api-keys/<int:key_id>/revoke")
+@bp.post("/settings/api-keys/<int:key_id>/revoke")
 @company_admin_required
 def revoke_key(key_id: int):
     if not AddPaymentMethodForm().validate():
@@ -48,4 +48,4 @@ def revoke_key(key_id: int):
         abort(404)
     db.session.commit()
     flash(_("The key \u201c%(name)s\u201d was revoked. It no longer works.", name=row.name), "success")
-    return redirect_to(url_for("settings.api_keys"))
+    return redirect_to(url_for("portal.api_keys"))

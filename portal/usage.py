@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from babel import dates
 from babel.numbers import format_decimal
-from flask import Blueprint, Response, current_app, render_template, request, stream_with_context, url_for
+from flask import Response, current_app, render_template, request, stream_with_context, url_for
 from flask_babel import get_timezone, gettext as _, lazy_gettext as _l, ngettext
 from flask_login import current_user
 
@@ -26,8 +26,8 @@ from core.calls.usage import (
 )
 from app.web import company_user_required, render_page
 from app.forms import UsageFilterForm
+from portal import bp
 
-bp = Blueprint("usage", __name__, url_prefix="/business/billing")
 
 PAGE_SIZE = 50
 CALLS_TARGET = "usage-calls"  # the element id htmx names in HX-Target when only the call list pages
@@ -49,7 +49,7 @@ def duration(seconds: int | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-@bp.get("/usage")
+@bp.get("/billing/usage")
 @company_user_required
 def usage():
     form = UsageFilterForm(request.args)
@@ -77,11 +77,11 @@ def usage():
                            oob_filter=bool(request.htmx) and not calls_only and error is None, **context)
     if request.htmx and error is None:  # the address bar shows the applied range, not stale form fields
         position = {"after": request.args["after"]} if after else {"before": request.args["before"]} if before else {}
-        response.headers["HX-Push-Url"] = url_for("usage.usage", **context["query"], **position)
+        response.headers["HX-Push-Url"] = url_for("portal.usage", **context["query"], **position)
     return response
 
 
-@bp.get("/usage.csv")
+@bp.get("/billing/usage.csv")
 @company_user_required
 def usage_csv():
     form = UsageFilterForm(request.args)

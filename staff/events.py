@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 import json
 from datetime import date
 
-from flask import Blueprint, abort, flash, request, url_for
+from flask import abort, flash, request, url_for
 
 from core.accounts.audit import record_action
 from app.extensions import db
@@ -15,8 +15,8 @@ from app.web import redirect_to, render_page, staff_actor, staff_required, strip
 from core.backoffice.stripe_events import EventFilter, event_ledger_entries, event_types, list_events
 from app.events import process_stored_event
 from core.payments.webhooks import failed_event_ids
+from staff import bp
 
-bp = Blueprint("staff_events", __name__, url_prefix="/admin/stripe-events")
 
 STATUSES = [status.value for status in WebhookStatus]
 
@@ -40,7 +40,7 @@ def _filters() -> EventFilter:
     )
 
 
-@bp.get("")
+@bp.get("/stripe-events")
 @staff_required()
 def events():
     filters = _filters()
@@ -49,7 +49,7 @@ def events():
                        types=event_types(db.session), args=request.args)
 
 
-@bp.get("/<int:event_id>")
+@bp.get("/stripe-events/<int:event_id>")
 @staff_required()
 def event(event_id: int):
     row = db.session.get(WebhookEvent, event_id) or abort(404)
@@ -58,9 +58,9 @@ def event(event_id: int):
                        entries=event_ledger_entries(db.session, row))
 
 
-@bp.post("/<int:event_id>/replay")
+@bp.post("/stripe-events/<int:event_id>/replay")
 @staff_required()
-def replay(event_id: int):
+def replay_event(event_id: int):
     row = db.session.get(WebhookEvent, event_id) or abort(404)
     before = {"status": row.status, "attempts": row.attempts}
     result = process_stored_event(db.session, stripe_gateway(), row.id)  # commits its steps
@@ -72,10 +72,10 @@ def replay(event_id: int):
         flash(_("The event failed again: %(error)s", error=result.error or ""), "error")
     else:
         flash(_("The event was replayed (%(status)s).", status=result.status), "success")
-    return redirect_to(url_for("staff_events.event", event_id=row.id))
+    return redirect_to(url_for("staff.event", event_id=row.id))
 
 
-@bp.post("/replay-failed")
+@bp.post("/stripe-events/replay-failed")
 @staff_required()
 def replay_all_failed():
     results = [process_stored_event(db.session, stripe_gateway(), row_id)  # each commits its steps
@@ -86,4 +86,4 @@ def replay_all_failed():
     db.session.commit()
     flash(_("%(count)s failed event(s) replayed, %(failed)s still failing.", count=len(results), failed=failed),
           "error" if failed else "success")
-    return redirect_to(url_for("staff_events.events", status="failed"))
+    return redirect_to(url_for("staff.events", status="failed"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
 
-from flask import Blueprint, abort, current_app, flash, render_template, request, url_for
+from flask import abort, current_app, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -21,8 +21,8 @@ from core.schema import BonusRule, Company, Role, User
 from core.money import InvalidAmount, parse_amount, plain_amount
 from app.web import redirect_to, staff_actor, staff_required
 from staff.manage_forms import BonusRuleForm, InviteForm, ReasonForm
+from staff import bp
 
-bp = Blueprint("staff_manage", __name__, url_prefix="/admin")
 
 
 def _to_company(company_id: int):
@@ -127,7 +127,7 @@ def create_bonus_rule():
                          rule.percent_basis_points, "fixed_amount": rule.fixed_amount}, reason=form.reason.data)
     db.session.commit()
     flash(_("The bonus rule was created."), "success")
-    return redirect_to(url_for("staff_manage.bonus_rules"))
+    return redirect_to(url_for("staff.bonus_rules"))
 
 
 def _rule_values(form: BonusRuleForm) -> dict | None:
@@ -171,7 +171,7 @@ def edit_bonus_rule(rule_id: int):
                   before=before, after=_rule_state(rule), reason=form.reason.data)
     db.session.commit()
     flash(_("The bonus rule was changed. It applies to top-ups credited from now on."), "success")
-    return redirect_to(url_for("staff_manage.bonus_rules"))
+    return redirect_to(url_for("staff.bonus_rules"))
 
 
 def _form_of(rule: BonusRule) -> BonusRuleForm:
@@ -200,10 +200,10 @@ def end_bonus_rule(rule_id: int):
     form = ReasonForm()
     if not form.validate():
         flash(_("Nothing was changed: %(problems)s", problems=_form_problems(form)), "error")
-        return redirect_to(url_for("staff_manage.bonus_rules"))
+        return redirect_to(url_for("staff.bonus_rules"))
     rule.active = False
     record_action(db.session, staff_actor(), "bonus_rule.end", target_type="bonus_rule", target_id=rule.id,
                   before={"active": True}, after={"active": False}, reason=form.reason.data)
     db.session.commit()
     flash(_("The bonus rule has ended."), "success")
-    return redirect_to(url_for("staff_manage.bonus_rules"))
+    return redirect_to(url_for("staff.bonus_rules"))

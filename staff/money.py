@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 import uuid
 
-from flask import Blueprint, abort, current_app, flash, url_for
+from flask import abort, current_app, flash, url_for
 from flask_login import current_user
 from werkzeug.routing import BuildError
 
@@ -23,8 +23,8 @@ from core.schema import CallCharge, Company, Role, Topup
 from core.money import InvalidAmount, UNITS_PER_CENT, eur, parse_amount
 from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
 from staff.forms import AdjustmentForm, CallRefundForm, TopupRefundForm
+from staff import bp
 
-bp = Blueprint("staff_money", __name__, url_prefix="/admin")
 
 AMOUNT_MESSAGES = {
     "missing": _l("Please enter an amount."),
@@ -204,7 +204,7 @@ def refund_call(charge_id: int):
     except _FormError as error:
         return _render(template, 422, error=error.message, **page)
     except actions.AdminOnly as error:
-        return _denied("staff_money.refund_call", "call_charge", charge_id, charge.company_id, error)
+        return _denied("staff.refund_call", "call_charge", charge_id, charge.company_id, error)
     except actions.StaleBalance as error:
         preview = actions.preview_call_refund(db.session, charge_id, **values)
         return _confirm(template, page, preview, form, 409, _message(error))
@@ -251,7 +251,7 @@ def refund_topup(topup_id: int):
     except _FormError as error:
         return _render(template, 422, error=error.message, **page)
     except actions.AdminOnly as error:
-        return _denied("staff_money.refund_topup", "topup", topup_id, topup.company_id, error)
+        return _denied("staff.refund_topup", "topup", topup_id, topup.company_id, error)
     except actions.StaleBalance as error:
         preview = actions.preview_topup_refund(db.session, topup_id, cents)
         return _confirm(template, page, preview, form, 409, _message(error))

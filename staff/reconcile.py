@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 
-from flask import Blueprint, current_app, request
+from flask import current_app, request
 from flask_login import current_user
 
 from app.extensions import db
@@ -12,11 +12,11 @@ from app.extensions import db
 from core.schema import Role
 from core.backoffice.reconcile import reconcile
 from app.web import render_page, staff_required, stripe_gateway
+from staff import bp
 
-bp = Blueprint("staff_reconcile", __name__, url_prefix="/admin/reconciliation")
 
 
-@bp.get("")
+@bp.get("/reconciliation")
 @staff_required()
 def reconciliation():
     try:

@@ -14,10 +14,10 @@ from decimal import Decimal
 
 from babel import dates
 from babel.numbers import format_decimal
-from flask import Blueprint, Response, abort, render_template, request, stream_with_context
+from flask import Response, abort, render_template, request, stream_with_context
 from flask_babel import get_timezone, gettext as _, lazy_gettext as _l
 
-from core.backoffice import reports
+from core.backoffice import reports as figures
 from app.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
 from app.csv_export import csv_chunks
@@ -27,8 +27,8 @@ from core.money import UNITS_PER_CENT, UNITS_PER_EUR, format_amount_plain
 from core.calls.usage import InvalidRange, UsageRange, resolve_range
 from app.web import render_page, staff_required
 from app.forms import UsageFilterForm
+from staff import bp
 
-bp = Blueprint("staff_reports", __name__, url_prefix="/admin/reports")
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ REPORTS = {report.name: report for report in [
             Column(_l("Top-up refunds"), "money", lambda r: r.refunded),
             Column(_l("Invoiced (gross)"), "cents", lambda r: r.invoiced_cents),
             Column(_l("Average top-up"), "money", lambda r: r.average)],
-           lambda session, rng, now: reports.daily_revenue(session, rng)),
+           lambda session, rng, now: figures.daily_revenue(session, rng)),
     Report("billing-summary", _l("Billing summary per company"),
            _l("Top-ups, bonus and call usage in the period, the current balance and automatic top-ups."), True,
            [Column(_l("Id"), "int", lambda r: r.company_id),
@@ -81,7 +81,7 @@ REPORTS = {report.name: report for report in [
             Column(_l("Automatic top-up"), "bool", lambda r: r.auto_topup_enabled),
             Column(_l("Automatic top-ups succeeded"), "int", lambda r: r.auto_topups_succeeded),
             Column(_l("Automatic top-ups failed"), "int", lambda r: r.auto_topups_failed)],
-           lambda session, rng, now: reports.billing_summary(session, rng)),
+           lambda session, rng, now: figures.billing_summary(session, rng)),
     Report("failed-payments", _l("Failed payment reasons"),
            _l("Top-ups whose payment failed, by error and decline code."), True,
            [Column(_l("Error code"), "text", lambda r: r.failure_code),
@@ -89,7 +89,7 @@ REPORTS = {report.name: report for report in [
             Column(_l("Kind"), "kind", lambda r: r.kind),
             Column(_l("Count"), "int", lambda r: r.count),
             Column(_l("Amount"), "money", lambda r: r.amount)],
-           lambda session, rng, now: reports.failed_payment_reasons(session, rng)),
+           lambda session, rng, now: figures.failed_payment_reasons(session, rng)),
     Report("auto-topup-success", _l("Automatic top-up success rate"),
            _l("Attempts per week; the rate counts succeeded against failed and action required."), True,
            [Column(_l("Week from"), "date", lambda r: r.week_start),
@@ -99,7 +99,7 @@ REPORTS = {report.name: report for report in [
             Column(_l("Action required"), "int", lambda r: r.action_required),
             Column(_l("Skipped"), "int", lambda r: r.skipped),
             Column(_l("Success rate"), "percent", lambda r: r.success_rate)],
-           lambda session, rng, now: reports.auto_topup_weekly(session, rng)),
+           lambda session, rng, now: figures.auto_topup_weekly(session, rng)),
     Report("suspicious", _l("Suspicious activity"),
            _l("Top-ups over 1,000 € and more than 5 top-ups within 24 hours."), True,
            [Column(_l("Id"), "int", lambda r: r.company_id),
@@ -109,28 +109,28 @@ REPORTS = {report.name: report for report in [
             Column(_l("Last top-up"), "datetime", lambda r: r.last_at),
             Column(_l("Top-ups"), "int", lambda r: r.count),
             Column(_l("Amount"), "money", lambda r: r.amount)],
-           lambda session, rng, now: reports.suspicious_activity(session, rng)),
+           lambda session, rng, now: figures.suspicious_activity(session, rng)),
     Report("never-topped-up", _l("Companies that never topped up"),
            _l("Companies without a single top-up in the ledger."), False, _COMPANY_COLUMNS,
-           lambda session, rng, now: reports.never_topped_up(session)),
+           lambda session, rng, now: figures.never_topped_up(session)),
     Report("churn-risk", _l("Churn risk"),
            _l("No top-up for 60 days and a balance under 50 €."), False, _COMPANY_COLUMNS,
-           lambda session, rng, now: reports.churn_risk(session, now)),
+           lambda session, rng, now: figures.churn_risk(session, now)),
     Report("low-balance", _l("Low balance"),
            _l("Companies below their low-balance threshold."), False, _COMPANY_COLUMNS,
-           lambda session, rng, now: reports.low_balance(session)),
+           lambda session, rng, now: figures.low_balance(session)),
 ]}
 CHARTS = {"daily-revenue", "auto-topup-success"}
 KIND_LABELS = {"checkout": _l("Checkout"), "auto": _l("Automatic")}
 
 
-@bp.get("/")
+@bp.get("/reports/")
 @staff_required()
-def index():
+def reports():
     return render_template("staff/reports/index.html", reports=REPORTS.values())
 
 
-@bp.get("/<name>")
+@bp.get("/reports/<name>")
 @staff_required()
 def report(name: str):
     definition = _definition(name)
@@ -148,7 +148,7 @@ def report(name: str):
                        chart=chart, query=query)
 
 
-@bp.get("/<name>.csv")
+@bp.get("/reports/<name>.csv")
 @staff_required()
 def report_csv(name: str):
     definition = _definition(name)

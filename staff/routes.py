@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, render_template, request, url_for
+from flask import abort, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -24,8 +24,8 @@ from core.payments.topups import recent_topups
 from core.ledger.history import TransactionFilter, transactions_page
 from app.web import redirect_to, render_page, staff_actor, staff_required
 from staff.manage_forms import BlockForm, CompanyListForm, InviteForm, RateForm, ReasonForm, ThresholdForm
+from staff import bp
 
-bp = Blueprint("staff", __name__, url_prefix="/admin")
 
 TABS = ("ledger", "topups", "calls", "invoices", "auto_topup", "events", "emails", "users", "audit")
 TAB_ROWS = 50

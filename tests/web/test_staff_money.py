@@ -221,7 +221,7 @@ def test_support_staff_refund_calls_up_to_the_limit_and_above_it_get_403_audited
         url = f"/admin/calls/{charge_id}/refund"
         above = preview(client, url, mode="full", reason="Dropped")
         assert above.status_code == 403 and "Only staff admins" in above.text
-        assert [d.action for d in rows(app, AuditRecord, AuditRecord.outcome == "denied")] == ["staff_money.refund_call"]
+        assert [d.action for d in rows(app, AuditRecord, AuditRecord.outcome == "denied")] == ["staff.refund_call"]
         page = preview(client, url, mode="amount", amount="2", reason="Dropped")
         assert confirm(client, url, page.text, mode="amount", amount="2", reason="Dropped").status_code == 303
         assert balance(app, company_id) == eur("7.80")
