@@ -49,13 +49,14 @@ def _read_amount(form: TopupForm) -> tuple[int | None, str | None]:
     return amount, None
 
 
-def _topup_page(form: TopupForm, *, error: str | None = None, status: int = 200):
+def _topup_page(form: TopupForm, *, error: str | None = None, status: int = 200, left_checkout=None):
     company_id = current_user.company_id
     amount, preview_error = _read_amount(form) if form.chosen_text() else (None, None)
     return render_template(
         "portal/topup.html", form=form, error=error, presets=current_app.config["TOPUP_PRESETS_EUR"],
         limits=_limits(), preview=_preview(company_id, amount), preview_error=preview_error,
         topups=recent_topups(db.session, company_id), summary=account_summary(db.session, company_id),
+        left_checkout=left_checkout,
     ), status
 
 
@@ -128,6 +129,8 @@ def start_topup():
 @bp.get("/billing/topup/success")
 @company_user_required
 def topup_success():
+    """Where Stripe sends the customer back (a GET: it only shows the top-up; the status panel then
+    asks Stripe through :func:`check_topup`)."""
     session_id = request.args.get("session_id", "")
     try:
         found = topup_for_checkout(db.session, current_user.company_id, session_id) if session_id else None
@@ -135,47 +138,52 @@ def topup_success():
         found = None
     if found is None:
         abort(404)
-    found = _confirmed(found)
     return render_template("portal/topup_success.html", topup=found)
 
 
-@bp.get("/billing/topup/<int:topup_id>/status")
+@bp.post("/billing/topup/<int:topup_id>/status")
 @company_user_required
-def topup_status(topup_id: int):
+def check_topup(topup_id: int):
+    """The top-up's status, asking Stripe when its webhook is late (the status panel polls this;
+    without JavaScript its button does): two steps of core, each committed."""
     try:
         found = company_topup(db.session, current_user.company_id, topup_id)
     except TopupNotFound:
         abort(404)
-    found = _confirmed(found)
+    if claim_confirmation(db.session, found):
+        db.session.commit()  # step 1: the time of asking, so concurrent pollers do not all ask
+        found = confirm_with_stripe(db.session, stripe_gateway(), found.id)
+        db.session.commit()  # step 2: Stripe's answer
+    if not request.htmx:
+        return redirect_to(url_for("portal.topup_success", session_id=found.stripe_checkout_session_id))
     response = make_response(render_template("portal/partials/topup_status.html", topup=found))
-    if found.is_final and request.htmx:
+    if found.is_final:
         response.status_code = STOP_POLLING
-    response.vary.add("HX-Request")
     return response
-
-
-def _confirmed(topup):
-    """Ask Stripe about a top-up whose webhook is late, in the two steps of core (each committed).
-
-    These pages are GETs that may write: Stripe sends the customer back with a GET, and what they
-    record is Stripe's own answer, applied exactly once like the webhook that is late."""
-    if not claim_confirmation(db.session, topup):
-        return topup
-    db.session.commit()  # step 1: the time of asking, so concurrent pollers do not all ask
-    found = confirm_with_stripe(db.session, stripe_gateway(), topup.id)
-    db.session.commit()  # step 2: Stripe's answer
-    return found
 
 
 @bp.get("/billing/topup/cancel")
 @company_user_required
 def topup_cancel():
+    """Where Stripe sends the customer who left the payment page (a GET: it only shows the form again,
+    with the way to cancel the waiting top-up, which the page's script takes at once)."""
     raw = request.args.get("topup", "")
     try:
         found = company_topup(db.session, current_user.company_id, int(raw)) if raw.isdigit() else None
     except TopupNotFound:
         found = None
     if found is None:
+        abort(404)
+    form = TopupForm(formdata=None, amount=plain_amount(found.amount, active_language()))
+    return _topup_page(form, left_checkout=found)
+
+
+@bp.post("/billing/topup/<int:topup_id>/cancel")
+@company_user_required
+def cancel_waiting_topup(topup_id: int):
+    try:
+        found = company_topup(db.session, current_user.company_id, topup_id)
+    except TopupNotFound:
         abort(404)
     if cancel_topup(db.session, current_user.company_id, found.id):
         db.session.commit()  # step 1: canceled on our side before Stripe is asked

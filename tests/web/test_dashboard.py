@@ -71,6 +71,34 @@ def test_company_members_can_read_the_dashboard(client, make_company):
     assert client.get("/business/billing").status_code == 200
 
 
+def pages_without_parameters(app, blueprint: str) -> list[str]:
+    """Every GET page of ``blueprint`` that needs no value in its path."""
+    return sorted(rule.rule for rule in app.url_map.iter_rules()
+                  if rule.endpoint.startswith(f"{blueprint}.") and "GET" in rule.methods and not rule.arguments)
+
+
+def test_no_get_page_changes_anything(app, client, make_company, make_staff):
+    """Every customer and staff page without path values, read by its users: SELECTs only."""
+    _, email = make_company(balance=eur("50"))
+    staff = app.test_client()
+    log_in(client, email)
+    log_in(staff, make_staff(), "staff-password-1")
+    with app.app_context():
+        engine = db.engine
+    visits = [(client, path) for path in pages_without_parameters(app, "portal")]
+    visits += [(staff, path) for path in pages_without_parameters(app, "staff")]
+    shown = 0
+    for browser, path in visits:
+        with statements_sent(engine) as statements:
+            status = browser.get(path).status_code
+        assert status in (200, 404), path  # 404: a page whose query names no top-up of the company
+        shown += status == 200
+        statements = [statement for statement in statements if statement.strip() != ";"]  # the pool's pre-ping
+        verbs = {statement.lstrip().split(None, 1)[0].upper() for statement in statements}
+        assert verbs <= {"SELECT"}, (path, verbs)
+    assert shown >= 15  # the check reaches the pages
+
+
 @pytest.mark.parametrize("path", ["/business/billing", "/business/billing/transactions",
                                   "/business/billing/transactions?type=charge"])
 def test_the_ledger_pages_only_read(app, client, make_company, path):

@@ -41,6 +41,12 @@ def only_topup(app, company_id) -> Topup:
         return topups[0]
 
 
+def check_status(client, topup_id, page_text, **headers):
+    """What the success page's status panel does: POST for the top-up's status (htmx sends the token)."""
+    return client.post(f"/business/billing/topup/{topup_id}/status",
+                       headers={"X-CSRFToken": csrf_token_from(page_text), **headers})
+
+
 def ledger_types(app, company_id):
     with app.app_context():
         return sorted(db.session.scalars(select(BalanceTransaction.type).where(BalanceTransaction.company_id == company_id)))
@@ -87,7 +93,7 @@ def test_sepa_shows_processing_until_the_bank_settles_then_credits(app, client, 
     sandbox.settle_pending()
     assert only_topup(app, customer).status == "credited"
     assert balance(app, customer) == eur("550")
-    status = client.get(f"/business/billing/topup/{only_topup(app, customer).id}/status", headers={"HX-Request": "true"})
+    status = check_status(client, only_topup(app, customer).id, success.text, **{"HX-Request": "true"})
     assert status.status_code == 286 and 'data-status="credited"' in status.text  # 286 stops htmx polling
 
 
@@ -109,7 +115,10 @@ def test_cancelling_closes_the_checkout_so_it_cannot_be_paid_later(app, client, 
     started = start_topup(client, "100")
     checkout_url = started.headers["Location"]
     topup_id = only_topup(app, customer).id
-    back = client.get(f"/business/billing/topup/cancel?topup={topup_id}")
+    left = client.get(f"/business/billing/topup/cancel?topup={topup_id}")  # Stripe's cancel URL: a GET
+    assert left.status_code == 200 and 'data-testid="left-checkout"' in left.text
+    assert only_topup(app, customer).status == "pending"  # a GET changes nothing
+    back = client.post(f"/business/billing/topup/{topup_id}/cancel", data={"csrf_token": csrf_token_from(left.text)})
     assert back.status_code == 303 and back.headers["Location"].startswith("/business/billing/topup?amount=")
     assert "Die Aufladung wurde abgebrochen" in client.get(back.headers["Location"]).text
     assert only_topup(app, customer).status == "canceled"
@@ -122,10 +131,17 @@ def test_the_success_page_confirms_with_stripe_when_the_webhook_is_late(app, cli
     _, paid = top_up(client, "100")
     assert only_topup(app, customer).status == "pending"
     success = client.get(path_of(paid.headers["Location"]))
-    assert 'data-status="credited"' in success.text and balance(app, customer) == eur("100")
+    assert 'data-status="pending"' in success.text and balance(app, customer) == 0  # the GET only shows it
+    topup_id = only_topup(app, customer).id
+    status = check_status(client, topup_id, success.text, **{"HX-Request": "true"})  # the panel asks Stripe
+    assert status.status_code == 286 and 'data-status="credited"' in status.text
+    assert balance(app, customer) == eur("100")
     for payload, signature in webhooks.held:  # the late webhooks change nothing
         assert webhooks.send(payload, signature) == 200
     assert balance(app, customer) == eur("100")
+    without_script = check_status(client, topup_id, success.text)  # the button without JavaScript
+    assert without_script.status_code == 303 and "/business/billing/topup/success?session_id=" in \
+        without_script.headers["Location"]
     assert client.get(path_of(paid.headers["Location"])).status_code == 200  # replayed success URL
     assert balance(app, customer) == eur("100")
 
@@ -254,8 +270,11 @@ def test_another_companys_top_up_is_not_found(app, client, customer, make_compan
     with app.app_context():
         foreign_id = db.session.scalar(select(Topup.id))
     assert client.get(f"/business/billing/topup/success?session_id={session_id}").status_code == 404
-    assert client.get(f"/business/billing/topup/{foreign_id}/status").status_code == 404
+    page = client.get("/business/billing/topup").text
+    assert check_status(client, foreign_id, page).status_code == 404
     assert client.get(f"/business/billing/topup/cancel?topup={foreign_id}").status_code == 404
+    assert client.post(f"/business/billing/topup/{foreign_id}/cancel",
+                       data={"csrf_token": csrf_token_from(page)}).status_code == 404
     assert client.get("/business/billing/topup/success?session_id=cs_nonsense").status_code == 404
     assert client.get("/business/billing/topup/cancel?topup=abc").status_code == 404
 
