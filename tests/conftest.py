@@ -23,6 +23,7 @@ from app.extensions import db  # noqa: E402
 from core.schema import Role  # noqa: E402
 from stripe_sandbox.install import install_sandbox  # noqa: E402
 from tests.builders import COMPANY_PASSWORD, add_company  # noqa: E402
+
 STAFF_PASSWORD = "staff-password-1"
 
 
