@@ -53,7 +53,7 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "DEMO_MODE": demo,
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": uri,
-        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(uri),
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(uri),
         "REDIS_URL": redis_url,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
@@ -112,7 +112,8 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
     }
 
 
-def _engine_options(uri: str) -> dict:
+def engine_options(uri: str) -> dict:
+    """The engine options of the database at ``uri``: the app's, and any engine of its own (the tests')."""
     # A pooled connection is checked before use, and replaced if the database dropped it (a
     # restart, an idle timeout, a firewall).
     options = {"pool_pre_ping": True}

@@ -16,14 +16,14 @@ from sqlalchemy.orm import Session
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("STRIPE_SANDBOX", "1")
 
-from core.accounts.users import create_company, create_user  # noqa: E402
-from app.config import database_uri  # noqa: E402
-from core.ledger.postings import Reference, post_entry, verify_ledger  # noqa: E402
+from core.accounts.users import create_user  # noqa: E402
+from app.config import database_uri, engine_options  # noqa: E402
+from core.ledger.postings import verify_ledger  # noqa: E402
 from app.extensions import db  # noqa: E402
-from core.schema import EntryType, Role  # noqa: E402
+from core.schema import Role  # noqa: E402
 from stripe_sandbox.install import install_sandbox  # noqa: E402
+from tests.builders import COMPANY_PASSWORD, add_company  # noqa: E402
 
-COMPANY_PASSWORD = "company-password"
 STAFF_PASSWORD = "staff-password-1"
 
 
@@ -170,13 +170,22 @@ def webhooks(sandbox):
     return sandbox.deliver
 
 
+@pytest.fixture(scope="session")
+def engine(app, database_url):
+    """An engine of its own on the test database the app fixture prepared, with the app's options
+    (app.config.engine_options; the SQLite PRAGMAs come from app.factory's listener on every engine).
+    It pushes no app context: core's tests run without Flask."""
+    plain_engine = create_engine(database_url, **engine_options(database_url))
+    yield plain_engine
+    plain_engine.dispose()
+
+
 @pytest.fixture
-def session(app):
-    """A plain SQLAlchemy session on the test database, for core tests that need no Flask."""
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+def session(engine):
+    """A plain SQLAlchemy session on the test database, for core's tests. The test commits, as an
+    entry point would; threads that race open Sessions of their own on ``engine``."""
     with Session(engine) as plain_session:
         yield plain_session
-    engine.dispose()
 
 
 @pytest.fixture
@@ -185,17 +194,10 @@ def make_company(app):
     counter = iter(range(1, 1000))
 
     def make(name: str | None = None, balance: int = 0, member: bool = False, **details):
-        number = next(counter)
         with app.app_context():
-            company = create_company(db.session, name or f"Company {number} GmbH", **details)
-            role = Role.COMPANY_MEMBER if member else Role.COMPANY_ADMIN
-            email = f"user{company.id}-{number}@example.com"
-            create_user(db.session, email, COMPANY_PASSWORD, role, company=company)
-            if balance:
-                post_entry(db.session, company.id, EntryType.TOPUP, balance,
-                           reference=Reference("test_topup", f"{company.id}-{number}"), description="Opening top-up")
+            created = add_company(db.session, next(counter), name, balance, member, **details)
             db.session.commit()
-            return company.id, email
+            return created
 
     return make
 

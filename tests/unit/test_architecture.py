@@ -65,3 +65,43 @@ def test_only_the_ledger_sets_a_balance():
     outside = [module for module in _modules(("app", "api", "core", "demo", "portal", "staff")) if module not in inside]
     offenders = [place for module in outside for place in _balance_writes(module)]
     assert offenders == [], f"balance figures set outside core/ledger: {offenders}"
+
+
+# Core's unit tests run on a plain SQLAlchemy session: no Flask, no shell, no app or client fixture.
+SHELL_FIXTURES = ("app", "client")
+
+
+def _is_shell_module(name: str) -> bool:
+    top = name.split(".")[0]
+    return top == "app" or top == "flask" or top.startswith("flask_")
+
+
+def _shell_uses(tree: ast.AST) -> list[str]:
+    """Imports of Flask or the shell (``app``), and functions that take the app or client fixture."""
+    uses = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            uses += [f"{node.lineno} imports {alias.name}" for alias in node.names if _is_shell_module(alias.name)]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and _is_shell_module(node.module or ""):
+            uses.append(f"{node.lineno} imports {node.module}")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            parameters = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+            uses += [f"{node.lineno} {node.name}({argument.arg})" for argument in parameters
+                     if argument.arg in SHELL_FIXTURES]
+    return uses
+
+
+def test_the_shell_check_finds_flask_the_app_and_their_fixtures():
+    planted = ast.parse("import flask_login\nfrom app.extensions import db\nfrom flask import g\n"
+                        "def test_page(client): pass\n@fixture\ndef company(app, session): pass\n")
+    assert _shell_uses(planted) == ["1 imports flask_login", "2 imports app.extensions", "3 imports flask",
+                                    "4 test_page(client)", "6 company(app)"]
+    assert _shell_uses(ast.parse("from core.application import x\ndef test_it(session, apps): pass\n")) == []
+
+
+def test_core_unit_tests_use_no_flask_no_app_and_no_app_or_client_fixture():
+    modules = _modules(("tests/unit",))
+    assert ROOT / "tests/unit/test_ledger.py" in modules and ROOT / "tests/unit/conftest.py" in modules
+    offenders = [f"{module.relative_to(ROOT)}:{use}" for module in modules
+                 for use in _shell_uses(ast.parse(module.read_text(encoding="utf-8"), filename=str(module)))]
+    assert offenders == [], f"unit tests that reach for the Flask shell: {offenders}"

@@ -1,7 +1,7 @@
 import threading
 
 import pytest
-from sqlalchemy import create_engine, event, select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -121,10 +121,8 @@ def _repair(session):
     session.commit()
 
 
-def test_concurrent_writers_end_with_the_exact_balance_and_intact_invariants(app, company_id):
+def test_concurrent_writers_end_with_the_exact_balance_and_intact_invariants(engine, company_id):
     """Many threads, each with its own connection, post credits and debits to one company at once."""
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=16, max_overflow=0,
-                           **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
     threads_count, posts_each = 12, 15
     errors = []
     start = threading.Barrier(threads_count)
@@ -153,14 +151,11 @@ def test_concurrent_writers_end_with_the_exact_balance_and_intact_invariants(app
     with Session(engine) as check:
         assert balance_of(check, company_id) == credits * eur("1.0007") - debits * eur("0.0021")
         assert verify_ledger(check) == []
-    engine.dispose()
 
 
-def test_concurrent_debits_never_overdraw_the_available_balance(app, company_id, session):
+def test_concurrent_debits_never_overdraw_the_available_balance(engine, company_id, session):
     post_entry(session, company_id, EntryType.TOPUP, eur("30"))
     session.commit()
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=10, max_overflow=0,
-                           **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
     accepted, refused = [], []
     lock = threading.Lock()
     start = threading.Barrier(10)
@@ -187,7 +182,6 @@ def test_concurrent_debits_never_overdraw_the_available_balance(app, company_id,
 
     assert len(accepted) == 30 and len(refused) == 20
     assert balance_of(session, company_id) == 0
-    engine.dispose()
 
 
 def reserved_of(session, company_id):

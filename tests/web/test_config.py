@@ -1,6 +1,7 @@
 import pytest
 
 from app.config import ConfigError, database_uri, load_config
+from app.extensions import db
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
@@ -38,3 +39,21 @@ def test_production_needs_stripe_keys_and_never_falls_back_to_the_sandbox(tmp_pa
     assert load_config(tmp_path, {**base, "STRIPE_SANDBOX": "1"})["STRIPE_SANDBOX"]
     assert not load_config(tmp_path, {**base, "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_WEBHOOK_SECRET": "w"})["STRIPE_SANDBOX"]
     assert load_config(tmp_path, {})["STRIPE_SANDBOX"]
+
+
+def database_settings(engine) -> tuple:
+    """What a connection of ``engine`` runs with: its database, and on SQLite the PRAGMAs and BEGIN mode."""
+    with engine.connect() as connection:
+        if engine.dialect.name != "sqlite":
+            return engine.url.render_as_string(hide_password=False), engine.dialect.name
+        pragmas = tuple(connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                        for name in ("journal_mode", "foreign_keys", "busy_timeout"))
+        return engine.url.render_as_string(), pragmas, connection.connection.dbapi_connection.isolation_level
+
+
+def test_the_unit_tests_plain_engine_runs_with_the_apps_database_options(app, engine):
+    with app.app_context():
+        apps = database_settings(db.engine)
+    assert database_settings(engine) == apps
+    if engine.dialect.name == "sqlite":
+        assert apps[1:] == (("wal", 1, 30000), "IMMEDIATE")

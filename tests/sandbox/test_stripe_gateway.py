@@ -1,4 +1,5 @@
-"""The gateway against the sandbox, through the real `stripe` library, without Flask."""
+"""The gateway against the sandbox, through the real `stripe` library, without the app (the sandbox's
+hosted checkout page, clicked through in `_saved_card`, runs on a bare Flask app of its own)."""
 
 import pytest
 
