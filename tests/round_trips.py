@@ -68,3 +68,18 @@ def counting_round_trips(engine, *, pre_ping: bool):
     finally:
         for target, name, function in listeners:
             event.remove(target, name, function)
+
+
+@contextmanager
+def statements_sent(engine):
+    """Every statement the engine sends through SQLAlchemy while the block runs (not the pool's ping)."""
+    statements: list[str] = []
+
+    def recorded(_connection, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", recorded)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", recorded)

@@ -1,29 +1,14 @@
 """The reads every page makes: the signed-in user and the dashboard's account summary."""
 
-from contextlib import contextmanager
 from datetime import datetime
-
-from sqlalchemy import event
 
 from core.accounts.users import find_user_by_email, signed_in_user
 from core.calls.live import CallPolicy, start_call
 from core.ledger.balances import account_summary
 from core.money import eur
+from tests.round_trips import statements_sent
 from core.schema import Role
 
-
-@contextmanager
-def statements_sent(engine):
-    statements = []
-
-    def recorded(_connection, _cursor, statement, *_args):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", recorded)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", recorded)
 
 
 def test_the_account_summary_comes_from_one_statement_with_balance_rate_and_live_calls(session, make_company):

@@ -1,12 +1,11 @@
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from app.extensions import db
 
 from core.schema import PrepaidBalance
 from core.money import eur
+from tests.round_trips import statements_sent
 from tests.helpers import csrf_token_from, log_in
 
 
@@ -113,19 +112,6 @@ def test_the_ledger_pages_only_read(app, client, make_company, path):
     assert statements and {statement.lstrip().split(None, 1)[0].upper() for statement in statements} == {"SELECT"}
 
 
-@contextmanager
-def statements_sent(engine):
-    """Every statement the engine sends while the block runs."""
-    statements = []
-
-    def recorded(_connection, _cursor, statement, *_args):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", recorded)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", recorded)
 
 
 def test_ledger_rows_are_shown_in_the_readers_language(client, make_company):
