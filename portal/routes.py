@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from core.ledger.balances import account_summary
-from app.csv_export import csv_chunks
+from app.csv_export import Number, csv_chunks
 from app.locale import active_language, entry_type_label, local_datetime
 from app.extensions import db
 from core.schema import EntryType
@@ -91,7 +91,7 @@ def _csv_lines(rows, language: str):
         local_datetime(entry.created_at, "short"),
         entry_type_label(entry.type),
         entry.description,
-        format_amount_plain(entry.amount, language),
-        format_amount_plain(entry.balance_after, language),
+        Number(format_amount_plain(entry.amount, language)),
+        Number(format_amount_plain(entry.balance_after, language)),
         f"{entry.reference_type}:{entry.reference_id}" if entry.reference_type else "",
     ] for entry in rows), language)

@@ -16,7 +16,7 @@ from flask_login import current_user
 
 from app.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
-from app.csv_export import csv_chunks
+from app.csv_export import Number, csv_chunks
 from app.locale import active_language, money
 from app.extensions import db
 from core.money import UNITS_PER_EUR, format_amount_plain
@@ -192,7 +192,7 @@ def _csv_lines(rows, language: str, zone: str):
     return csv_chunks(header, ([
         local(call.started_at), local(call.ended_at), call.call_id, call.from_number or "",
         call.to_number or "", call.duration_seconds, call.billed_seconds,
-        format_amount_plain(call.rate_per_minute, language), format_amount_plain(call.amount, language),
-        format_amount_plain(call.refunded_amount, language), labels.get(call.refund_status, call.refund_status),
+        Number(format_amount_plain(call.rate_per_minute, language)), Number(format_amount_plain(call.amount, language)),
+        Number(format_amount_plain(call.refunded_amount, language)), labels.get(call.refund_status, call.refund_status),
     ] for call in rows), language)
 

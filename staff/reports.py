@@ -20,7 +20,7 @@ from flask_babel import get_timezone, gettext as _, lazy_gettext as _l
 from core.backoffice import reports as figures
 from app.charts import COMPACT, WIDE, ChartDay, ChartText, usage_chart
 from core.clock import utcnow
-from app.csv_export import csv_chunks
+from app.csv_export import Number, csv_chunks
 from app.locale import active_language, local_datetime, money, number
 from app.extensions import db
 from core.money import UNITS_PER_CENT, UNITS_PER_EUR, format_amount_plain
@@ -232,18 +232,18 @@ def _cell_csv(column: Column, value, language: str, zone) -> str:
     if value is None:
         return ""
     if column.kind == "money":
-        return format_amount_plain(value, language)
+        return Number(format_amount_plain(value, language))
     if column.kind == "cents":
-        return format_amount_plain(value * UNITS_PER_CENT, language)
+        return Number(format_amount_plain(value * UNITS_PER_CENT, language))
     if column.kind == "int":
-        return str(value)
+        return Number(str(value))
     if column.kind == "date":
         return value.isoformat()
     if column.kind == "datetime":
         return dates.format_datetime(value.replace(tzinfo=timezone.utc), "yyyy-MM-dd HH:mm:ss", tzinfo=zone,
                                      locale=language)
     if column.kind == "percent":
-        return format_decimal(value * 100, format="0.00", locale=language)
+        return Number(format_decimal(value * 100, format="0.00", locale=language))
     if column.kind == "bool":
         return _("yes") if value else _("no")
     if column.kind in ("reason", "kind"):

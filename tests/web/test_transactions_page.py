@@ -99,6 +99,21 @@ def test_the_csv_export_streams_the_filtered_rows_in_the_readers_convention(clie
     assert rows[1][1] == "Anrufgebühr" and rows[1][3] == "-1,2345"
 
 
+def test_the_csv_export_never_hands_a_spreadsheet_a_formula(app, client, customer):
+    """Text that a spreadsheet would run (=, +, -, @, tab, CR first) is written with a leading ';
+    amounts stay numbers, negative ones too."""
+    with app.app_context():
+        for number, text in enumerate(["=HYPERLINK(\"http://evil\")", "+49 30 1234", "-1+1", "@SUM(A1)", "\tx"]):
+            post_entry(db.session, customer, EntryType.ADJUSTMENT, -eur("0.5"), description=text,
+                       reference=Reference("formula", str(number)), created_at=datetime(2026, 10, 1, 9, number))
+        db.session.commit()
+    response = client.get("/business/billing/transactions.csv?type=adjustment")
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff")), delimiter=";"))
+    assert sorted(row[2] for row in rows[1:]) == sorted(["'=HYPERLINK(\"http://evil\")", "'+49 30 1234", "'-1+1",
+                                                         "'@SUM(A1)", "'\tx"])
+    assert {row[3] for row in rows[1:]} == {"-0,5000"}
+
+
 def test_the_csv_export_refuses_a_malformed_filter(client, customer):
     assert client.get("/business/billing/transactions.csv?start=nope").status_code == 400
 

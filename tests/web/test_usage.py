@@ -244,8 +244,8 @@ def test_the_csv_export_streams_the_calls_of_the_range_in_german_convention(clie
     assert rows[0] == ["Beginn", "Ende", "Anruf-ID", "Von Rufnummer", "An Rufnummer", "Dauer (s)", "Abgerechnet (s)",
                        "Tarif pro Minute (EUR)", "Betrag (EUR)", "Erstattet (EUR)", "Erstattungsstatus"]
     assert [row[2] for row in rows[1:]] == ["c3-nov-21-early", "c2-nov-03-refunded", "c1-nov-03", "c4-nov-01-early"]
-    assert rows[1] == ["2026-11-21 00:30:00", "2026-11-21 00:35:00", "c3-nov-21-early", "+49301234567", "+49409876543",
-                       "300", "300", "0,4200", "2,1000", "0,0000", "Nicht erstattet"]
+    assert rows[1] == ["2026-11-21 00:30:00", "2026-11-21 00:35:00", "c3-nov-21-early", "'+49301234567",
+                       "'+49409876543", "300", "300", "0,4200", "2,1000", "0,0000", "Nicht erstattet"]  # numbers text
     assert rows[2][8:] == ["0,4200", "0,4200", "Erstattet"]
 
 
@@ -254,7 +254,7 @@ def test_the_csv_export_in_english_uses_commas_and_dots(client, customer):
                           headers={"Accept-Language": "en"})
     rows = csv_rows(response, ",")
     assert rows[0][:3] == ["Start", "End", "Call ID"]
-    assert rows[1:] == [["2026-10-15 12:00:00", "2026-10-15 12:10:00", "c5-oct-15", "+49301234567", "+49409876543",
+    assert rows[1:] == [["2026-10-15 12:00:00", "2026-10-15 12:10:00", "c5-oct-15", "'+49301234567", "'+49409876543",
                          "600", "600", "0.4200", "4.2000", "0.0000", "Not refunded"]]
 
 
