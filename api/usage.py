@@ -136,7 +136,7 @@ def start(call_id: str):
                                             from_number=from_number, to_number=to_number))
     db.session.commit()
     return jsonify(call_id=hold.call_id, reservation=to_decimal_string(hold.amount),
-                   available=to_decimal_string(hold.available_after), max_seconds=hold.max_seconds)
+                   available=to_decimal_string(hold.available_after), max_seconds=hold.max_seconds, ended=hold.ended)
 
 
 @bp.post("/v1/calls/<call_id>/end")

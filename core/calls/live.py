@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -74,6 +74,7 @@ class Hold:
     amount: int  # units held
     available_after: int
     max_seconds: int  # the longest call the hold pays for
+    ended: bool = False  # the call had ended already: nothing is held for it
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class KnownCall:
     blocked: bool
     auto_topup_enabled: bool
     terms: RateTerms
+    available: int  # balance − reserved, as read
 
 
 def _elsewhere(model):
@@ -113,7 +115,7 @@ _OURS = {model: and_(model.call_id == bindparam("call_id"), model.company_id == 
          for model in (CallCharge, CallReservation)}
 _CALL_LOOKUP = (
     select(
-        Company.blocked_at, PrepaidBalance.auto_topup_enabled,
+        Company.blocked_at, PrepaidBalance.auto_topup_enabled, PrepaidBalance.balance, PrepaidBalance.reserved,
         CallCharge.id.label("charge_id"), CallCharge.amount.label("charge_amount"), CallCharge.billed_seconds,
         CallCharge.rate_per_minute.label("charge_rate"), CallCharge.balance_after,
         CallReservation.id.label("reservation_id"), CallReservation.status, CallReservation.started_at,
@@ -142,18 +144,22 @@ def _known_call(session: Session, company_id: int, call_id: str, started_at: dat
         RateTerms(row.reservation_rate, row.reservation_increment), row.from_number, row.to_number,
         Hold(call_id, row.held, row.available_after, row.max_seconds))
     return KnownCall(charge, reservation, row.elsewhere, row.blocked_at is not None, row.auto_topup_enabled,
-                     terms_or_first(session, company_id, row.rate_per_minute, row.billing_increment_seconds))
+                     terms_or_first(session, company_id, row.rate_per_minute, row.billing_increment_seconds),
+                     row.balance - row.reserved)
 
 
 def start_call(session: Session, company_id: int, call_id: str, *, started_at: datetime, policy: CallPolicy,
                from_number: str | None = None, to_number: str | None = None) -> Hold:
     """Hold funds for a live call: the policy's minutes at the current rate, or what is available
-    if that is less but at least the minimum. A repeated start returns the first hold. The caller
+    if that is less but at least the minimum. A repeated start returns the first hold; the start of
+    a call that has ended already (it arrived late, or raced the end) holds nothing. The caller
     commits; on a domain error it rolls back (which takes a refused hold back), and on
     :class:`ConcurrentDuplicate` it rolls back and asks again, to get the first start's hold."""
     known = _known_call(session, company_id, call_id, started_at)
     if known.reservation is not None:
         return known.reservation.hold
+    if known.charge is not None:
+        return Hold(call_id, 0, known.available, 0, ended=True)
     if known.elsewhere:
         raise CallOfAnotherCompany(call_id)
     if known.blocked:
@@ -170,14 +176,23 @@ def start_call(session: Session, company_id: int, call_id: str, *, started_at: d
         change_reserved(session, company_id, held - wanted)
     hold = Hold(call_id, held, available - held, _seconds_paid_for(held, rate.rate_per_minute,
                                                                    rate.billing_increment_seconds))
+    values = dict(company_id=company_id, call_id=call_id, amount=held, started_at=started_at,
+                  max_seconds=hold.max_seconds, rate_per_minute=rate.rate_per_minute,
+                  billing_increment_seconds=rate.billing_increment_seconds, available_after=hold.available_after,
+                  from_number=from_number, to_number=to_number)
     try:
-        session.execute(insert(CallReservation).values(
-            company_id=company_id, call_id=call_id, amount=held, started_at=started_at, max_seconds=hold.max_seconds,
-            rate_per_minute=rate.rate_per_minute, billing_increment_seconds=rate.billing_increment_seconds,
-            available_after=hold.available_after, from_number=from_number, to_number=to_number,
-        ))
+        # Only while the call has no charge: an end that committed while this start waited for the
+        # account's lock makes the INSERT write nothing, and the hold is given back.
+        inserted = session.execute(insert(CallReservation).from_select(
+            list(values), select(*(literal(value, CallReservation.__table__.c[name].type)
+                                   for name, value in values.items()))
+            .where(~exists().where(CallCharge.company_id == company_id, CallCharge.call_id == call_id)))
+            .returning(CallReservation.id)).scalar()
     except IntegrityError:
         raise ConcurrentDuplicate(call_id) from None
+    if inserted is None:
+        balance, reserved = change_reserved(session, company_id, -held)
+        return Hold(call_id, 0, balance - reserved, 0, ended=True)
     return hold
 
 
@@ -222,9 +237,25 @@ def end_call(session: Session, company_id: int, call_id: str, *, duration_second
                              from_number=reservation.from_number if reservation else None,
                              to_number=reservation.to_number if reservation else None,
                              terms=reservation.terms if reservation else known.terms, release=released or 0)
+        if reservation is None:
+            _capture_late_start(session, company_id, call_id)
     except IntegrityError:
         raise ConcurrentDuplicate(call_id) from None
     return EndedCall(charge, True, known.auto_topup_enabled)
+
+
+def _capture_late_start(session: Session, company_id: int, call_id: str) -> None:
+    """A start that committed after this end read the call and before it locked the account left a
+    hold (its own re-check could not see this uncommitted charge): capture it and let it go."""
+    held = session.execute(
+        update(CallReservation)
+        .where(CallReservation.company_id == company_id, CallReservation.call_id == call_id,
+               CallReservation.status == ReservationStatus.ACTIVE.value)
+        .values(status=ReservationStatus.CAPTURED.value, resolved_at=utcnow())
+        .returning(CallReservation.amount)
+    ).scalar_one_or_none()
+    if held:
+        change_reserved(session, company_id, -held)
 
 
 def _describe(reservation: Reservation | None) -> str:

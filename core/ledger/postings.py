@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from core.clock import utcnow
-from core.schema import BalanceTransaction, Company, EntryType, PrepaidBalance
+from core.schema import BalanceTransaction, CallReservation, Company, EntryType, PrepaidBalance, ReservationStatus
 
 
 class LedgerError(Exception):
@@ -184,8 +184,9 @@ class LedgerMismatch:
 
 
 def verify_ledger(session: Session) -> list[LedgerMismatch]:
-    """Check DESIGN.md's three invariants for every company; an empty list means all hold."""
-    return _balance_mismatches(session) + _row_arithmetic_mismatches(session) + _chain_mismatches(session)
+    """Check DESIGN.md's invariants for every company; an empty list means all hold."""
+    return (_balance_mismatches(session) + _row_arithmetic_mismatches(session) + _chain_mismatches(session)
+            + _reserved_mismatches(session))
 
 
 def _balance_mismatches(session: Session) -> list[LedgerMismatch]:
@@ -204,6 +205,23 @@ def _balance_mismatches(session: Session) -> list[LedgerMismatch]:
         LedgerMismatch(cid, name, f"balance {balance} != ledger sum {total}")
         for cid, name, balance, total in rows
     ]
+
+
+def _reserved_mismatches(session: Session) -> list[LedgerMismatch]:
+    """Reserved must be what the company's open holds (active reservations) add up to."""
+    held = (
+        select(CallReservation.company_id, func.sum(CallReservation.amount).label("total"))
+        .where(CallReservation.status == ReservationStatus.ACTIVE.value)
+        .group_by(CallReservation.company_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Company.id, Company.name, PrepaidBalance.reserved, func.coalesce(held.c.total, 0))
+        .join(PrepaidBalance, PrepaidBalance.company_id == Company.id)
+        .outerjoin(held, held.c.company_id == Company.id)
+        .where(PrepaidBalance.reserved != func.coalesce(held.c.total, 0))
+    )
+    return [LedgerMismatch(cid, name, f"reserved {reserved} != open holds {total}") for cid, name, reserved, total in rows]
 
 
 def _row_arithmetic_mismatches(session: Session) -> list[LedgerMismatch]:

@@ -1,10 +1,12 @@
 """core.calls.live beyond the API: what a start or an end sends and leaves behind."""
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import time_machine
 from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from core.accounts.audit import Actor
 from core.calls.live import (
@@ -114,3 +116,59 @@ def test_an_expired_hold_is_released_once_and_its_late_end_releases_nothing(sess
     assert account(session, company_id) == (eur("9.58"), eur("2.10"))
     assert session.scalars(select(CallReservation.status).order_by(CallReservation.call_id)).all() == [
         "expired", "active"]
+
+
+def test_a_start_that_arrives_after_its_end_holds_nothing(session, make_company):
+    company_id, _ = make_company(balance=eur("10"), created_at=datetime(2026, 1, 1))
+    committed(session, end_call(session, company_id, "late-start", duration_seconds=60,
+                                ended_at=datetime(2026, 11, 21, 10, 1)))
+    hold = committed(session, start_call(session, company_id, "late-start", started_at=datetime(2026, 11, 21, 10, 0),
+                                         policy=CallPolicy()))
+    assert (hold.ended, hold.amount, hold.max_seconds, hold.available_after) == (True, 0, 0, eur("9.58"))
+    assert account(session, company_id) == (eur("9.58"), 0)
+    assert session.scalar(select(func.count()).select_from(CallReservation)) == 0
+
+
+@contextmanager
+def once_before_the_balance_update(session, work):
+    """Run ``work`` (another entry point, committed) just before ``session`` first locks the account:
+    what a concurrent request does between this one's read and its lock."""
+    engine, pending = session.get_bind(), [work]
+
+    def interpose(_connection, _cursor, statement, *_args):
+        if pending and statement.lstrip().upper().startswith("UPDATE PREPAID_BALANCES"):
+            with Session(engine) as other:
+                pending.pop()(other)
+                other.commit()
+
+    event.listen(engine, "before_cursor_execute", interpose)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", interpose)
+    assert not pending, "the other request never ran"
+
+
+def test_a_start_racing_its_end_gives_its_hold_back(session, make_company):
+    """The end commits while the start waits for the account: the start holds nothing."""
+    company_id, _ = make_company(balance=eur("10"), created_at=datetime(2026, 1, 1))
+    with once_before_the_balance_update(session, lambda other: end_call(
+            other, company_id, "raced", duration_seconds=60, ended_at=datetime(2026, 11, 21, 10, 1))):
+        hold = committed(session, start_call(session, company_id, "raced",
+                                             started_at=datetime(2026, 11, 21, 10, 0), policy=CallPolicy()))
+    assert (hold.ended, hold.amount) == (True, 0)
+    assert account(session, company_id) == (eur("9.58"), 0)
+    assert session.scalar(select(func.count()).select_from(CallReservation)) == 0
+
+
+def test_an_end_racing_its_start_lets_the_late_hold_go(session, make_company):
+    """The start commits while the end waits for the account: the end captures that hold too."""
+    company_id, _ = make_company(balance=eur("10"), created_at=datetime(2026, 1, 1))
+    with once_before_the_balance_update(session, lambda other: start_call(
+            other, company_id, "raced", started_at=datetime(2026, 11, 21, 10, 0), policy=CallPolicy())):
+        ended = committed(session, end_call(session, company_id, "raced", duration_seconds=60,
+                                            ended_at=datetime(2026, 11, 21, 10, 1)))
+    assert ended.charge.amount == eur("0.42")
+    assert account(session, company_id) == (eur("9.58"), 0)
+    assert session.scalars(select(CallReservation.status)).all() == ["captured"]
+    assert verify_ledger(session) == []

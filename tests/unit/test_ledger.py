@@ -10,6 +10,7 @@ from core.ledger.postings import (
     InsufficientBalance, Reference, UnknownCompany, ZeroAmount, change_reserved, post_entry, verify_ledger,
 )
 from core.schema import BalanceTransaction, EntryType, PrepaidBalance
+from tests.builders import add_hold
 from core.money import eur
 
 
@@ -47,7 +48,7 @@ def test_entries_chain_each_before_to_the_previous_after(session, company_id):
 
 def test_a_debit_beyond_the_available_balance_is_refused_and_changes_nothing(session, company_id):
     post_entry(session, company_id, EntryType.TOPUP, eur("10"))
-    session.execute(update(PrepaidBalance).values(reserved=eur("4")))
+    add_hold(session, company_id, eur("4"))
     session.commit()
     with pytest.raises(InsufficientBalance) as error:
         post_entry(session, company_id, EntryType.ADJUSTMENT, -eur("6.01"))
@@ -88,6 +89,17 @@ def test_verify_ledger_finds_a_balance_that_drifted_from_its_ledger(session, com
     assert [p.company_id for p in problems] == [company_id]
     assert "ledger sum" in problems[0].problem
     _repair(session)
+
+
+def test_verify_ledger_finds_reserved_funds_no_open_hold_explains(session, company_id):
+    post_entry(session, company_id, EntryType.TOPUP, eur("20"))
+    session.execute(update(PrepaidBalance).values(reserved=eur("2.10")))  # a hold without its call
+    session.commit()
+    problems = verify_ledger(session)
+    assert [(p.company_id, p.problem) for p in problems] == [(company_id, "reserved 21000 != open holds 0")]
+    session.execute(update(PrepaidBalance).values(reserved=0))
+    session.commit()
+    assert verify_ledger(session) == []
 
 
 def test_verify_ledger_finds_a_row_whose_arithmetic_is_wrong(session, company_id):

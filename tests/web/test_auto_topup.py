@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from rq import Queue
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select
 
 from app.jobs import FOLLOWUP_JOBS, Job, run_auto_topup, settle_auto_topups
 from app.queue import BILLING
@@ -20,6 +20,7 @@ from core.schema import (
     AutoTopupAttempt, BalanceTransaction, Invoice, PrepaidBalance, SentEmail, Topup, WebhookEvent,
 )
 from core.money import eur
+from tests.builders import add_hold
 from tests.helpers import csrf_token_from, log_in
 from tests.stripe_helpers import CARD_3DS, CARD_DECLINED, CARD_OK, IBAN_FAILS, IBAN_OK, authenticate, path_of, pay, top_up
 
@@ -181,8 +182,7 @@ def test_a_call_below_the_threshold_tops_up_once_with_bonus_invoice_and_emails(a
 def test_concurrent_charges_start_a_single_attempt(app, client, customer, redis_jobs):
     configure(client)
     with app.app_context():
-        db.session.execute(update(PrepaidBalance).where(PrepaidBalance.company_id == customer)
-                           .values(reserved=eur("10")))  # available 15 € < 20 €
+        add_hold(db.session, customer, eur("10"))  # available 15 € < 20 €
         db.session.commit()
     barrier = threading.Barrier(8)
     results, errors = [], []

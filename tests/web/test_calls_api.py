@@ -49,7 +49,8 @@ def test_a_start_holds_five_minutes_and_the_end_charges_per_second(app, client, 
     company_id, headers = company
     started = start(client, headers, to="+49301234567")
     assert started.status_code == 200
-    assert started.json == {"call_id": "c1", "reservation": "2.1000", "available": "7.9000", "max_seconds": 300}
+    assert started.json == {"call_id": "c1", "reservation": "2.1000", "available": "7.9000", "max_seconds": 300,
+                            "ended": False}
     assert account(app, company_id) == (eur("10"), eur("2.10"))
     ended = end(client, headers, ended_at="2026-11-21T10:01:01Z")
     assert ended.status_code == 200

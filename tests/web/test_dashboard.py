@@ -1,10 +1,9 @@
 import pytest
-from sqlalchemy import update
 
 from app.extensions import db
 
-from core.schema import PrepaidBalance
 from core.money import eur
+from tests.builders import add_hold
 from tests.round_trips import statements_sent
 from tests.helpers import csrf_token_from, log_in
 
@@ -12,7 +11,7 @@ from tests.helpers import csrf_token_from, log_in
 def test_the_dashboard_shows_balance_reserved_available_and_minutes_left_in_german(app, client, make_company):
     company_id, email = make_company(balance=eur("1234.56"))
     with app.app_context():
-        db.session.execute(update(PrepaidBalance).where(PrepaidBalance.company_id == company_id).values(reserved=eur("4.2")))
+        add_hold(db.session, company_id, eur("4.2"))
         db.session.commit()
     log_in(client, email)
     page = client.get("/business/billing").text
