@@ -7,6 +7,7 @@ so a retried request never creates a second payment. Stripe errors become :class
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,14 @@ class Refund:
     charge_id: str | None
 
 
+def _check_not_from_the_future(signature_header: str | None) -> None:
+    """Stripe's library refuses a signature older than the tolerance; one dated further ahead is
+    refused here alike (a header made to stay valid for days)."""
+    stamps = [item[2:] for item in (signature_header or "").split(",") if item.startswith("t=")]
+    if stamps and stamps[0].isdigit() and int(stamps[0]) > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+        raise InvalidWebhook("the signature's timestamp is in the future")
+
+
 class StripeGateway:
     def __init__(self, secret_key: str, webhook_secret: str | None, *, api_base: str | None = None,
                  http_client: Any = None, sandbox: bool = False):
@@ -102,7 +111,8 @@ class StripeGateway:
         if http_client is not None:
             options["http_client"] = http_client
         self._client = stripe.StripeClient(secret_key, **options)
-        self._webhook_secret = webhook_secret
+        # Several secrets, comma-separated, while Stripe rotates the endpoint's signing secret.
+        self._webhook_secrets = tuple(part.strip() for part in (webhook_secret or "").split(",") if part.strip())
         self.is_sandbox = sandbox
         self.is_test_mode = sandbox or secret_key.startswith(("sk_test_", "rk_test_"))
 
@@ -219,15 +229,27 @@ class StripeGateway:
     # -- webhooks --------------------------------------------------------------------------------
 
     def verify_event(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:
-        """The event as a plain dict, if the signature over the raw body is valid and fresh."""
-        if not self._webhook_secret:
+        """The event as a plain dict, if a signature over the raw body is valid for one of the
+        configured secrets and its time is within the tolerance, in the past or in the future."""
+        if not self._webhook_secrets:
             raise InvalidWebhook("no webhook secret configured")
         try:
             text = payload.decode("utf-8")
-            stripe.WebhookSignature.verify_header(text, signature_header, self._webhook_secret,
-                                                  WEBHOOK_TOLERANCE_SECONDS)
+        except UnicodeDecodeError:
+            raise InvalidWebhook("the body is not UTF-8") from None
+        _check_not_from_the_future(signature_header)
+        errors = []
+        for secret in self._webhook_secrets:
+            try:
+                stripe.WebhookSignature.verify_header(text, signature_header, secret, WEBHOOK_TOLERANCE_SECONDS)
+                break
+            except stripe.SignatureVerificationError as error:
+                errors.append(str(error))
+        else:
+            raise InvalidWebhook("; ".join(errors))
+        try:
             event = json.loads(text)
-        except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as error:
+        except ValueError as error:
             raise InvalidWebhook(str(error)) from None
         if not isinstance(event, dict) or not isinstance(event.get("id"), str) or event.get("object") != "event":
             raise InvalidWebhook("not an event")

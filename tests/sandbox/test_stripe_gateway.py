@@ -87,6 +87,37 @@ def test_webhook_signatures_are_verified_on_the_raw_body(gateway, sandbox):
             gateway.verify_event(body, header)
 
 
+def test_a_signature_dated_in_the_future_is_refused_like_a_stale_one(gateway):
+    import time
+
+    import stripe
+
+    payload = '{"id": "evt_2", "object": "event", "type": "ping"}'
+    for offset in (-301, 301, 10 * 24 * 3600):
+        header = stripe.WebhookSignature.generate_signature_header(payload, SECRET, int(time.time()) + offset)
+        with pytest.raises(InvalidWebhook):
+            gateway.verify_event(payload.encode(), header)
+    within = stripe.WebhookSignature.generate_signature_header(payload, SECRET, int(time.time()) + 60)
+    assert gateway.verify_event(payload.encode(), within)["id"] == "evt_2"
+
+
+def test_during_a_secret_rotation_either_secret_and_either_signature_is_accepted(sandbox):
+    import stripe
+
+    rotating = StripeGateway("sk_test_gateway", f"whsec_new, {SECRET}", http_client=SandboxHTTPClient(sandbox),
+                             sandbox=True)
+    payload = '{"id": "evt_3", "object": "event", "type": "ping"}'
+    for secret in ("whsec_new", SECRET):
+        header = stripe.WebhookSignature.generate_signature_header(payload, secret)
+        assert rotating.verify_event(payload.encode(), header)["id"] == "evt_3"
+    old = stripe.WebhookSignature.generate_signature_header(payload, "whsec_retired")
+    new = stripe.WebhookSignature.generate_signature_header(payload, "whsec_new")
+    both = old + ",v1=" + new.split("v1=")[1]  # Stripe signs with every active secret
+    assert rotating.verify_event(payload.encode(), both)["id"] == "evt_3"
+    with pytest.raises(InvalidWebhook):
+        rotating.verify_event(payload.encode(), old)
+
+
 def test_test_mode_follows_the_key():
     assert StripeGateway("sk_test_x", SECRET).is_test_mode
     assert not StripeGateway("sk_live_x", SECRET).is_test_mode
