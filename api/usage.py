@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import wraps
 
 from flask import current_app, g, jsonify, request
@@ -98,6 +98,18 @@ def _timestamp(body: dict, field: str, required: bool) -> datetime | None:
     return moment
 
 
+def _start_time(body: dict) -> datetime:
+    """A call's start: not more than a few minutes ahead of our clock (clocks drift), and not before
+    the longest call we charge could have begun: anything else is a broken integration, not a call."""
+    started_at = _timestamp(body, "started_at", required=True)
+    now = utcnow()
+    if started_at > now + timedelta(seconds=current_app.config["CALL_START_MAX_AHEAD_SECONDS"]):
+        raise BadRequest("invalid_timestamp", "started_at is in the future.")
+    if started_at < now - timedelta(seconds=current_app.config["MAX_CALL_SECONDS"]):
+        raise BadRequest("invalid_timestamp", "started_at is further back than the longest call.")
+    return started_at
+
+
 def _phone(body: dict, field: str) -> str | None:
     value = body.get(field)
     if value is not None and (not isinstance(value, str) or len(value) > 64):
@@ -129,7 +141,7 @@ def _first_answer(operation):
 @api_key_required
 def start(call_id: str):
     call_id, body = _call_id(call_id), _json_body()
-    started_at = _timestamp(body, "started_at", required=True)
+    started_at = _start_time(body)
     from_number, to_number = _phone(body, "from"), _phone(body, "to")
     hold = _first_answer(lambda: start_call(db.session, g.api_company_id, call_id, started_at=started_at,
                                             policy=CallPolicy.from_config(current_app.config),

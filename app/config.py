@@ -108,6 +108,7 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "CALL_MINIMUM_MINUTES": int(environ.get("CALL_MINIMUM_MINUTES", "1")),
         "RESERVATION_EXPIRY_HOURS": int(environ.get("RESERVATION_EXPIRY_HOURS", "4")),
         "MAX_CALL_SECONDS": int(environ.get("MAX_CALL_SECONDS", str(48 * 3600))),
+        "CALL_START_MAX_AHEAD_SECONDS": int(environ.get("CALL_START_MAX_AHEAD_SECONDS", "300")),  # clock drift
         "AUTO_TOPUP_ENABLED": environ.get("AUTO_TOPUP_ENABLED", "1") == "1",
     }
 

@@ -3,9 +3,10 @@
 import http.client
 import json
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
+import time_machine
 from sqlalchemy import select, update
 from werkzeug.serving import make_server
 
@@ -19,6 +20,13 @@ from tests.helpers import csrf_token_from, log_in
 from tests.round_trips import counting_round_trips
 
 START = "2026-11-21T10:00:00Z"
+
+
+@pytest.fixture(autouse=True)
+def calls_happen_now():
+    """The platform reports calls as they happen: the clock stands a few minutes after START."""
+    with time_machine.travel(datetime(2026, 11, 21, 10, 5, tzinfo=timezone.utc), tick=True):
+        yield
 
 
 @pytest.fixture
@@ -64,7 +72,7 @@ def test_a_start_holds_five_minutes_and_the_end_charges_per_second(app, client, 
 
 def test_a_repeated_start_or_end_returns_the_first_answer_and_changes_nothing(app, client, company):
     company_id, headers = company
-    first_start, again_start = start(client, headers), start(client, headers, started_at="2026-11-21T11:00:00Z")
+    first_start, again_start = start(client, headers), start(client, headers, started_at="2026-11-21T10:03:00Z")
     assert first_start.json == again_start.json
     assert account(app, company_id)[1] == eur("2.10")
     first_end, again_end = end(client, headers, duration=61), end(client, headers, duration=999)
@@ -204,6 +212,8 @@ def test_another_companys_call_is_404_and_not_charged(app, client, company, make
      ("/api/v1/calls/c1/end", {"duration_seconds": 5, "ended_at": "yesterday"}, "invalid_timestamp"),
      ("/api/v1/calls/c1/start", {}, "invalid_timestamp"),
      ("/api/v1/calls/c1/start", {"started_at": "1970-01-01T00:00:00Z"}, "invalid_timestamp"),
+     ("/api/v1/calls/c1/start", {"started_at": "2026-11-21T10:11:00Z"}, "invalid_timestamp"),  # ahead of the clock
+     ("/api/v1/calls/c1/start", {"started_at": "2026-11-19T10:04:00Z"}, "invalid_timestamp"),  # before any call
      ("/api/v1/calls/c1/start", {"started_at": START, "to": 49}, "invalid_number"),
      ("/api/v1/calls/c1/start", [1, 2], "invalid_json"),
      ("/api/v1/calls/bad%20id!/start", {"started_at": START}, "invalid_call_id")],
