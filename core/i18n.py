@@ -42,6 +42,7 @@ TOPUP_STATUS_LABELS = {
     TopupStatus.FAILED.value: N_("Failed"),
     TopupStatus.CANCELED.value: N_("Canceled"),
     TopupStatus.EXPIRED.value: N_("Expired"),
+    TopupStatus.REVIEW.value: N_("Under review"),
 }
 
 DECLINE_REASONS = {

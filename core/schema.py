@@ -275,9 +275,11 @@ class TopupStatus(str, enum.Enum):
     FAILED = "failed"  # declined or SEPA failed; may still turn credited if the customer pays again in the same checkout
     CANCELED = "canceled"  # final: the customer left checkout
     EXPIRED = "expired"  # final: the checkout session expired
+    REVIEW = "review"  # final until staff act: Stripe's report did not match the top-up; nothing credited
 
 
-FINAL_TOPUP_STATUSES = {TopupStatus.CREDITED.value, TopupStatus.CANCELED.value, TopupStatus.EXPIRED.value}
+FINAL_TOPUP_STATUSES = {TopupStatus.CREDITED.value, TopupStatus.CANCELED.value, TopupStatus.EXPIRED.value,
+                        TopupStatus.REVIEW.value}
 
 
 class BonusRule(Base):

@@ -38,7 +38,7 @@ class FailedPayment:
 
 def failed_payments(session: Session, kind: str = "", limit: int = 200) -> list[FailedPayment]:
     query = (select(Topup, Company.name).join(Company, Company.id == Topup.company_id)
-             .where(Topup.status == TopupStatus.FAILED.value)
+             .where(Topup.status.in_((TopupStatus.FAILED.value, TopupStatus.REVIEW.value)))
              .order_by(Topup.updated_at.desc(), Topup.id.desc()).limit(limit))
     if kind in ("checkout", "auto"):
         query = query.where(Topup.kind == kind)

@@ -67,7 +67,9 @@ from core.schema import (
 from core.money import UNITS_PER_CENT, plain_amount
 from core.payments.methods import company_payment_methods
 from core.payments.gateway import PaymentError, PaymentIntent, StripeGateway
-from core.payments.topups import AmountOutOfRange, TopupLimits, credit_topup, mark_expired, mark_failed, mark_processing
+from core.payments.topups import (
+    AmountOutOfRange, Paid, TopupLimits, credit_on_evidence, mark_expired, mark_failed, mark_processing,
+)
 from core.documents.vat import VatPolicy, split_topup
 
 log = logging.getLogger(__name__)
@@ -383,7 +385,7 @@ def charge_attempt(session: Session, gateway: StripeGateway, charge: ClaimedChar
         _remember_intent(session, topup.id, (error.payment_intent or {}).get("id"))
         mark_failed(session, topup.id, error.code or error.kind, error.decline_code, error.message)
         return settle_attempt(session, attempt.id, policy=policy)
-    return _apply_intent(session, attempt, topup, intent, policy)
+    return _apply_intent(session, attempt, topup, intent, policy, live=not gateway.is_test_mode)
 
 
 def _topup_for(session: Session, attempt: AutoTopupAttempt, method_id: str, vat: VatPolicy) -> Topup:
@@ -413,10 +415,11 @@ def _remember_intent(session: Session, topup_id: int, intent_id: str | None) -> 
 
 
 def _apply_intent(session: Session, attempt: AutoTopupAttempt, topup: Topup, intent: PaymentIntent,
-                  policy: AutoTopupPolicy) -> AutoTopupAttempt:
+                  policy: AutoTopupPolicy, *, live: bool) -> AutoTopupAttempt:
     method_type = intent.payment_method_types[0] if len(intent.payment_method_types) == 1 else None
     if intent.status == "succeeded":
-        credit_topup(session, topup.id, payment_intent_id=intent.id, payment_method_type=method_type)
+        credit_on_evidence(session, topup, Paid.by_intent(intent), live=live, payment_intent_id=intent.id,
+                           payment_method_type=method_type)
     elif intent.status == "processing":
         _remember_intent(session, topup.id, intent.id)
         mark_processing(session, topup.id, payment_method_type=method_type or "sepa_debit")

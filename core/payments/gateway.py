@@ -46,6 +46,8 @@ class CheckoutSession:
     setup_intent_id: str | None
     amount_total: int | None
     metadata: dict[str, str] = field(default_factory=dict)
+    currency: str | None = None
+    livemode: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class PaymentIntent:
     decline_code: str | None
     error_message: str | None
     metadata: dict[str, str] = field(default_factory=dict)
+    currency: str | None = None
+    amount_received: int | None = None
+    livemode: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -336,6 +341,8 @@ def _checkout_session(data: dict[str, Any]) -> CheckoutSession:
         setup_intent_id=_id_of(data.get("setup_intent")),
         amount_total=data.get("amount_total"),
         metadata=dict(data.get("metadata") or {}),
+        currency=data.get("currency"),
+        livemode=data.get("livemode"),
     )
 
 
@@ -358,6 +365,9 @@ def payment_intent_from(data: dict[str, Any]) -> PaymentIntent:
         decline_code=error.get("decline_code"),
         error_message=error.get("message"),
         metadata=dict(data.get("metadata") or {}),
+        currency=data.get("currency"),
+        amount_received=data.get("amount_received"),
+        livemode=data.get("livemode"),
     )
 
 

@@ -28,7 +28,7 @@ from core.ledger.postings import Reference, post_entry
 from core.schema import (
     Company, EntryType, Topup, TopupRefund, TopupStatus, User,
 )
-from core.money import UNITS_PER_CENT, divide_half_up
+from core.money import CURRENCY, UNITS_PER_CENT, divide_half_up
 from core.payments.gateway import CheckoutSession, PaymentError, PaymentIntent, StripeGateway
 from core.documents.vat import VatPolicy, split_topup
 
@@ -237,7 +237,8 @@ def close_checkout(session: Session, gateway: StripeGateway, company_id: int, to
             gateway.expire_checkout_session(topup.stripe_checkout_session_id)
         except PaymentError:
             with suppress(PaymentError):
-                apply_checkout_session(session, gateway.retrieve_checkout_session(topup.stripe_checkout_session_id))
+                apply_checkout_session(session, gateway.retrieve_checkout_session(topup.stripe_checkout_session_id),
+                                       live=not gateway.is_test_mode)
     return session.get(Topup, topup.id, populate_existing=True)
 
 
@@ -270,17 +271,64 @@ def recent_topups(session: Session, company_id: int, limit: int = 10) -> list[To
 
 # -- what Stripe tells us (webhooks and the success page share these) ------------------------------
 
+@dataclass(frozen=True)
+class Paid:
+    """What Stripe reports as paid for a top-up: the evidence a credit is checked against."""
+
+    amount_cents: int | None
+    currency: str | None
+    customer_id: str | None
+    livemode: bool | None
+
+    @classmethod
+    def by_checkout(cls, checkout: CheckoutSession) -> Paid:
+        return cls(checkout.amount_total, checkout.currency, checkout.customer_id, checkout.livemode)
+
+    @classmethod
+    def by_intent(cls, intent: PaymentIntent) -> Paid:
+        received = intent.amount_received if intent.amount_received is not None else intent.amount
+        return cls(received, intent.currency, intent.customer_id, intent.livemode)
+
+
+def evidence_problem(session: Session, topup: Topup, paid: Paid, *, live: bool) -> tuple[str, str] | None:
+    """Why Stripe's report does not prove this top-up was paid as asked: (code, detail), or None."""
+    if paid.livemode is not None and paid.livemode != live:
+        return "livemode_mismatch", f"a {'live' if paid.livemode else 'test'} payment for a {'live' if live else 'test'} key"
+    if (paid.currency or "").upper() != CURRENCY:
+        return "currency_mismatch", f"paid in {paid.currency!r}, expected {CURRENCY}"
+    if paid.amount_cents != topup.charged_cents:
+        return "amount_mismatch", f"{paid.amount_cents} cents received, {topup.charged_cents} cents expected"
+    ours = session.scalar(select(Company.stripe_customer_id).where(Company.id == topup.company_id))
+    if paid.customer_id != ours:
+        return "customer_mismatch", f"paid by customer {paid.customer_id!r}, the company's is {ours!r}"
+    return None
+
+
+def credit_on_evidence(session: Session, topup: Topup, paid: Paid, *, live: bool, **credit) -> bool:
+    """Credit the top-up (:func:`credit_topup`) if Stripe's report matches it; otherwise nothing is
+    credited and the top-up waits for staff in the status ``review``, with the reason. Returns
+    whether this call credited it."""
+    problem = evidence_problem(session, topup, paid, live=live)
+    if problem is None:
+        return credit_topup(session, topup.id, **credit)
+    code, detail = problem
+    _move(session, topup.id, TopupStatus.REVIEW, _OPEN | {TopupStatus.PROCESSING.value},
+          failure_code=code, failure_message=detail[:1000])
+    return False
+
+
 def _topup_from_metadata(session: Session, metadata: dict[str, str]) -> Topup | None:
     raw = metadata.get("topup_id", "")
     return session.get(Topup, int(raw)) if raw.isdigit() else None
 
 
-def apply_checkout_session(session: Session, checkout: CheckoutSession) -> Topup | None:
+def apply_checkout_session(session: Session, checkout: CheckoutSession, *, live: bool) -> Topup | None:
     topup = _topup_from_metadata(session, checkout.metadata)
     if topup is None or topup.stripe_checkout_session_id not in (None, checkout.id):
         return None
     if checkout.payment_status in ("paid", "no_payment_required"):
-        credit_topup(session, topup.id, payment_intent_id=checkout.payment_intent_id)
+        credit_on_evidence(session, topup, Paid.by_checkout(checkout), live=live,
+                           payment_intent_id=checkout.payment_intent_id)
     elif checkout.status == "complete":
         mark_processing(session, topup.id, payment_method_type="sepa_debit")
     elif checkout.status == "expired":
@@ -297,7 +345,7 @@ def apply_async_payment_failed(session: Session, checkout: CheckoutSession, inte
     return topup
 
 
-def apply_payment_intent(session: Session, intent: PaymentIntent) -> Topup | None:
+def apply_payment_intent(session: Session, intent: PaymentIntent, *, live: bool) -> Topup | None:
     topup = _topup_from_metadata(session, intent.metadata)
     if topup is None:
         topup = session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == intent.id))
@@ -305,7 +353,8 @@ def apply_payment_intent(session: Session, intent: PaymentIntent) -> Topup | Non
         return None
     method_type = intent.payment_method_types[0] if len(intent.payment_method_types) == 1 else None
     if intent.status == "succeeded":
-        credit_topup(session, topup.id, payment_intent_id=intent.id, payment_method_type=method_type)
+        credit_on_evidence(session, topup, Paid.by_intent(intent), live=live, payment_intent_id=intent.id,
+                           payment_method_type=method_type)
     elif intent.status == "processing":
         mark_processing(session, topup.id, payment_method_type=method_type)
     elif intent.error_code or intent.status in ("requires_payment_method", "canceled"):
@@ -333,10 +382,11 @@ def confirm_with_stripe(session: Session, gateway: StripeGateway, topup_id: int)
         checkout = gateway.retrieve_checkout_session(topup.stripe_checkout_session_id)
     except PaymentError:
         return topup  # Stripe unreachable: the page keeps polling, the webhook will come
-    apply_checkout_session(session, checkout)
+    live = not gateway.is_test_mode
+    apply_checkout_session(session, checkout, live=live)
     if checkout.payment_intent_id and checkout.payment_status != "paid":
         try:
-            apply_payment_intent(session, gateway.retrieve_payment_intent(checkout.payment_intent_id))
+            apply_payment_intent(session, gateway.retrieve_payment_intent(checkout.payment_intent_id), live=live)
         except PaymentError:
             pass
     return session.get(Topup, topup.id, populate_existing=True)

@@ -102,11 +102,11 @@ def _company_of(topup: Topup | None) -> int | None:
     return topup.company_id if topup is not None else None
 
 
-def _checkout_completed(session: Session, obj: dict, _gateway: StripeGateway) -> int | None:
+def _checkout_completed(session: Session, obj: dict, gateway: StripeGateway) -> int | None:
     checkout = checkout_session_from(obj)
     if checkout.mode == "setup":
         return _company_from_metadata(checkout.metadata)
-    return _company_of(apply_checkout_session(session, checkout))
+    return _company_of(apply_checkout_session(session, checkout, live=not gateway.is_test_mode))
 
 
 def _checkout_async_failed(session: Session, obj: dict, gateway: StripeGateway) -> int | None:
@@ -120,8 +120,8 @@ def _checkout_async_failed(session: Session, obj: dict, gateway: StripeGateway) 
     return _company_of(apply_async_payment_failed(session, checkout, intent))
 
 
-def _payment_intent_changed(session: Session, obj: dict, _gateway: StripeGateway) -> int | None:
-    return _company_of(apply_payment_intent(session, payment_intent_from(obj)))
+def _payment_intent_changed(session: Session, obj: dict, gateway: StripeGateway) -> int | None:
+    return _company_of(apply_payment_intent(session, payment_intent_from(obj), live=not gateway.is_test_mode))
 
 
 def _charge_refunded(session: Session, obj: dict, gateway: StripeGateway) -> int | None:

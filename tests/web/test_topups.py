@@ -304,3 +304,48 @@ def test_a_refund_made_in_stripe_debits_once_and_takes_back_the_bonus_share(app,
 
 def test_the_sandbox_banner_is_shown(client, customer):
     assert "Sandbox: Zahlungen werden simuliert" in client.get("/business/billing").text
+
+
+def forged(app, payload: str, **changes) -> tuple[str, str]:
+    """The held event with its object changed, as a new event signed with the endpoint's secret: what a
+    leaked secret, a bug at Stripe or a tampered integration could deliver."""
+    import stripe
+
+    event = json.loads(payload)
+    event["id"] += "_forged"
+    event["data"]["object"].update(changes)
+    text = json.dumps(event)
+    return text, stripe.WebhookSignature.generate_signature_header(text, app.extensions["stripe_sandbox"].webhook_secret)
+
+
+@pytest.mark.parametrize("changes, code", [
+    ({"amount_total": 100, "amount_received": 100}, "amount_mismatch"),  # 1 € paid for a 100 € top-up
+    ({"currency": "usd"}, "currency_mismatch"),
+    ({"customer": "cus_of_another_company"}, "customer_mismatch"),
+    ({"livemode": True}, "livemode_mismatch"),
+])
+def test_a_payment_report_that_does_not_match_the_top_up_credits_nothing_and_asks_staff(
+        app, client, customer, webhooks, changes, code):
+    webhooks.hold = True
+    top_up(client, "100")
+    held = {json.loads(payload)["type"]: payload for payload, _ in webhooks.held}
+    for kind in ("checkout.session.completed", "payment_intent.succeeded"):
+        object_changes = {key: value for key, value in changes.items()
+                          if key in json.loads(held[kind])["data"]["object"]}
+        assert webhooks.send(*forged(app, held[kind], **object_changes)) == 200
+    topup = only_topup(app, customer)
+    assert (topup.status, topup.failure_code) == ("review", code)
+    assert balance(app, customer) == 0 and ledger_types(app, customer) == []
+    assert "In Prüfung" in client.get("/business/billing/topup").text  # the customer sees it is being checked
+
+
+def test_stripes_own_report_after_a_refused_one_credits_what_was_paid_once(app, client, customer, webhooks):
+    webhooks.hold = True
+    top_up(client, "100")
+    held = [(json.loads(payload)["type"], payload, signature) for payload, signature in webhooks.held]
+    [completed] = [payload for kind, payload, _ in held if kind == "checkout.session.completed"]
+    assert webhooks.send(*forged(app, completed, amount_total=100)) == 200
+    assert only_topup(app, customer).status == "review"
+    for _, payload, signature in held:  # Stripe's own events match the top-up: they prove the payment
+        assert webhooks.send(payload, signature) == 200
+    assert only_topup(app, customer).status == "credited" and balance(app, customer) == eur("100")
