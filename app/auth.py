@@ -74,6 +74,7 @@ def login():
     if user is None:
         # One message for every failure: it must not tell which part was wrong.
         return render_template("login.html", form=form, error=_("Email or password is not correct.")), 422
+    session.pop("csrf_token", None)  # a new CSRF secret: no token planted before the login survives it
     login_user(load_user(str(user.id)))
     if user.locale is None and session.get("lang"):
         set_language(db.session, user.id, session["lang"])  # keep the language chosen before login

@@ -22,6 +22,9 @@ def database_uri(url: str | None, instance_path: Path) -> str:
     return url
 
 
+MIN_SECRET_KEY_BYTES = 32
+
+
 def _demo_secret_key(instance_path: Path) -> str:
     """The embedded demo keeps a random key in instance/ so sessions survive a restart."""
     key_file = instance_path / "secret_key"
@@ -40,6 +43,9 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         if not demo:
             raise ConfigError("SECRET_KEY must be set when DATABASE_URL is set (production).")
         secret_key = _demo_secret_key(instance_path)
+    if not demo and len(secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes (sessions, CSRF and set-password "
+                          "links are signed with it).")
     redis_url = environ.get("REDIS_URL") or None
     stripe_key = environ.get("STRIPE_SECRET_KEY") or None
     webhook_secret = environ.get("STRIPE_WEBHOOK_SECRET") or None

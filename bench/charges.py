@@ -87,7 +87,7 @@ sys.path.insert(0, str(ROOT))
 from common import ensure_database, stop, wait_until_up  # noqa: E402 (bench/ itself is on the path: the script's folder)
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/portal_bench_charges"
-SECRET_KEY = "bench-only-secret-key"
+SECRET_KEY = "bench-only-secret-key-of-at-least-32-bytes"
 OPENING_BALANCE_EUR = 1_000_000
 DURATION_SECONDS = 61  # every charged call; 61 s x 70 units/s = 4,270 units at the default rate
 HTTP_HOST = "127.0.0.1"

@@ -39,7 +39,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def make_app(database_url: str | None):
-    os.environ.setdefault("SECRET_KEY", "bench-only")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-of-at-least-32-bytes")
     os.environ.setdefault("STRIPE_SANDBOX", "1")
     os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="invoice-bench-")
     if database_url:

@@ -80,7 +80,7 @@ WARMUP = 20
 ROUNDS = 3
 HISTORY = timedelta(days=730)
 BASE_URL = "https://localhost"  # session cookies are Secure outside the demo mode
-SECRET_KEY = "bench-only-secret-key"
+SECRET_KEY = "bench-only-secret-key-of-at-least-32-bytes"
 
 # HTTP mode: gunicorn as deployed on a 2-core machine, wrk on the same machine, all on loopback.
 HTTP_HOST = "127.0.0.1"

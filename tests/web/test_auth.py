@@ -170,3 +170,14 @@ def test_a_sessions_csrf_tokens_are_accepted_and_forged_or_foreign_ones_refused(
     assert client.post("/language", data={"language": "en"}).status_code == 400
     for token in (first, later):
         assert client.post("/language", data={"csrf_token": token, "language": "en"}).status_code == 303
+
+
+def test_a_csrf_token_from_before_the_login_is_refused_after_it(client, make_company):
+    """Logging in renews the CSRF secret: a token planted in the session beforehand is worthless."""
+    _, email = make_company()
+    planted = csrf_token_from(client.get("/login").text)
+    assert client.post("/language", data={"csrf_token": planted, "language": "en"}).status_code == 303  # valid now
+    log_in(client, email)
+    assert client.post("/language", data={"csrf_token": planted, "language": "de"}).status_code == 400
+    fresh = csrf_token_from(client.get("/business/billing").text)
+    assert client.post("/language", data={"csrf_token": fresh, "language": "de"}).status_code == 303

@@ -25,13 +25,20 @@ def test_redis_url_switches_the_rate_limit_storage(tmp_path):
     config = load_config(tmp_path, {"REDIS_URL": "redis://127.0.0.1:6379/0"})
     assert config["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/0"
     assert load_config(tmp_path, {})["RATELIMIT_STORAGE_URI"] == "memory://"
-    production = {"DATABASE_URL": "postgresql://x/y", "SECRET_KEY": "k", "STRIPE_SECRET_KEY": "sk_live_x",
+    production = {"DATABASE_URL": "postgresql://x/y", "SECRET_KEY": "k" * 32, "STRIPE_SECRET_KEY": "sk_live_x",
                   "STRIPE_WEBHOOK_SECRET": "whsec_x"}
     assert load_config(tmp_path, production)["SESSION_COOKIE_SECURE"]
 
 
+def test_production_refuses_a_secret_key_shorter_than_32_bytes(tmp_path):
+    production = {"DATABASE_URL": "postgresql://x/y", "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_WEBHOOK_SECRET": "w"}
+    with pytest.raises(ConfigError):
+        load_config(tmp_path, {**production, "SECRET_KEY": "k" * 31})
+    assert load_config(tmp_path, {**production, "SECRET_KEY": "k" * 32})["SECRET_KEY"] == "k" * 32
+
+
 def test_production_needs_stripe_keys_and_never_falls_back_to_the_sandbox(tmp_path):
-    base = {"DATABASE_URL": "postgresql://x/y", "SECRET_KEY": "k"}
+    base = {"DATABASE_URL": "postgresql://x/y", "SECRET_KEY": "k" * 32}
     with pytest.raises(ConfigError):
         load_config(tmp_path, base)
     with pytest.raises(ConfigError):
