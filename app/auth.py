@@ -48,7 +48,9 @@ def _login_failed(response) -> bool:
 
 
 def _account_key() -> str:
-    return "login-account:" + normalize_email(request.form.get("email", ""))
+    """Failed logins count per account *and* address: someone who only knows an email address can
+    lock out only their own address, never the account's owner (the per-address limit still holds)."""
+    return f"login-account:{normalize_email(request.form.get('email', ''))}:{request.remote_addr}"
 
 
 @bp.get("/")

@@ -135,6 +135,14 @@ def test_repeated_failed_logins_for_one_account_are_rate_limited(app, client, ma
         assert keys, "the login limiter should count in Redis when REDIS_URL is set"
 
 
+def test_failed_logins_from_one_address_never_lock_the_owner_out_from_another(app, client, make_company):
+    _, email = make_company()
+    assert [log_in(client, email, "wrong-password").status_code for _ in range(6)] == [422] * 5 + [429]
+    owner = app.test_client()
+    owner.environ_base["REMOTE_ADDR"] = "192.0.2.44"  # the owner, elsewhere
+    assert log_in(owner, email).status_code == 303
+
+
 def test_successful_logins_do_not_count_towards_the_limit(client, make_company):
     _, email = make_company()
     for _ in range(7):
