@@ -25,14 +25,15 @@ def database_uri(url: str | None, instance_path: Path) -> str:
 MIN_SECRET_KEY_BYTES = 32
 
 
-def _demo_secret_key(instance_path: Path) -> str:
-    """The embedded demo keeps a random key in instance/ so sessions survive a restart."""
-    key_file = instance_path / "secret_key"
-    if not key_file.exists():
+def _instance_secret(instance_path: Path, name: str, make) -> str:
+    """A random secret the embedded demo keeps in instance/, made on first start, so that sessions
+    and signed webhooks survive a restart and every process of the instance shares it."""
+    secret_file = instance_path / name
+    if not secret_file.exists():
         instance_path.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_hex(32))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
+        secret_file.write_text(make())
+        secret_file.chmod(0o600)
+    return secret_file.read_text().strip()
 
 
 def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -> dict:
@@ -42,7 +43,7 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
     if not secret_key:
         if not demo:
             raise ConfigError("SECRET_KEY must be set when DATABASE_URL is set (production).")
-        secret_key = _demo_secret_key(instance_path)
+        secret_key = _instance_secret(instance_path, "secret_key", lambda: secrets.token_hex(32))
     if not demo and len(secret_key.encode()) < MIN_SECRET_KEY_BYTES:
         raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes (sessions, CSRF and set-password "
                           "links are signed with it).")
@@ -54,6 +55,11 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
     sandbox = stripe_key is None
     if sandbox and not demo and environ.get("STRIPE_SANDBOX") != "1":
         raise ConfigError("STRIPE_SECRET_KEY must be set in production (STRIPE_SANDBOX=1 only for test installations).")
+    if not webhook_secret:
+        if not demo:  # a test installation's sandbox signs with a secret of its own too
+            raise ConfigError("STRIPE_WEBHOOK_SECRET must be set whenever DATABASE_URL is set.")
+        webhook_secret = _instance_secret(instance_path, "stripe_webhook_secret",
+                                          lambda: "whsec_" + secrets.token_hex(24))
     uri = database_uri(database_url, instance_path)
     return {
         "DEMO_MODE": demo,

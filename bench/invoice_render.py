@@ -41,6 +41,7 @@ def percentile(values: list[float], share: float) -> float:
 def make_app(database_url: str | None):
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-of-at-least-32-bytes")
     os.environ.setdefault("STRIPE_SANDBOX", "1")
+    os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_bench_only")
     os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="invoice-bench-")
     if database_url:
         os.environ["DATABASE_URL"] = database_url

@@ -152,6 +152,7 @@ def make_bench_app(url: str):
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("SECRET_KEY", SECRET_KEY)
     os.environ.setdefault("STRIPE_SANDBOX", "1")  # no real Stripe account, as in the tests
+    os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_bench_only")
     os.environ["INSTANCE_PATH"] = tempfile.mkdtemp(prefix="portal-bench-")
     from app.factory import create_app
 

@@ -9,7 +9,6 @@ from core.payments.gateway import StripeGateway
 from .checkout import create_checkout_blueprint
 from .http_client import SandboxHTTPClient
 from .sandbox import StripeSandbox
-from .webhooks import DEV_WEBHOOK_SECRET
 
 WEBHOOK_PATH = "/api/stripe/webhook"
 SANDBOX_API_KEY = "sk_test_sandbox"
@@ -40,7 +39,7 @@ def install_sandbox(app, *, deliver=None, settle_delay_seconds: float | None = N
                     path: str | Path | None = None) -> StripeSandbox:
     """Mount the hosted checkout page and point the app's Stripe gateway at the sandbox whose state
     is the SQLite file `path` (default: the app's STRIPE_SANDBOX_DB), shared by every process."""
-    secret = app.config.get("STRIPE_WEBHOOK_SECRET") or DEV_WEBHOOK_SECRET
+    secret = app.config["STRIPE_WEBHOOK_SECRET"]  # the instance's own: no well-known secret verifies anything
     sandbox = StripeSandbox(
         webhook_secret=secret,
         checkout_base_url=None,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-of-at-least-32-bytes")
 os.environ.setdefault("STRIPE_SANDBOX", "1")
+os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_test_only_" + os.urandom(12).hex())
 
 from core.accounts.users import create_user  # noqa: E402
 from app.config import database_uri, engine_options  # noqa: E402

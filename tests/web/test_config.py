@@ -30,6 +30,15 @@ def test_redis_url_switches_the_rate_limit_storage(tmp_path):
     assert load_config(tmp_path, production)["SESSION_COOKIE_SECURE"]
 
 
+def test_the_demo_signs_webhooks_with_a_random_secret_of_its_instance_never_a_well_known_one(tmp_path):
+    from stripe_sandbox import DEV_WEBHOOK_SECRET
+
+    secret = load_config(tmp_path, {})["STRIPE_WEBHOOK_SECRET"]
+    assert secret.startswith("whsec_") and len(secret) > 40 and secret != DEV_WEBHOOK_SECRET
+    assert load_config(tmp_path, {})["STRIPE_WEBHOOK_SECRET"] == secret  # every process of the instance
+    assert load_config(tmp_path / "other", {})["STRIPE_WEBHOOK_SECRET"] != secret
+
+
 def test_production_refuses_a_secret_key_shorter_than_32_bytes(tmp_path):
     production = {"DATABASE_URL": "postgresql://x/y", "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_WEBHOOK_SECRET": "w"}
     with pytest.raises(ConfigError):
@@ -43,7 +52,9 @@ def test_production_needs_stripe_keys_and_never_falls_back_to_the_sandbox(tmp_pa
         load_config(tmp_path, base)
     with pytest.raises(ConfigError):
         load_config(tmp_path, {**base, "STRIPE_SECRET_KEY": "sk_live_x"})
-    assert load_config(tmp_path, {**base, "STRIPE_SANDBOX": "1"})["STRIPE_SANDBOX"]
+    with pytest.raises(ConfigError):  # a test installation's sandbox needs a secret of its own
+        load_config(tmp_path, {**base, "STRIPE_SANDBOX": "1"})
+    assert load_config(tmp_path, {**base, "STRIPE_SANDBOX": "1", "STRIPE_WEBHOOK_SECRET": "whsec_own"})["STRIPE_SANDBOX"]
     assert not load_config(tmp_path, {**base, "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_WEBHOOK_SECRET": "w"})["STRIPE_SANDBOX"]
     assert load_config(tmp_path, {})["STRIPE_SANDBOX"]
 

@@ -181,7 +181,7 @@ def test_concurrent_duplicate_webhooks_credit_once_and_never_answer_500(app, cli
     assert balance(app, customer) == eur("550")
 
 
-@pytest.mark.parametrize("tamper", ["body", "secret", "stale", "missing"])
+@pytest.mark.parametrize("tamper", ["body", "secret", "sandbox-development-secret", "stale", "missing"])
 def test_webhooks_with_a_bad_signature_are_rejected_and_not_stored(app, client, customer, webhooks, tamper):
     import stripe
 
@@ -193,6 +193,10 @@ def test_webhooks_with_a_bad_signature_are_rejected_and_not_stored(app, client, 
         payload = payload.replace('"livemode": false', '"livemode": true', 1).replace("100", "999", 1)
     elif tamper == "secret":
         headers["Stripe-Signature"] = stripe.WebhookSignature.generate_signature_header(payload, "whsec_wrong", None)
+    elif tamper == "sandbox-development-secret":  # well known: it must never verify anything
+        from stripe_sandbox import DEV_WEBHOOK_SECRET
+
+        headers["Stripe-Signature"] = stripe.WebhookSignature.generate_signature_header(payload, DEV_WEBHOOK_SECRET)
     elif tamper == "stale":
         import time
 
