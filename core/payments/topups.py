@@ -13,6 +13,7 @@ top-up is :func:`open_checkout_topup`, then :func:`create_checkout`; a cancel is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 from core.payments.bonuses import best_bonus
 from core.clock import utcnow
 from core.followups import Followup, request_followup
-from core.ledger.postings import Reference, post_entry
+from core.ledger.postings import Reference, lock_account, post_entry
 from core.schema import (
     Company, EntryType, Topup, TopupRefund, TopupStatus, User,
 )
@@ -33,6 +34,8 @@ from core.payments.gateway import CheckoutSession, PaymentError, PaymentIntent, 
 from core.documents.vat import VatPolicy, split_topup
 
 CONFIRM_INTERVAL = timedelta(seconds=10)
+
+logger = logging.getLogger(__name__)
 
 
 class TopupError(Exception):
@@ -400,10 +403,22 @@ def record_stripe_refund(session: Session, payment_intent_id: str, refund_id: st
     The debit is the refunded share of the credit (equal to the money when amounts include VAT).
     """
     topup = session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == payment_intent_id))
-    if topup is None or session.scalar(select(TopupRefund.id).where(TopupRefund.stripe_refund_id == refund_id)):
+    if topup is None:
         return False
+    lock_account(session, topup.company_id)  # one refund at a time: the cap below sees every earlier one
+    if session.scalar(select(TopupRefund.id).where(TopupRefund.stripe_refund_id == refund_id)):
+        return False
+    topup = session.get(Topup, topup.id, populate_existing=True)
     charged_cents = topup.charged_cents or topup.amount // UNITS_PER_CENT
-    amount = divide_half_up(topup.amount * amount_cents, charged_cents)
+    refunded_cents = session.scalar(select(func.coalesce(func.sum(TopupRefund.refunded_cents), 0))
+                                    .where(TopupRefund.topup_id == topup.id))
+    if amount_cents > charged_cents - refunded_cents:  # never more back than was paid, whatever Stripe reports
+        logger.warning("Refund %s of top-up %s reports %s cents, only %s of %s are left to refund", refund_id,
+                       topup.id, amount_cents, charged_cents - refunded_cents, charged_cents)
+        amount_cents = charged_cents - refunded_cents
+    if amount_cents <= 0:
+        return False
+    amount = min(divide_half_up(topup.amount * amount_cents, charged_cents), topup.amount - topup.refunded_amount)
     reference = Reference("stripe_refund", refund_id)
     post_entry(session, topup.company_id, EntryType.TOPUP_REFUND, -amount, reference=reference,
                actor="stripe", description=f"Refund of top-up #{topup.id}", allow_negative=True)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from core.payments.bonuses import create_rule
 from app.extensions import db
-from core.schema import BalanceTransaction, PrepaidBalance, Topup, WebhookEvent
+from core.schema import BalanceTransaction, PrepaidBalance, Topup, TopupRefund, WebhookEvent
 from core.money import eur
 from tests.helpers import csrf_token_from, log_in
 from tests.stripe_helpers import (
@@ -353,3 +353,29 @@ def test_stripes_own_report_after_a_refused_one_credits_what_was_paid_once(app, 
     for _, payload, signature in held:  # Stripe's own events match the top-up: they prove the payment
         assert webhooks.send(payload, signature) == 200
     assert only_topup(app, customer).status == "credited" and balance(app, customer) == eur("100")
+
+
+def signed_event(app, kind: str, obj: dict) -> tuple[str, str]:
+    import time
+
+    import stripe
+
+    text = json.dumps({"id": f"evt_made_{obj['id']}_{kind}", "object": "event", "type": kind, "created": int(time.time()),
+                       "livemode": False, "api_version": "2025-01-27.acacia", "data": {"object": obj}})
+    return text, stripe.WebhookSignature.generate_signature_header(text, app.extensions["stripe_sandbox"].webhook_secret)
+
+
+def test_refunds_reported_beyond_what_was_paid_never_debit_more_than_was_credited(app, client, customer, webhooks):
+    top_up(client, "250")  # 250 € and a 12.50 € bonus
+    intent_id = only_topup(app, customer).stripe_payment_intent_id
+    charge = {"id": "ch_made", "object": "charge", "payment_intent": intent_id,
+              "refunds": {"data": [{"id": "re_made_1", "amount": 20000, "status": "succeeded"},
+                                   {"id": "re_made_2", "amount": 20000, "status": "succeeded"}]}}
+    assert webhooks.send(*signed_event(app, "charge.refunded", charge)) == 200
+    assert balance(app, customer) == 0  # 250 € and the whole bonus back, not 400 €
+    with app.app_context():
+        refunds = db.session.scalars(select(TopupRefund).order_by(TopupRefund.id)).all()
+        assert [(r.stripe_refund_id, r.refunded_cents) for r in refunds] == [("re_made_1", 20000), ("re_made_2", 5000)]
+    charge["refunds"]["data"].append({"id": "re_made_3", "amount": 100, "status": "succeeded"})
+    assert webhooks.send(*signed_event(app, "charge.refunded", {**charge, "id": "ch_made_again"})) == 200
+    assert balance(app, customer) == 0 and only_topup(app, customer).refunded_amount == eur("250")
