@@ -31,7 +31,7 @@ from core.ledger.postings import Reference, lock_account, post_entry
 from core.schema import AuditRecord, CallCharge, CallRefund, EntryType, PrepaidBalance, Topup, TopupRefund, TopupStatus
 from core.money import UNITS_PER_CENT, divide_half_up, eur
 from core.payments.gateway import PaymentError, StripeGateway
-from core.payments.topups import record_stripe_refund
+from core.payments.topups import record_stripe_refund, refund_debit
 
 MAX_ADJUSTMENT = eur("10000")  # more than this in one manual adjustment is a typo, not a decision
 MAX_REASON_LENGTH = 1000
@@ -293,16 +293,6 @@ def _refundable_topup(session: Session, topup_id: int) -> tuple[Topup, int]:
     return topup, charged - int(refunded)  # SUM is a Decimal on PostgreSQL
 
 
-def _topup_debit(session: Session, topup: Topup, amount_cents: int) -> tuple[int, int]:
-    """(credit taken back, bonus taken back) for refunding ``amount_cents``: the same arithmetic as
-    :func:`core.payments.topups.record_stripe_refund`, which does the booking."""
-    charged = topup.charged_cents or topup.amount // UNITS_PER_CENT
-    amount = divide_half_up(topup.amount * amount_cents, charged)
-    already = sum(session.scalars(select(TopupRefund.bonus_reversed).where(TopupRefund.topup_id == topup.id)))
-    bonus_back = max(0, min(divide_half_up(topup.bonus_amount * amount, topup.amount), topup.bonus_amount - already))
-    return amount, bonus_back
-
-
 def _topup_refund_cents(refundable_cents: int, amount_cents: int | None) -> int:
     if refundable_cents <= 0:
         raise NothingRefundable()
@@ -317,7 +307,8 @@ def _topup_refund_cents(refundable_cents: int, amount_cents: int | None) -> int:
 def preview_topup_refund(session: Session, topup_id: int, amount_cents: int | None) -> Preview:
     topup, refundable = _refundable_topup(session, topup_id)
     cents = _topup_refund_cents(refundable, amount_cents)
-    amount, bonus_back = _topup_debit(session, topup, cents)
+    debit = refund_debit(session, topup, cents)
+    amount, bonus_back = debit.amount, debit.bonus_back
     balance = _balance(session, topup.company_id).balance
     return Preview(balance, balance - amount - bonus_back, amount, bonus_back, cents)
 
@@ -350,7 +341,8 @@ def check_topup_refund(session: Session, topup_id: int, amount_cents: int | None
     topup, refundable = _refundable_topup(session, topup_id)
     _check_new_key(session, request_key)
     cents = _topup_refund_cents(refundable, amount_cents)
-    amount, bonus_back = _topup_debit(session, topup, cents)
+    debit = refund_debit(session, topup, cents)
+    amount, bonus_back = debit.amount, debit.bonus_back
     _check_limit(amount, actor_is_admin, support_limit)
     account = _balance(session, topup.company_id)
     _check_fresh(account.balance, expected_balance)
@@ -388,7 +380,8 @@ def _book_topup_refund(session: Session, actor: Actor, plan: TopupRefundPlan, re
         after, amount, bonus_back = now, booked.amount, booked.bonus_reversed
     else:
         topup = session.get(Topup, plan.topup_id, populate_existing=True)
-        amount, bonus_back = _topup_debit(session, topup, refund.amount)
+        debit = refund_debit(session, topup, refund.amount)
+        amount, bonus_back = debit.amount, debit.bonus_back
         after = now - amount - bonus_back
     with _once(session):
         record_action(session, actor, "topup_refund", target_type="topup", target_id=plan.topup_id,

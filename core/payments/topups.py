@@ -397,41 +397,58 @@ def confirm_with_stripe(session: Session, gateway: StripeGateway, topup_id: int)
 
 # -- refunds ------------------------------------------------------------------------------------------
 
-def record_stripe_refund(session: Session, payment_intent_id: str, refund_id: str, amount_cents: int) -> bool:
-    """Debit a refund made in Stripe once (keyed by the refund id) and take back its share of the bonus.
+@dataclass(frozen=True)
+class RefundDebit:
+    """What refunding some cents of a top-up takes back: the cents themselves (never more than are left
+    to refund), the share of the credit, and the share of the bonus."""
 
-    The debit is the refunded share of the credit (equal to the money when amounts include VAT).
-    """
+    cents: int
+    amount: int
+    bonus_back: int
+
+
+def refund_debit(session: Session, topup: Topup, amount_cents: int) -> RefundDebit:
+    """The one arithmetic of a top-up refund, for the staff preview and the booking alike: the refunded
+    share of the credit (equal to the money when amounts include VAT) and of the bonus, each rounded
+    half-up once, capped by what earlier refunds left."""
+    charged_cents = topup.charged_cents or topup.amount // UNITS_PER_CENT
+    earlier = session.execute(select(func.coalesce(func.sum(TopupRefund.refunded_cents), 0),
+                                     func.coalesce(func.sum(TopupRefund.amount), 0),
+                                     func.coalesce(func.sum(TopupRefund.bonus_reversed), 0))
+                              .where(TopupRefund.topup_id == topup.id)).one()
+    cents = max(0, min(amount_cents, charged_cents - earlier[0]))
+    amount = min(divide_half_up(topup.amount * cents, charged_cents), topup.amount - earlier[1])
+    bonus_back = max(0, min(divide_half_up(topup.bonus_amount * amount, topup.amount), topup.bonus_amount - earlier[2]))
+    return RefundDebit(cents, amount, bonus_back)
+
+
+def record_stripe_refund(session: Session, payment_intent_id: str, refund_id: str, amount_cents: int) -> bool:
+    """Debit a refund made in Stripe once (keyed by the refund id) and take back its share of the bonus
+    (:func:`refund_debit`): never more than the payment credited, whatever Stripe reports."""
     topup = session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == payment_intent_id))
     if topup is None:
         return False
-    lock_account(session, topup.company_id)  # one refund at a time: the cap below sees every earlier one
+    lock_account(session, topup.company_id)  # one refund at a time: the cap sees every earlier one
     if session.scalar(select(TopupRefund.id).where(TopupRefund.stripe_refund_id == refund_id)):
         return False
     topup = session.get(Topup, topup.id, populate_existing=True)
-    charged_cents = topup.charged_cents or topup.amount // UNITS_PER_CENT
-    refunded_cents = session.scalar(select(func.coalesce(func.sum(TopupRefund.refunded_cents), 0))
-                                    .where(TopupRefund.topup_id == topup.id))
-    if amount_cents > charged_cents - refunded_cents:  # never more back than was paid, whatever Stripe reports
-        logger.warning("Refund %s of top-up %s reports %s cents, only %s of %s are left to refund", refund_id,
-                       topup.id, amount_cents, charged_cents - refunded_cents, charged_cents)
-        amount_cents = charged_cents - refunded_cents
-    if amount_cents <= 0:
+    debit = refund_debit(session, topup, amount_cents)
+    if debit.cents < amount_cents:
+        logger.warning("Refund %s of top-up %s reports %s cents; only %s were left to refund", refund_id, topup.id,
+                       amount_cents, debit.cents)
+    if debit.amount <= 0:
         return False
-    amount = min(divide_half_up(topup.amount * amount_cents, charged_cents), topup.amount - topup.refunded_amount)
     reference = Reference("stripe_refund", refund_id)
-    post_entry(session, topup.company_id, EntryType.TOPUP_REFUND, -amount, reference=reference,
+    post_entry(session, topup.company_id, EntryType.TOPUP_REFUND, -debit.amount, reference=reference,
                actor="stripe", description=f"Refund of top-up #{topup.id}", allow_negative=True)
-    topup = session.get(Topup, topup.id, populate_existing=True)
-    already_reversed = sum(session.scalars(select(TopupRefund.bonus_reversed).where(TopupRefund.topup_id == topup.id)))
-    bonus_back = min(divide_half_up(topup.bonus_amount * amount, topup.amount), topup.bonus_amount - already_reversed)
-    if bonus_back > 0:
-        post_entry(session, topup.company_id, EntryType.BONUS_REVERSAL, -bonus_back, reference=reference,
+    if debit.bonus_back > 0:
+        post_entry(session, topup.company_id, EntryType.BONUS_REVERSAL, -debit.bonus_back, reference=reference,
                    actor="stripe", description=f"Bonus share of refund, top-up #{topup.id}", allow_negative=True)
-    refund = TopupRefund(topup_id=topup.id, stripe_refund_id=refund_id, refunded_cents=amount_cents, amount=amount,
-                         bonus_reversed=bonus_back)
+    refund = TopupRefund(topup_id=topup.id, stripe_refund_id=refund_id, refunded_cents=debit.cents,
+                         amount=debit.amount, bonus_reversed=debit.bonus_back)
     session.add(refund)
-    topup.refunded_amount += amount
+    topup = session.get(Topup, topup.id, populate_existing=True)
+    topup.refunded_amount += debit.amount
     session.flush()  # the refund's id, for its credit note
     request_followup(session, Followup.ISSUE_CREDIT_NOTE, refund.id)
     return True
