@@ -74,6 +74,8 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "BABEL_DEFAULT_LOCALE": "de",
         "BABEL_DEFAULT_TIMEZONE": environ.get("DISPLAY_TIMEZONE", "Europe/Berlin"),
         "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "translations"),
+        # Reverse proxies in front of the app whose X-Forwarded-* headers are believed (0: none).
+        "TRUSTED_PROXIES": int(environ.get("TRUSTED_PROXIES", "0")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": environ.get("SESSION_COOKIE_SECURE", "0" if demo else "1") == "1",
