@@ -8,11 +8,11 @@ from urllib.parse import urlsplit
 
 from flask_babel import gettext as _
 
-from flask import Blueprint, current_app, flash, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, make_response, render_template, request, session, url_for
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 
 from core.accounts.users import (
-    SignedInUser, authenticate, end_sessions, normalize_email, set_language, signed_in_user,
+    SignedInUser, authenticate, end_sessions, normalize_email, set_language, set_password_token, signed_in_user,
     user_for_set_password_token,
 )
 from core.accounts.users import set_password as change_password
@@ -20,7 +20,7 @@ from core.clock import utcnow
 from app.extensions import limiter, login_manager
 from app.extensions import db
 from app.web import redirect_to, safe_next_url
-from app.forms import LanguageForm, LoginForm, SetPasswordForm
+from app.forms import LanguageForm, LoginForm, SetPasswordForm, SetPasswordLinkForm
 
 bp = Blueprint("auth", __name__)
 
@@ -132,21 +132,56 @@ def login():
     return redirect_to(safe_next_url(form.next.data, home_url(user)))
 
 
-@bp.route("/set-password/<token>", methods=["GET", "POST"])
-def set_password(token: str):
-    """The link from an invitation: the new user chooses a password, then logs in."""
-    user = user_for_set_password_token(db.session, token, current_app.config["SECRET_KEY"])
+# The set-password link is /set-password#<token>: browsers never send what follows '#', so the token
+# appears in no request line (no access log) and no Referer. The page's script (static/js/portal.js)
+# posts it; without JavaScript the person pastes the link into the page's form.
+
+def set_password_url(user) -> str:
+    """The link for an email that lets ``user`` choose a password (it dies with the first one)."""
+    token = set_password_token(user, current_app.config["SECRET_KEY"])
+    return f"{current_app.config['PORTAL_BASE_URL']}{url_for('auth.set_password_page')}#{token}"
+
+
+def _user_of_link(link: str | None):
+    """The user a posted link (or the bare token the script posts) is for, or None."""
+    token = (link or "").rsplit("#", 1)[-1].strip()
+    return user_for_set_password_token(db.session, token, current_app.config["SECRET_KEY"]) if token else None
+
+
+def _set_password_page(status: int = 200, **context):
+    response = make_response(render_template("set_password.html", **context), status)
+    response.headers["Cache-Control"] = "no-store"  # the password form carries the token
+    return response
+
+
+@bp.get("/set-password")
+def set_password_page():
+    return _set_password_page(link_form=SetPasswordLinkForm())
+
+
+@bp.post("/set-password/open")
+def open_set_password_link():
+    """The link's token, posted: the form to choose a password, for the user it names."""
+    link_form = SetPasswordLinkForm()
+    user = _user_of_link(link_form.link.data) if link_form.validate() else None
     if user is None:
-        return render_template("set_password.html", form=None), 404
+        return _set_password_page(404)
+    return _set_password_page(form=SetPasswordForm(formdata=None, link=link_form.link.data), email=user.email)
+
+
+@bp.post("/set-password")
+def set_password():
+    """The new user chooses a password, then logs in."""
     form = SetPasswordForm()
-    if request.method == "POST":
-        if not form.validate():
-            return render_template("set_password.html", form=form, email=user.email), 422
-        change_password(db.session, user, form.password.data)
-        db.session.commit()
-        flash(_("Your password is set. Please log in."), "success")
-        return redirect_to(url_for("auth.login"))
-    return render_template("set_password.html", form=form, email=user.email)
+    user = _user_of_link(form.link.data)
+    if user is None:
+        return _set_password_page(404)
+    if not form.validate():
+        return _set_password_page(422, form=form, email=user.email)
+    change_password(db.session, user, form.password.data)
+    db.session.commit()
+    flash(_("Your password is set. Please log in."), "success")
+    return redirect_to(url_for("auth.login"))
 
 
 @bp.post("/logout")

@@ -9,3 +9,17 @@ document.addEventListener("submit", function (event) {
     form.elements.next.value = location.pathname + location.search;
   }
 });
+
+// The set-password link carries its token after '#', which a browser never sends to a server: no
+// access log and no Referer ever sees it. Post it with the page's form, and take it out of the
+// address bar and the history.
+(function () {
+  const form = document.getElementById("set-password-link");
+  const token = location.hash.slice(1);
+  if (!form || !token) {
+    return;
+  }
+  history.replaceState(null, "", location.pathname + location.search);
+  form.elements.link.value = token;
+  form.submit();
+})();

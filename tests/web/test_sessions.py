@@ -62,9 +62,9 @@ def test_a_new_password_ends_every_session_of_the_user(app, client, make_company
     with app.app_context():
         token = set_password_token(find_user_by_email(db.session, email), app.config["SECRET_KEY"])
     newcomer = app.test_client()
-    page = newcomer.get(f"/set-password/{token}")
-    newcomer.post(f"/set-password/{token}", data={"password": "ein-neues-passwort", "confirm": "ein-neues-passwort",
-                                                 "csrf_token": csrf_token_from(page.text)})
+    page = newcomer.get("/set-password")
+    newcomer.post("/set-password", data={"link": token, "password": "ein-neues-passwort",
+                                         "confirm": "ein-neues-passwort", "csrf_token": csrf_token_from(page.text)})
     assert client.get("/business/billing").status_code == 303
     assert replay(app, copied).status_code == 303
 
