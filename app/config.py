@@ -74,10 +74,16 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "BABEL_DEFAULT_LOCALE": "de",
         "BABEL_DEFAULT_TIMEZONE": environ.get("DISPLAY_TIMEZONE", "Europe/Berlin"),
         "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "translations"),
+        # Reverse proxies in front of the app whose X-Forwarded-* headers are believed (0: none).
+        "TRUSTED_PROXIES": int(environ.get("TRUSTED_PROXIES", "0")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": environ.get("SESSION_COOKIE_SECURE", "0" if demo else "1") == "1",
         "REMEMBER_COOKIE_HTTPONLY": True,
+        # A login lasts at most SESSION_MAX_HOURS, and ends after SESSION_IDLE_MINUTES without a
+        # request; both are checked on the server against times kept in the signed session.
+        "SESSION_MAX_HOURS": float(environ.get("SESSION_MAX_HOURS", "12")),
+        "SESSION_IDLE_MINUTES": float(environ.get("SESSION_IDLE_MINUTES", "60")),
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_I18N_ENABLED": True,  # WTForms' own messages in the page's language (Flask-WTF over Flask-Babel)
         "TRANSACTIONS_PAGE_SIZE": 50,

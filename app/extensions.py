@@ -6,6 +6,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
@@ -18,3 +19,4 @@ babel = Babel()
 migrate = Migrate()
 htmx = Htmx()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+talisman = Talisman()  # security headers: app/security.py configures it

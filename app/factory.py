@@ -14,6 +14,7 @@ from app.config import ROOT, load_config
 from app.extensions import babel, csrf, htmx, limiter, login_manager, migrate
 from app.jobs import install_followup_dispatch
 from app.locale import register_template_helpers, select_locale
+from app.security import init_security
 from app.extensions import db
 from core.payments.gateway import StripeGateway
 from core.rendering import Renderer
@@ -31,6 +32,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(load_config(instance_path))
     app.config.update(overrides or {})
 
+    init_security(app)
     _init_extensions(app)
     app.extensions["renderer"] = Renderer(ROOT / "templates", app.config["BABEL_TRANSLATION_DIRECTORIES"],
                                           app.config["BABEL_DEFAULT_TIMEZONE"])  # documents and emails

@@ -4,7 +4,7 @@ period filter of the usage page and the staff reports. Labels and messages are l
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import DateField, EmailField, HiddenField, PasswordField, SelectField
+from wtforms import DateField, EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
@@ -19,7 +19,13 @@ class LoginForm(Form):
     next = HiddenField()
 
 
-class SetPasswordForm(Form):
+class SetPasswordLinkForm(Form):
+    """The set-password link, posted: by the page's script from the link's fragment, or pasted."""
+
+    link = StringField(_l("The link from your email"), validators=[DataRequired(), Length(max=2000)])
+
+
+class SetPasswordForm(SetPasswordLinkForm):
     password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=10, max=200)])
     confirm = PasswordField(_l("Repeat the password"), validators=[DataRequired(), EqualTo(
         "password", message=_l("The two passwords are not the same."))])

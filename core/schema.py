@@ -106,6 +106,9 @@ class User(RoleChecks, Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Part of every session of this user: raising it ends them all, server-side (logout, a new
+    # password, a deactivation or a role change; core.accounts.users.end_sessions).
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     company: Mapped[Company | None] = relationship(back_populates="users")
 

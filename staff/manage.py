@@ -5,22 +5,23 @@ from __future__ import annotations
 from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
 
-from flask import abort, current_app, flash, render_template, request, url_for
+from flask import abort, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core.accounts.users import AccountError, invite_user, set_active, set_password_token
+from core.accounts.users import AccountError, invite_user, set_active, set_role
 from core.calls.api_keys import ApiKeyNotFound, revoke_api_key
 from core.accounts.audit import record_action
 from core.payments.bonuses import create_rule
 from core.clock import utcnow
 from app.locale import active_language
 from core.notifications.mail import EmailKind, queue_email
+from app.auth import set_password_url
 from app.extensions import db
 from core.schema import BonusRule, Company, Role, User
 from core.money import InvalidAmount, parse_amount, plain_amount
 from app.web import redirect_to, staff_actor, staff_required
-from staff.manage_forms import BonusRuleForm, InviteForm, ReasonForm
+from staff.manage_forms import BonusRuleForm, InviteForm, ReasonForm, RoleForm
 from staff import bp
 
 
@@ -53,10 +54,9 @@ def invite(company_id: int):
         return _refused(company_id, _("a user with this email exists already."))
     record_action(db.session, staff_actor(), "user.invite", target_type="user", target_id=user.id,
                   company_id=company_id, after={"email": user.email, "role": user.role}, reason=form.reason.data)
-    link = current_app.config["PORTAL_BASE_URL"] + url_for(
-        "auth.set_password", token=set_password_token(user, current_app.config["SECRET_KEY"]))
     queue_email(db.session, company_id=company_id, kind=EmailKind.USER_INVITE, recipient=user.email,
-                dedupe_key=f"invite:{user.id}:{utcnow().isoformat()}", context={"set_password_url": link})
+                dedupe_key=f"invite:{user.id}:{utcnow().isoformat()}",
+                context={"set_password_url": set_password_url(user)})
     db.session.commit()
     flash(_("%(email)s was invited; the email with the link to set a password is on its way.", email=user.email),
           "success")
@@ -78,6 +78,24 @@ def toggle_active(user_id: int):
     set_active(db.session, user, not user.active)
     db.session.commit()
     flash(_("The user can log in again.") if user.active else _("The user can no longer log in."), "success")
+    return _to_company(user.company_id)
+
+
+@bp.post("/users/<int:user_id>/role")
+@staff_required(Role.STAFF_ADMIN)
+def change_role(user_id: int):
+    user = db.session.get(User, user_id)
+    if user is None or user.company_id is None:
+        abort(404)
+    form = RoleForm()
+    if not form.validate():
+        return _refused(user.company_id, _form_problems(form))
+    record_action(db.session, staff_actor(), "user.role", target_type="user", target_id=user.id,
+                  company_id=user.company_id, before={"role": user.role}, after={"role": form.role.data},
+                  reason=form.reason.data)
+    set_role(db.session, user, Role(form.role.data))
+    db.session.commit()
+    flash(_("The role was changed; the user's open sessions have ended."), "success")
     return _to_company(user.company_id)
 
 

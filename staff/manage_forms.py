@@ -36,11 +36,18 @@ class ThresholdForm(ReasonForm):
     threshold = StringField(_l("Low-balance threshold (EUR)"), validators=[DataRequired(), Length(max=20)])
 
 
+COMPANY_ROLES = [SelectChoice("company_member", _l("Member (read only)")),
+                 SelectChoice("company_admin", _l("Administrator"))]
+
+
 class InviteForm(ReasonForm):
     email = StringField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)])
     name = StringField(_l("Name"), validators=[Optional(), Length(max=200)])
-    role = SelectField(_l("Role"), choices=[SelectChoice("company_member", _l("Member (read only)")),
-                                            SelectChoice("company_admin", _l("Administrator"))])
+    role = SelectField(_l("Role"), choices=COMPANY_ROLES)
+
+
+class RoleForm(ReasonForm):
+    role = SelectField(_l("Role"), choices=COMPANY_ROLES)
 
 
 class BonusRuleForm(ReasonForm):

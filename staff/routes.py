@@ -23,7 +23,7 @@ from core.money import InvalidAmount, parse_amount
 from core.payments.topups import recent_topups
 from core.ledger.history import TransactionFilter, transactions_page
 from app.web import redirect_to, render_page, staff_actor, staff_required
-from staff.manage_forms import BlockForm, CompanyListForm, InviteForm, RateForm, ReasonForm, ThresholdForm
+from staff.manage_forms import BlockForm, CompanyListForm, InviteForm, RateForm, ReasonForm, RoleForm, ThresholdForm
 from staff import bp
 
 
@@ -95,7 +95,7 @@ def _tab_context(company_id: int, tab: str) -> dict:
     if tab == "users":
         return {"users": session.scalars(select(User).where(User.company_id == company_id).order_by(User.id)).all(),
                 "api_keys": company_api_keys(session, company_id), "invite_form": InviteForm(),
-                "reason_form": ReasonForm()}
+                "reason_form": ReasonForm(), "role_form": RoleForm()}
     if tab == "emails":
         return {"emails": session.scalars(select(SentEmail).where(SentEmail.company_id == company_id)
                                           .order_by(SentEmail.created_at.desc()).limit(TAB_ROWS)).all()}

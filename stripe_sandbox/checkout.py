@@ -1,4 +1,7 @@
-"""The hosted checkout page, standing in for checkout.stripe.com. Plain HTML, no JavaScript."""
+"""The hosted checkout page, standing in for checkout.stripe.com. Plain HTML, no JavaScript.
+
+Its one inline <style> carries the host app's CSP nonce when the host has one (Flask-Talisman's
+``csp_nonce``): the page lives on the host's origin, under the host's Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -162,7 +165,7 @@ PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
 <title>{% if view == 'missing' %}Checkout not available{% elif setup %}Save a payment method{% else %}Pay {{ amount }}{% endif %} · Stripe sandbox</title>
-<style>
+<style{% if csp_nonce is defined %} nonce="{{ csp_nonce() }}"{% endif %}>
   * { box-sizing: border-box; }
   body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
          color: #1a1f36; background: #f6f8fa; }

@@ -21,6 +21,14 @@ def log_in(client, email: str, password: str = COMPANY_PASSWORD, **extra):
                                        "csrf_token": csrf_token_from(page.text), **extra})
 
 
+def open_set_password_link(client, link: str):
+    """What a browser and the page's script do with an emailed set-password link: load the page
+    (the fragment stays in the browser), then post the fragment's token. Returns the password form."""
+    path, _, token = link.split("://", 1)[-1].partition("/")[2].partition("#")
+    page = client.get("/" + path)
+    return client.post("/set-password/open", data={"link": token, "csrf_token": csrf_token_from(page.text)})
+
+
 def run_worker(app, connection) -> None:
     """A real RQ worker (in this process) runs every queued job, then stops."""
     worker = AppSimpleWorker([Queue(name, connection=connection) for name in QUEUES], connection=connection)

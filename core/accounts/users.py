@@ -113,6 +113,7 @@ class SignedInUser(RoleChecks):
     locale: str | None
     active: bool
     company: CompanyStanding | None
+    session_generation: int
 
     @property
     def is_active(self) -> bool:
@@ -121,7 +122,7 @@ class SignedInUser(RoleChecks):
 
 _USERS, _COMPANIES = User.__table__.c, Company.__table__.c
 _SIGNED_IN_USER = (select(_USERS.id, _USERS.email, _USERS.role, _USERS.company_id, _USERS.locale, _USERS.active,
-                          _COMPANIES.blocked_at, _COMPANIES.blocked_reason)
+                          _USERS.session_generation, _COMPANIES.blocked_at, _COMPANIES.blocked_reason)
                    .outerjoin_from(User.__table__, Company.__table__, _COMPANIES.id == _USERS.company_id)
                    .where(_USERS.id == bindparam("user_id")))
 
@@ -131,7 +132,8 @@ def signed_in_user(session: Session, user_id: int) -> SignedInUser | None:
     if row is None:
         return None
     company = CompanyStanding(row.blocked_at, row.blocked_reason) if row.company_id is not None else None
-    return SignedInUser(row.id, row.email, row.role, row.company_id, row.locale, row.active, company)
+    return SignedInUser(row.id, row.email, row.role, row.company_id, row.locale, row.active, company,
+                        row.session_generation)
 
 
 SET_PASSWORD_SALT = "set-password"
@@ -165,11 +167,31 @@ def user_for_set_password_token(session: Session, token: str, secret_key: str) -
     return user
 
 
+def end_sessions(session: Session, user_id: int) -> None:
+    """Ends every session of the user, on every device: each carries the generation it began in,
+    and a session of an older generation is refused (the web shell compares them per request)."""
+    session.execute(update(User).where(User.id == user_id)
+                    .values(session_generation=User.session_generation + 1))
+
+
 def set_password(session: Session, user: User, password: str) -> None:
+    """A new password; every session opened with the old one ends."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError("password too short")
     user.password_hash = generate_password_hash(password)
+    end_sessions(session, user.id)
 
 
 def set_active(session: Session, user: User, active: bool) -> None:
+    """Deactivating ends the user's sessions at once (reactivating starts from a new login anyway)."""
     user.active = active
+    end_sessions(session, user.id)
+
+
+def set_role(session: Session, user: User, role: Role) -> None:
+    """A company user's new role; their sessions end, so the next page is seen with the new rights
+    only after a new login."""
+    if role not in (Role.COMPANY_ADMIN, Role.COMPANY_MEMBER) or user.company_id is None:
+        raise AccountError("only company users change between company roles")
+    user.role = role.value
+    end_sessions(session, user.id)

@@ -35,9 +35,15 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A tab whose journey must not break the Content-Security-Policy: Chromium reports every
+    refused script, style or eval on the console, and any such report fails the test."""
     context = browser.new_context(locale="de-DE", timezone_id="Europe/Berlin")
     context.set_default_timeout(15_000)
     tab = context.new_page()
+    refused: list[str] = []
+    tab.on("console", lambda message: refused.append(message.text)
+           if "Content Security Policy" in message.text else None)
     yield tab
     context.close()
+    assert not refused, f"the Content-Security-Policy refused something: {refused}"
 

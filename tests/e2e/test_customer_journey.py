@@ -1,5 +1,6 @@
 """A customer logs in, reads the dashboard, filters transactions in place and switches to English."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -52,3 +53,10 @@ def test_customer_logs_in_filters_transactions_in_place_and_switches_to_english(
     expect(page.locator("#transactions tbody tr")).to_have_count(2)  # the filter survived the switch
     page.get_by_role("link", name="Dashboard").click()
     expect(page.get_by_test_id("balance")).to_have_text("€1,221.75")
+
+    # The usage page's filter reloads its results in place too (htmx triggers without eval: the CSP).
+    page.goto(f"{live_url}/business/billing/usage")
+    page.evaluate("window.__sameDocument = true")
+    page.get_by_test_id("period").select_option("7d")
+    expect(page).to_have_url(re.compile(r"/business/billing/usage\?period=7d"))
+    assert page.evaluate("window.__sameDocument") is True, "the period filter should not reload the page"
