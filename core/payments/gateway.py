@@ -88,6 +88,7 @@ class PaymentIntent:
     currency: str | None = None
     amount_received: int | None = None
     livemode: bool | None = None
+    created: int | None = None  # unix seconds
 
 
 @dataclass(frozen=True)
@@ -484,6 +485,7 @@ def payment_intent_from(data: dict[str, Any]) -> PaymentIntent:
         currency=_field(data, "currency", str),
         amount_received=_field(data, "amount_received", int),
         livemode=_field(data, "livemode", bool),
+        created=_field(data, "created", int),
     )
 
 

@@ -14,6 +14,7 @@ from core.schema import AuditRecord, BalanceTransaction, BonusRule, Role, Topup,
 from core.money import eur
 from tests.helpers import log_in
 from tests.stripe_helpers import top_up
+from tests.web.test_reconcile import since  # noqa: F401  (a fixture)
 from tests.web.test_staff_money import ADMIN, SUPPORT, balance, confirm, preview, rows, staff_client
 from tests.web.test_topups import forged
 
@@ -140,3 +141,26 @@ def test_support_staff_refund_a_payment_under_review_only_up_to_their_limit(app,
     answer = preview(support, f"/admin/topups/{topup_id}/refund-payment", reason="Wrong currency")
     assert answer.status_code == 403  # 100 € is above the support limit of 50 €
     assert rows(app, Topup, Topup.id == topup_id)[0].status == "review"
+
+
+def test_reconciliation_reports_a_top_up_under_review_with_both_actions_until_staff_resolve_it(
+        app, make_staff, in_review, since, webhooks):
+    from tests.web.test_reconcile import reconcile
+
+    company_id, topup_id, _, held = in_review(amount_total=100)
+    result = reconcile(app, "--since", since)
+    assert result.exit_code == 1 and "[topup_in_review]" in result.output
+    assert "stripe_payment_not_credited" not in result.output  # the payment is accounted for by the review
+    admin = staff_client(app, make_staff, language="de")
+    page = admin.get(f"/admin/reconciliation?since={since[:10]}").text
+    assert 'data-kind="topup_in_review"' in page and "Aufladung in Prüfung" in page
+    assert f"/admin/topups/{topup_id}/credit-received" in page and f"/admin/topups/{topup_id}/refund-payment" in page
+    url = f"/admin/topups/{topup_id}/credit-received"
+    form = preview(admin, url, reason="Stripe hat 100 € erhalten")
+    assert confirm(admin, url, form.text, reason="Stripe hat 100 € erhalten").status_code == 303
+    assert balance(app, company_id) == eur("110")  # Stripe's own record: all 100 € arrived, and the bonus
+    for payload, signature in held:  # Stripe's own events, late: they change nothing now
+        assert webhooks.send(payload, signature) == 200
+    assert balance(app, company_id) == eur("110")
+    result = reconcile(app, "--since", since)
+    assert result.exit_code == 0, result.output  # credited as Stripe recorded it: nothing left to find
