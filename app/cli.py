@@ -146,13 +146,14 @@ stripe_cli = AppGroup("stripe", help="Stripe events.")
 
 @stripe_cli.command("replay")
 @click.argument("event_id", required=False)
-@click.option("--failed", "all_failed", is_flag=True, help="Process every failed event again.")
+@click.option("--failed", "all_failed", is_flag=True,
+              help="Process every failed event again, and every event stuck as received.")
 def replay_command(event_id: str | None, all_failed: bool) -> None:
-    """Process a stored Stripe event again (idempotent), or all failed ones."""
+    """Process a stored Stripe event again (idempotent), or all failed and stuck ones."""
     from flask import current_app
 
     from app.events import process_stored_event
-    from core.payments.webhooks import failed_event_ids, stored_event_id
+    from core.payments.webhooks import replayable_event_ids, stored_event_id
 
     gateway = current_app.extensions.get("stripe_gateway")
     if gateway is None:
@@ -161,7 +162,7 @@ def replay_command(event_id: str | None, all_failed: bool) -> None:
     if all_failed == bool(event_id):
         click.echo("Give one EVENT_ID or --failed.", err=True)
         sys.exit(2)
-    row_ids = failed_event_ids(db.session) if all_failed else [stored_event_id(db.session, event_id)]
+    row_ids = replayable_event_ids(db.session) if all_failed else [stored_event_id(db.session, event_id)]
     if row_ids == [None]:
         click.echo(f"No stored event {event_id}.", err=True)
         sys.exit(1)

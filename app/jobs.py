@@ -28,6 +28,7 @@ from core.payments.auto_topup import (
     AutoTopupPolicy, charge_attempt, claim_attempt, companies_out_of_line, reconcile, topup_settled,
 )
 from core.payments.gateway import PaymentError
+from core.payments.webhooks import replayable_event_ids
 from core.calls.live import expire_reservation, stale_reservations
 from core.clock import utcnow
 from core.followups import Followup, note_commit, take_due_followups
@@ -37,6 +38,7 @@ from core.documents.invoices import issue_topup_invoice as issue_invoice_for
 from core.notifications.low_balance import claim_low_balance_warnings
 from core.notifications.mail import EmailKind, MailSettings, deliver, queue_email, transport_from_config
 from core.rendering import Renderer
+from app.events import process_stored_event
 from app.extensions import db
 from core.schema import EmailStatus, Invoice, PrepaidBalance, SentEmail, Topup, TopupRefund
 from core.notifications.mail import logger as mail_logger
@@ -203,6 +205,17 @@ def expire_stale_reservations() -> int:
             expired += expire_reservation(session, reservation_id)
             session.commit()  # one hold at a time: no company's balance row stays locked for the whole run
     return expired
+
+
+def process_stuck_events() -> int:
+    """Process the Stripe events left "received" when their process died between the steps (after
+    core.payments.webhooks.STUCK_AFTER); each commits its own steps. Failed ones are left to staff."""
+    gateway = current_app.extensions.get("stripe_gateway")
+    with job_session() as session:
+        if gateway is None:
+            return 0
+        return len([process_stored_event(session, gateway, row_id)
+                    for row_id in replayable_event_ids(session, failed=False)])
 
 
 def run_auto_topup(attempt_id: int) -> None:

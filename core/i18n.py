@@ -43,6 +43,7 @@ TOPUP_STATUS_LABELS = {
     TopupStatus.CANCELED.value: N_("Canceled"),
     TopupStatus.EXPIRED.value: N_("Expired"),
     TopupStatus.REVIEW.value: N_("Under review"),
+    TopupStatus.REFUNDED.value: N_("Refunded"),
 }
 
 DECLINE_REASONS = {

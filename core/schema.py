@@ -279,10 +279,11 @@ class TopupStatus(str, enum.Enum):
     CANCELED = "canceled"  # final: the customer left checkout
     EXPIRED = "expired"  # final: the checkout session expired
     REVIEW = "review"  # final until staff act: Stripe's report did not match the top-up; nothing credited
+    REFUNDED = "refunded"  # final: under review, staff paid the payment back in full; nothing credited
 
 
 FINAL_TOPUP_STATUSES = {TopupStatus.CREDITED.value, TopupStatus.CANCELED.value, TopupStatus.EXPIRED.value,
-                        TopupStatus.REVIEW.value}
+                        TopupStatus.REVIEW.value, TopupStatus.REFUNDED.value}
 
 
 class BonusRule(Base):

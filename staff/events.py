@@ -14,7 +14,7 @@ from core.schema import WebhookEvent, WebhookStatus
 from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
 from core.backoffice.stripe_events import EventFilter, event_ledger_entries, event_types, list_events
 from app.events import process_stored_event
-from core.payments.webhooks import failed_event_ids
+from core.payments.webhooks import replayable_event_ids
 from staff import bp
 
 
@@ -79,7 +79,7 @@ def replay_event(event_id: int):
 @staff_required()
 def replay_all_failed():
     results = [process_stored_event(db.session, stripe_gateway(), row_id)  # each commits its steps
-               for row_id in failed_event_ids(db.session)]
+               for row_id in replayable_event_ids(db.session)]
     failed = sum(1 for r in results if r.status == WebhookStatus.FAILED.value)
     record_action(db.session, staff_actor(), "webhook.replay_failed", target_type="webhook_event", target_id="failed",
                   after={"replayed": [r.id for r in results], "still_failed": failed})

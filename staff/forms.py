@@ -40,3 +40,7 @@ class TopupRefundForm(_MoneyActionForm):
                       default="full", validators=[Optional()])
     amount = StringField(_l("Amount in EUR"), validators=[Length(max=30)])
     override_available = BooleanField(_l("Refund even if the balance does not cover it (staff admins only)"))
+
+
+class ReviewActionForm(_MoneyActionForm):
+    """Crediting what Stripe received for a top-up under review, or refunding its payment: a reason."""

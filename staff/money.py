@@ -1,4 +1,5 @@
-"""Staff money actions (/admin): adjust a balance, refund a call, refund a top-up.
+"""Staff money actions (/admin): adjust a balance, refund a call, refund a top-up, and for a top-up
+under review credit what Stripe received or refund its payment.
 
 Two steps each: the form posts amount and reason and gets a confirmation page with the current
 and the resulting balance; that page posts the same values back with ``confirm``, the balance it
@@ -20,9 +21,9 @@ from core.accounts.audit import record_denied
 from app.locale import active_language, money
 from app.extensions import db
 from core.schema import CallCharge, Company, Role, Topup
-from core.money import InvalidAmount, UNITS_PER_CENT, eur, parse_amount
+from core.money import CURRENCY, InvalidAmount, UNITS_PER_CENT, eur, parse_amount
 from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
-from staff.forms import AdjustmentForm, CallRefundForm, TopupRefundForm
+from staff.forms import AdjustmentForm, CallRefundForm, ReviewActionForm, TopupRefundForm
 from staff import bp
 
 
@@ -47,6 +48,17 @@ MESSAGES = {
     "duplicate": _l("This form was already submitted; nothing was changed."),
     "stripe_failed": _l("Stripe refused the refund: %(message)s"),
     "not_found": _l("This page does not exist."),
+    "not_in_review": _l("This top-up is no longer under review; nothing was changed."),
+    "not_paid_at_stripe": _l("Stripe has no successful payment for this top-up: there is nothing to credit or refund."),
+    "not_creditable": _l("Stripe's payment cannot be credited to this company (%(problem)s). Refund it instead."),
+    "stripe_unavailable": _l("Stripe could not be asked: %(message)s"),
+}
+
+# Why Stripe's own record of a payment cannot be credited (the codes of core.payments.topups.evidence_problem)
+CREDIT_PROBLEMS = {
+    "customer_mismatch": _l("it was paid by another Stripe customer"),
+    "currency_mismatch": _l("it was paid in another currency"),
+    "livemode_mismatch": _l("it was paid in the other Stripe mode"),
 }
 
 
@@ -70,8 +82,10 @@ def _message(error: actions.StaffActionError) -> str:
         values["refundable"] = money(error.refundable)
     if isinstance(error, actions.ExceedsAvailable):
         values.update(debit=money(error.debit), available=money(error.available))
-    if isinstance(error, actions.RefundFailed):
+    if isinstance(error, (actions.RefundFailed, actions.StripeUnavailable)):
         values["message"] = error.error.message or error.error.code or error.error.kind
+    if isinstance(error, actions.NotCreditable):
+        values["problem"] = CREDIT_PROBLEMS.get(error.problem, error.problem)
     return str(MESSAGES.get(error.code, MESSAGES["not_found"])) % values
 
 
@@ -117,7 +131,8 @@ def _denied(action: str, target_type: str, target_id, company_id, error) -> obje
 
 
 def _status_of(error: actions.StaffActionError) -> int:
-    return {"stale": 409, "duplicate": 409, "stripe_failed": 502}.get(error.code, 422)
+    return {"stale": 409, "duplicate": 409, "not_in_review": 409, "stripe_failed": 502,
+            "stripe_unavailable": 502}.get(error.code, 422)
 
 
 # -- manual adjustment -------------------------------------------------------------------------------
@@ -258,3 +273,77 @@ def refund_topup(topup_id: int):
     except actions.StaffActionError as error:
         return _render(template, _status_of(error), error=_message(error), **page)
     return _confirm(template, page, preview, form)
+
+
+# -- a top-up under review: credit what Stripe received, or refund the payment -------------------------
+
+@bp.route("/topups/<int:topup_id>/credit-received", methods=["GET", "POST"])
+@staff_required(Role.STAFF_ADMIN)
+def credit_received(topup_id: int):
+    return _review_action(topup_id, "credit")
+
+
+@bp.route("/topups/<int:topup_id>/refund-payment", methods=["GET", "POST"])
+@staff_required()
+def refund_review_payment(topup_id: int):
+    return _review_action(topup_id, "refund")
+
+
+def _review_action(topup_id: int, action: str):
+    """Both actions on a top-up under review: the reason, a preview from Stripe's own record, then the
+    confirmed action in its two steps (see :func:`core.backoffice.money_actions.check_review_action`)."""
+    topup = db.session.get(Topup, topup_id) or abort(404)
+    form = ReviewActionForm()
+    endpoint = ".credit_received" if action == "credit" else ".refund_review_payment"
+    page = {"topup": topup, "company": db.session.get(Company, topup.company_id), "form": form, "action": action,
+            "action_url": url_for(endpoint, topup_id=topup_id), "support_limit": _support_limit(),
+            "payment_amount": payment_amount}
+    template = "staff/money/review_topup.html"
+    if (early := _unsubmitted_or_invalid(template, form, page)) is not None:
+        return early
+    gateway = stripe_gateway()
+    try:
+        if form.confirm.data:
+            plan = actions.check_review_action(db.session, topup_id, form.reason.data, form.request_key.data)
+            db.session.commit()  # step 1 only read: no transaction stays open while Stripe is asked
+            return _do_review_action(action, gateway, plan, form)
+        if not (form.reason.data or "").strip():
+            raise actions.ReasonRequired()
+        db.session.commit()  # the page's reads end before Stripe is asked
+        preview = (actions.preview_review_credit if action == "credit" else actions.preview_review_refund)(
+            db.session, gateway, topup_id)
+        if action == "refund" and not _is_admin() and preview.received_cents * UNITS_PER_CENT > _support_limit():
+            raise actions.AdminOnly()
+    except actions.AdminOnly as error:
+        return _denied("staff.refund_review_payment", "topup", topup_id, topup.company_id, error)
+    except actions.StaleBalance as error:
+        db.session.rollback()
+        preview = actions.preview_review_credit(db.session, gateway, topup_id)
+        return _confirm(template, page, preview, form, 409, _message(error))
+    except actions.StaffActionError as error:
+        db.session.rollback()
+        return _render(template, _status_of(error), error=_message(error), **page)
+    return _confirm(template, page, preview, form)
+
+
+def _do_review_action(action: str, gateway, plan, form):
+    if action == "credit":
+        result = actions.credit_received(db.session, gateway, staff_actor(), plan, expected_balance=_expected(form))
+        message = _l("Credited %(amount)s for the %(paid)s Stripe received (bonus %(bonus)s); new balance %(balance)s.",
+                     amount=money(result.amount), paid=money(result.received_cents * UNITS_PER_CENT),
+                     bonus=money(result.bonus), balance=money(result.resulting_balance))
+    else:
+        result = actions.refund_in_review(db.session, gateway, staff_actor(), plan, actor_is_admin=_is_admin(),
+                                          support_limit=_support_limit())
+        message = _l("Refunded the payment of %(paid)s through Stripe; nothing was credited or debited.",
+                     paid=payment_amount(result.received_cents, result.currency))
+    db.session.commit()
+    flash(message, "success")
+    return redirect_to(url_for("staff.failed_payments"))
+
+
+def payment_amount(cents: int, currency: str) -> str:
+    """Money Stripe received, in our format when it is ours, else as cents in its own currency."""
+    if currency.upper() == CURRENCY:
+        return money(cents * UNITS_PER_CENT)
+    return f"{cents // 100}.{cents % 100:02d} {currency.upper()}"

@@ -9,7 +9,8 @@ shown in the preview (``expected_balance``); if it changed meanwhile the action 
 :class:`StaleBalance` under the account lock and moves no money.
 
 Services here never commit: each action is one unit of work that the entry point commits, except
-the top-up refund, which asks Stripe and so comes in two named steps (see :func:`check_topup_refund`).
+those that ask Stripe, which come in two named steps: the top-up refund (see
+:func:`check_topup_refund`) and the actions on a top-up under review (see :func:`check_review_action`).
 On a domain error the entry point does not commit; the unique keys are guarded by a savepoint taken
 after the account lock (on SQLite that lock's UPDATE opens the transaction; a SAVEPOINT opening it
 would make its RELEASE a commit).
@@ -20,7 +21,7 @@ Errors carry a stable ``code``; views map codes to translated messages.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -30,8 +31,12 @@ from core.accounts.audit import Actor, record_action
 from core.ledger.postings import Reference, lock_account, post_entry
 from core.schema import AuditRecord, CallCharge, CallRefund, EntryType, PrepaidBalance, Topup, TopupRefund, TopupStatus
 from core.money import UNITS_PER_CENT, divide_half_up, eur
-from core.payments.gateway import PaymentError, StripeGateway
-from core.payments.topups import record_stripe_refund, refund_debit
+from core.payments.bonuses import best_bonus
+from core.payments.gateway import PaymentError, PaymentIntent, StripeGateway
+from core.payments.topups import (
+    Paid, close_refunded, credit_topup, evidence_problem, received_share, record_stripe_refund, refund_debit,
+    stripe_payment,
+)
 
 MAX_ADJUSTMENT = eur("10000")  # more than this in one manual adjustment is a typo, not a decision
 MAX_REASON_LENGTH = 1000
@@ -393,3 +398,185 @@ def _book_topup_refund(session: Session, actor: Actor, plan: TopupRefundPlan, re
     if booked is None:
         record_stripe_refund(session, plan.payment_intent_id, refund.id, refund.amount)
     return Preview(plan.balance, after, amount, bonus_back, refund.amount)
+
+
+# -- top-ups under review: credit what Stripe received, or refund the payment ---------------------------
+
+class NotInReview(StaffActionError):
+    """The top-up is not (or no longer) under review: credited, refunded or never paid."""
+
+    code = "not_in_review"
+
+
+class NotPaidAtStripe(StaffActionError):
+    code = "not_paid_at_stripe"
+
+
+class NotCreditable(StaffActionError):
+    """Stripe's own record of the payment cannot be credited to this company: refund it instead."""
+
+    code = "not_creditable"
+
+    def __init__(self, problem: str):
+        super().__init__(problem)
+        self.problem = problem  # currency_mismatch | customer_mismatch | livemode_mismatch | nothing_received
+
+
+class StripeUnavailable(StaffActionError):
+    code = "stripe_unavailable"
+
+    def __init__(self, error: PaymentError):
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class ReviewPreview:
+    """Stripe's payment for a top-up under review and what the action does with it."""
+
+    balance: int
+    resulting_balance: int
+    received_cents: int  # what Stripe reports as received
+    currency: str
+    amount: int = 0  # units credited (none for a refund)
+    bonus: int = 0
+    bonus_reversed: int = 0  # nothing is taken back: for the shared confirmation
+
+
+@dataclass(frozen=True)
+class ReviewPlan:
+    """A checked action on a top-up under review (step 1's answer, step 2's input)."""
+
+    topup_id: int
+    company_id: int
+    reason: str
+    request_key: str
+
+
+def _topup_in_review(session: Session, topup_id: int) -> Topup:
+    topup = session.get(Topup, topup_id, populate_existing=True)
+    if topup is None:
+        raise NotFound(topup_id)
+    if topup.status != TopupStatus.REVIEW.value:
+        raise NotInReview(topup_id)
+    return topup
+
+
+def _paid_at_stripe(gateway: StripeGateway, topup: Topup) -> PaymentIntent:
+    """Stripe's own record of the payment (not the event that put the top-up under review)."""
+    try:
+        intent = stripe_payment(gateway, topup)
+    except PaymentError as error:
+        raise StripeUnavailable(error) from None
+    if intent is None or intent.status != "succeeded" or not intent.amount_received:
+        raise NotPaidAtStripe(topup.id)
+    return intent
+
+
+def _creditable_cents(session: Session, gateway: StripeGateway, topup: Topup, intent: PaymentIntent) -> int:
+    """The cents received, if the payment is this company's, in our currency and mode: everything
+    Stripe's report is checked for except the amount, which is what staff decide to credit."""
+    paid = Paid.by_intent(intent)
+    problem = evidence_problem(session, topup, replace(paid, amount_cents=topup.charged_cents),
+                               live=not gateway.is_test_mode)
+    if problem is not None:
+        raise NotCreditable(problem[0])
+    return paid.amount_cents
+
+
+def _credit_preview(session: Session, topup: Topup, received_cents: int, currency: str) -> ReviewPreview:
+    amount = received_share(topup, received_cents)
+    bonus = best_bonus(session, topup.company_id, amount, topup.created_at, exclude_topup_id=topup.id).amount
+    balance = _balance(session, topup.company_id).balance
+    return ReviewPreview(balance, balance + amount + bonus, received_cents, currency, amount, bonus)
+
+
+def preview_review_credit(session: Session, gateway: StripeGateway, topup_id: int) -> ReviewPreview:
+    """What crediting what Stripe received would credit: the share of the top-up those cents pay for
+    (:func:`core.payments.topups.received_share`, never more than the top-up) and the bonus the rules
+    give for that amount. Asks Stripe; writes nothing."""
+    topup = _topup_in_review(session, topup_id)
+    intent = _paid_at_stripe(gateway, topup)
+    return _credit_preview(session, topup, _creditable_cents(session, gateway, topup, intent), intent.currency or "")
+
+
+def preview_review_refund(session: Session, gateway: StripeGateway, topup_id: int) -> ReviewPreview:
+    """What refunding the payment of a top-up under review pays back: all Stripe received; the balance
+    does not change (nothing was credited). Asks Stripe; writes nothing."""
+    topup = _topup_in_review(session, topup_id)
+    intent = _paid_at_stripe(gateway, topup)
+    balance = _balance(session, topup.company_id).balance
+    return ReviewPreview(balance, balance, intent.amount_received, intent.currency or "")
+
+
+def check_review_action(session: Session, topup_id: int, reason: str, request_key: str) -> ReviewPlan:
+    """Step 1 of 2 of crediting what was received or refunding a top-up under review: the checks,
+    reading only (reason, still under review, double submit). The entry point then ends this
+    read-only unit of work, so no transaction is open while step 2 (:func:`credit_received` or
+    :func:`refund_in_review`) asks Stripe."""
+    reason = _clean_reason(reason)
+    topup = _topup_in_review(session, topup_id)
+    _check_new_key(session, request_key)
+    return ReviewPlan(topup.id, topup.company_id, reason, request_key)
+
+
+def credit_received(session: Session, gateway: StripeGateway, actor: Actor, plan: ReviewPlan,
+                    expected_balance: int | None = None) -> ReviewPreview:
+    """Step 2 of 2: credit exactly what Stripe reports as received for a top-up under review, once,
+    through the one crediting path (:func:`core.payments.topups.credit_topup`), and audit it — one
+    unit of work, the caller commits; only staff admins may (the caller checks the role).
+
+    Stripe is asked first, before anything is written. A second submission of the form stops at its
+    audit key; a concurrent one (or a matching Stripe event meanwhile) finds the top-up credited
+    and raises :class:`NotInReview`."""
+    topup = _topup_in_review(session, plan.topup_id)
+    intent = _paid_at_stripe(gateway, topup)
+    received = _creditable_cents(session, gateway, topup, intent)
+    before, _reserved = lock_account(session, plan.company_id)
+    _check_new_key(session, plan.request_key)
+    _check_fresh(before, expected_balance)
+    asked = {"status": topup.status, "failure_code": topup.failure_code, "amount": topup.amount,
+             "charged_cents": topup.charged_cents, "balance": before}
+    with _once(session):
+        if not credit_topup(session, plan.topup_id, payment_intent_id=intent.id, received_cents=received):
+            raise NotInReview(plan.topup_id)
+        topup = session.get(Topup, plan.topup_id, populate_existing=True)
+        after = _balance(session, plan.company_id).balance
+        record_action(session, actor, "topup.credit_received", target_type="topup", target_id=plan.topup_id,
+                      company_id=plan.company_id, before=asked,
+                      after={"status": topup.status, "amount": topup.amount, "bonus": topup.bonus_amount,
+                             "received_cents": received, "payment_intent_id": intent.id, "balance": after},
+                      reason=plan.reason, request_key=plan.request_key)
+    return ReviewPreview(before, after, received, intent.currency or "", topup.amount, topup.bonus_amount)
+
+
+def refund_in_review(session: Session, gateway: StripeGateway, actor: Actor, plan: ReviewPlan, *,
+                     actor_is_admin: bool, support_limit: int) -> ReviewPreview:
+    """Step 2 of 2: pay back in full, through Stripe, the payment of a top-up under review and close
+    the top-up as refunded, audited — one unit of work, the caller commits. Nothing was credited, so
+    nothing is debited (and Stripe's ``charge.refunded`` for it debits nothing either). Support staff
+    may refund up to ``support_limit``.
+
+    The refund's idempotency key comes from the top-up, not the form: however many staff members
+    submit however often, Stripe refunds once; the first booking closes the top-up, any other finds
+    it closed (:class:`NotInReview`) or stops at its form's audit key."""
+    topup = _topup_in_review(session, plan.topup_id)
+    intent = _paid_at_stripe(gateway, topup)
+    _check_limit(intent.amount_received * UNITS_PER_CENT, actor_is_admin, support_limit)
+    try:
+        refund = gateway.refund(refund_key=f"review-refund-{topup.request_key}", payment_intent_id=intent.id,
+                                amount_cents=None, metadata={"topup_id": str(topup.id), "request_key": plan.request_key,
+                                                             "actor": actor.email[:100]})
+    except PaymentError as error:
+        raise RefundFailed(error) from None
+    balance, _reserved = lock_account(session, plan.company_id)
+    _check_new_key(session, plan.request_key)
+    with _once(session):
+        if not close_refunded(session, plan.topup_id, intent.id):
+            raise NotInReview(plan.topup_id)
+        record_action(session, actor, "topup.refund_in_review", target_type="topup", target_id=plan.topup_id,
+                      company_id=plan.company_id, before={"status": topup.status, "failure_code": topup.failure_code},
+                      after={"status": TopupStatus.REFUNDED.value, "refunded_cents": refund.amount,
+                             "stripe_refund_id": refund.id, "payment_intent_id": intent.id, "balance": balance},
+                      reason=plan.reason, request_key=plan.request_key)
+    return ReviewPreview(balance, balance, refund.amount, intent.currency or "")

@@ -418,6 +418,7 @@ def _apply_intent(session: Session, attempt: AutoTopupAttempt, topup: Topup, int
                   policy: AutoTopupPolicy, *, live: bool) -> AutoTopupAttempt:
     method_type = intent.payment_method_types[0] if len(intent.payment_method_types) == 1 else None
     if intent.status == "succeeded":
+        _remember_intent(session, topup.id, intent.id)  # Stripe's answer to our own charge: staff find it under review
         credit_on_evidence(session, topup, Paid.by_intent(intent), live=live, payment_intent_id=intent.id,
                            payment_method_type=method_type)
     elif intent.status == "processing":

@@ -6,6 +6,7 @@ so a retried request never creates a second payment. Stripe errors become :class
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,9 @@ from typing import Any
 import stripe
 
 WEBHOOK_TOLERANCE_SECONDS = 300
+MAX_EVENT_DEPTH = 32  # Stripe's events nest about 11 levels deep
+MAX_EVENT_ID_LENGTH = 255  # the stored id's column
+MAX_EVENT_TYPE_LENGTH = 100
 
 
 @dataclass
@@ -31,7 +35,25 @@ class PaymentError(Exception):
 
 
 class InvalidWebhook(Exception):
-    """Bad, missing or stale signature, or a body that is not an event."""
+    """Bad, missing or stale signature, or a body that is not UTF-8: nothing proves it came from Stripe."""
+
+
+class MalformedEvent(Exception):
+    """A correctly signed body that cannot be stored as the event it claims to be: not JSON, not an
+    event object, an unusable id or type, a NUL character (PostgreSQL cannot keep it in text) or
+    nesting deeper than :data:`MAX_EVENT_DEPTH`. ``event_id`` is the body's own id when that is
+    usable, else an id made from the body's hash (a redelivery of the same body is the same event)."""
+
+    def __init__(self, reason: str, payload: bytes, event_id: str | None = None, event_type: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.event_id = event_id or f"malformed_{hashlib.sha256(payload).hexdigest()}"
+        self.event_type = event_type or ""
+
+
+class MalformedObject(ValueError):
+    """A Stripe object whose fields do not have Stripe's types (an amount that is not an integer,
+    metadata that is not an object of strings, ...): it is evidence of nothing."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,7 @@ class PaymentIntent:
     currency: str | None = None
     amount_received: int | None = None
     livemode: bool | None = None
+    created: int | None = None  # unix seconds
 
 
 @dataclass(frozen=True)
@@ -105,6 +128,65 @@ def _check_not_from_the_future(signature_header: str | None) -> None:
     stamps = [item[2:] for item in (signature_header or "").split(",") if item.startswith("t=")]
     if stamps and stamps[0].isdigit() and int(stamps[0]) > time.time() + WEBHOOK_TOLERANCE_SECONDS:
         raise InvalidWebhook("the signature's timestamp is in the future")
+
+
+def _text_problem(value: Any, limit: int) -> str | None:
+    if not isinstance(value, str) or not value:
+        return "is missing or not a string"
+    if len(value) > limit:
+        return f"is longer than {limit} characters"
+    if not value.isprintable():
+        return "contains control characters"
+    return None
+
+
+def _content_problem(event: Any) -> str | None:
+    """A NUL character anywhere, or nesting beyond MAX_EVENT_DEPTH; walked without recursion."""
+    pending = [(event, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_EVENT_DEPTH:
+            return f"nested deeper than {MAX_EVENT_DEPTH} levels"
+        if isinstance(value, dict):
+            if any("\x00" in key for key in value):
+                return "contains a NUL character"
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and "\x00" in value:
+            return "contains a NUL character"
+    return None
+
+
+def _storable_event(text: str, payload: bytes) -> dict[str, Any]:
+    """The signed body as an event that can be stored as it is, or MalformedEvent with the reason."""
+    try:
+        event = json.loads(text)
+    except (ValueError, RecursionError) as error:  # the parser recurses: 100,000 brackets exhaust it
+        raise MalformedEvent(f"not JSON: {str(error)[:200]}", payload) from None
+    if not isinstance(event, dict) or event.get("object") != "event":
+        raise MalformedEvent("not an event object", payload)
+    if problem := _text_problem(event.get("id"), MAX_EVENT_ID_LENGTH):
+        raise MalformedEvent(f"the event id {problem}", payload)
+    event_id = event["id"]
+    kind = event.get("type")
+    if kind is not None and (problem := _text_problem(kind, MAX_EVENT_TYPE_LENGTH)):
+        raise MalformedEvent(f"the event type {problem}", payload, event_id)
+    if problem := _content_problem(event):
+        raise MalformedEvent(f"the event {problem}", payload, event_id, kind)
+    return event
+
+
+def event_problem(kind: str, event: dict[str, Any]) -> str | None:
+    """Why a stored event of type ``kind`` cannot be acted on (no type, its data not an object
+    holding an object), or None. Checked before every attempt, so a replay cannot turn it into
+    "ignored"."""
+    if not kind:
+        return "the event has no type"
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        return "the event's data is not an object holding an object"
+    return None
 
 
 class StripeGateway:
@@ -235,7 +317,10 @@ class StripeGateway:
 
     def verify_event(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:
         """The event as a plain dict, if a signature over the raw body is valid for one of the
-        configured secrets and its time is within the tolerance, in the past or in the future."""
+        configured secrets and its time is within the tolerance, in the past or in the future.
+        Raises InvalidWebhook when the signature does not prove that, MalformedEvent when it does
+        but the body cannot be stored as the event it claims to be (see :func:`event_problem` for
+        what a stored event is checked for before it is acted on)."""
         if not self._webhook_secrets:
             raise InvalidWebhook("no webhook secret configured")
         try:
@@ -252,13 +337,7 @@ class StripeGateway:
                 errors.append(str(error))
         else:
             raise InvalidWebhook("; ".join(errors))
-        try:
-            event = json.loads(text)
-        except ValueError as error:
-            raise InvalidWebhook(str(error)) from None
-        if not isinstance(event, dict) or not isinstance(event.get("id"), str) or event.get("object") != "event":
-            raise InvalidWebhook("not an event")
-        return event
+        return _storable_event(text, payload)
 
     # -- listing for reconciliation (created in a time range, unix seconds) ------------------------
 
@@ -326,48 +405,87 @@ def _id_of(value) -> str | None:
     """Stripe fields hold an id or, when expanded, the object."""
     if value is None or isinstance(value, str):
         return value
-    return value.get("id")
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        return value["id"]
+    raise MalformedObject("an id is neither a string nor an object with an id")
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", list: "a list"}
+
+
+def _field(data: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
+    """``data[name]`` if it has Stripe's type (absent or null gives ``default``); otherwise the object
+    is malformed. A bool is no integer here, though Python says it is."""
+    value = data.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise MalformedObject(f"{name} is not {_TYPE_NAMES[kind]}")
+    return value
+
+
+def _metadata(data: dict[str, Any]) -> dict[str, str]:
+    metadata = _field(data, "metadata", dict, {})
+    if not all(isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()):
+        raise MalformedObject("metadata holds values that are not strings")
+    return dict(metadata)
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise MalformedObject("not an object")
+    if not isinstance(data["id"], str):
+        raise MalformedObject("id is not a string")
+    return data
 
 
 def _checkout_session(data: dict[str, Any]) -> CheckoutSession:
+    data = _object(data)
     return CheckoutSession(
         id=data["id"],
-        url=data.get("url"),
-        status=data.get("status"),
-        payment_status=data.get("payment_status"),
-        mode=data.get("mode") or "payment",
+        url=_field(data, "url", str),
+        status=_field(data, "status", str),
+        payment_status=_field(data, "payment_status", str),
+        mode=_field(data, "mode", str) or "payment",
         customer_id=_id_of(data.get("customer")),
         payment_intent_id=_id_of(data.get("payment_intent")),
         setup_intent_id=_id_of(data.get("setup_intent")),
-        amount_total=data.get("amount_total"),
-        metadata=dict(data.get("metadata") or {}),
-        currency=data.get("currency"),
-        livemode=data.get("livemode"),
+        amount_total=_field(data, "amount_total", int),
+        metadata=_metadata(data),
+        currency=_field(data, "currency", str),
+        livemode=_field(data, "livemode", bool),
     )
 
 
 def checkout_session_from(data: dict[str, Any]) -> CheckoutSession:
-    """A checkout session from an event payload."""
+    """A checkout session from an event payload; MalformedObject if its fields are not Stripe's types."""
     return _checkout_session(data)
 
 
 def payment_intent_from(data: dict[str, Any]) -> PaymentIntent:
-    error = data.get("last_payment_error") or {}
+    """A payment intent from Stripe's answer or an event payload; MalformedObject if its fields are
+    not Stripe's types."""
+    data = _object(data)
+    error = _field(data, "last_payment_error", dict, {})
+    methods = _field(data, "payment_method_types", list, [])
+    if not all(isinstance(method, str) for method in methods):
+        raise MalformedObject("payment_method_types holds values that are not strings")
     return PaymentIntent(
         id=data["id"],
-        status=data.get("status") or "",
-        amount=data.get("amount") or 0,
+        status=_field(data, "status", str, ""),
+        amount=_field(data, "amount", int, 0),
         customer_id=_id_of(data.get("customer")),
         payment_method_id=_id_of(data.get("payment_method")),
-        payment_method_types=tuple(data.get("payment_method_types") or ()),
+        payment_method_types=tuple(methods),
         latest_charge_id=_id_of(data.get("latest_charge")),
-        error_code=error.get("code"),
-        decline_code=error.get("decline_code"),
-        error_message=error.get("message"),
-        metadata=dict(data.get("metadata") or {}),
-        currency=data.get("currency"),
-        amount_received=data.get("amount_received"),
-        livemode=data.get("livemode"),
+        error_code=_field(error, "code", str),
+        decline_code=_field(error, "decline_code", str),
+        error_message=_field(error, "message", str),
+        metadata=_metadata(data),
+        currency=_field(data, "currency", str),
+        amount_received=_field(data, "amount_received", int),
+        livemode=_field(data, "livemode", bool),
+        created=_field(data, "created", int),
     )
 
 

@@ -155,9 +155,26 @@ def create_checkout(session: Session, gateway: StripeGateway, topup_id: int, pag
     return checkout.url or ""
 
 
+# Never credited again: credited once, or its payment was paid back instead (a later report of that
+# payment, such as a replayed event, must not credit it).
+_NOT_CREDITABLE = (TopupStatus.CREDITED.value, TopupStatus.REFUNDED.value)
+
+
+def received_share(topup: Topup, received_cents: int) -> int:
+    """The units a payment of ``received_cents`` credits for this top-up: that share of its amount
+    (the money itself when amounts include VAT), rounded half-up once, never more than the amount."""
+    charged_cents = topup.charged_cents or topup.amount // UNITS_PER_CENT
+    return min(topup.amount, divide_half_up(topup.amount * max(received_cents, 0), charged_cents))
+
+
 def credit_topup(session: Session, topup_id: int, *, payment_intent_id: str | None = None,
-                 payment_method_type: str | None = None) -> bool:
-    """Credit the top-up and its bonus exactly once. Returns whether this call credited it."""
+                 payment_method_type: str | None = None, received_cents: int | None = None) -> bool:
+    """Credit the top-up and its bonus exactly once. Returns whether this call credited it.
+
+    With ``received_cents`` (staff crediting what Stripe received for a top-up under review) the
+    top-up becomes what was paid: its amount :func:`received_share`, its charge those cents, and the
+    bonus is decided on that amount as for any top-up of it — so the invoice, later refunds and
+    reconciliation all see the money that came in."""
     now = utcnow()
     values = {"status": TopupStatus.CREDITED.value, "credited_at": now, "updated_at": now,
               "failure_code": None, "decline_code": None, "failure_message": None}
@@ -165,8 +182,12 @@ def credit_topup(session: Session, topup_id: int, *, payment_intent_id: str | No
         values["stripe_payment_intent_id"] = func.coalesce(Topup.stripe_payment_intent_id, payment_intent_id)
     if payment_method_type:
         values["payment_method_type"] = payment_method_type
+    if received_cents is not None:
+        asked = session.get(Topup, topup_id)
+        values["amount"] = received_share(asked, received_cents)
+        values["charged_cents"] = min(received_cents, asked.charged_cents or received_cents)
     claimed = session.execute(
-        update(Topup).where(Topup.id == topup_id, Topup.status != TopupStatus.CREDITED.value)
+        update(Topup).where(Topup.id == topup_id, Topup.status.not_in(_NOT_CREDITABLE))
         .values(**values).returning(Topup.id)
     ).scalar_one_or_none()
     if claimed is None:
@@ -320,6 +341,23 @@ def credit_on_evidence(session: Session, topup: Topup, paid: Paid, *, live: bool
     return False
 
 
+def stripe_payment(gateway: StripeGateway, topup: Topup) -> PaymentIntent | None:
+    """Stripe's own record of the payment for the top-up, found from what we stored (never from an
+    event): its payment intent, or its Checkout Session's. None while Stripe has none. Raises
+    PaymentError when Stripe cannot be asked."""
+    intent_id = topup.stripe_payment_intent_id
+    if intent_id is None and topup.stripe_checkout_session_id:
+        intent_id = gateway.retrieve_checkout_session(topup.stripe_checkout_session_id).payment_intent_id
+    return gateway.retrieve_payment_intent(intent_id) if intent_id else None
+
+
+def close_refunded(session: Session, topup_id: int, payment_intent_id: str) -> bool:
+    """A top-up under review whose payment staff paid back in full: closed as refunded, with the
+    payment it was. Nothing was credited, so nothing is debited. Returns whether it moved."""
+    return _move(session, topup_id, TopupStatus.REFUNDED, {TopupStatus.REVIEW.value},
+                 stripe_payment_intent_id=func.coalesce(Topup.stripe_payment_intent_id, payment_intent_id))
+
+
 def _topup_from_metadata(session: Session, metadata: dict[str, str]) -> Topup | None:
     raw = metadata.get("topup_id", "")
     return session.get(Topup, int(raw)) if raw.isdigit() else None
@@ -426,8 +464,8 @@ def record_stripe_refund(session: Session, payment_intent_id: str, refund_id: st
     """Debit a refund made in Stripe once (keyed by the refund id) and take back its share of the bonus
     (:func:`refund_debit`): never more than the payment credited, whatever Stripe reports."""
     topup = session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == payment_intent_id))
-    if topup is None:
-        return False
+    if topup is None or topup.status != TopupStatus.CREDITED.value:
+        return False  # never credited (under review, or paid back instead): there is nothing to take back
     lock_account(session, topup.company_id)  # one refund at a time: the cap sees every earlier one
     if session.scalar(select(TopupRefund.id).where(TopupRefund.stripe_refund_id == refund_id)):
         return False

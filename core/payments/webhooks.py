@@ -7,23 +7,32 @@ Nothing here commits. The event must be stored before it is acted on, and a fail
 leave its event recorded as failed, so intake comes in named steps, each its own unit of work that
 the entry point (the webhook endpoint, a staff replay, the CLI) commits before the next:
 
-1. :func:`store_event` — verify the signature and store the event (once per Stripe event id);
-2. :func:`start_processing` — count the attempt, or record the event as ignored (no handler);
+1. :func:`store_event` — verify the signature and store the event (once per Stripe event id); a
+   signed body that cannot be stored as it is (see :class:`MalformedEvent`) is stored as failed, its
+   text kept for staff;
+2. :func:`start_processing` — count the attempt, or record the event as ignored (no handler) or as
+   failed (malformed: :func:`event_problem`);
 3. :func:`handle_event` — run the handler and record the event as processed; if it raises, the entry
    point rolls back and commits :func:`record_failure` instead (the event stays for staff and replay).
+
+An event left "received" (the process died between the steps) is picked up again after
+:data:`STUCK_AFTER` by :func:`replayable_event_ids`: the replay of failed events and the sweep.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
 from core.schema import Topup, WebhookEvent, WebhookStatus, insert_or_ignore
-from core.payments.gateway import PaymentError, StripeGateway, checkout_session_from, payment_intent_from
+from core.payments.gateway import (
+    MalformedEvent, PaymentError, StripeGateway, checkout_session_from, event_problem, payment_intent_from,
+)
 from core.payments.topups import (
     apply_async_payment_failed, apply_checkout_session, apply_payment_intent, record_stripe_refund,
 )
@@ -31,24 +40,52 @@ from core.payments.topups import (
 log = logging.getLogger(__name__)
 
 DONE = (WebhookStatus.PROCESSED.value, WebhookStatus.IGNORED.value)
+STUCK_AFTER = timedelta(minutes=10)  # longer than any delivery takes: a "received" event older than this was dropped
+MALFORMED = "malformed_event"  # the stored payload's ``object`` when the body could not be stored as it is
 
 
 def store_event(session: Session, gateway: StripeGateway, payload: bytes, signature: str | None) -> WebhookEvent:
     """Step 1: verify and store the event; a stored one is returned as it is (its status tells whether
     it still needs processing, see :data:`DONE`). Raises InvalidWebhook before storing anything."""
-    event = gateway.verify_event(payload, signature)
+    try:
+        event = gateway.verify_event(payload, signature)
+    except MalformedEvent as malformed:
+        return _store(session, malformed.event_id, malformed.event_type, _malformed_payload(malformed, payload),
+                      WebhookStatus.FAILED, error=_error_text(malformed))
+    return _store(session, event["id"], event.get("type") or "", event, WebhookStatus.RECEIVED)
+
+
+def _store(session: Session, event_id: str, kind: str, payload: dict, status: WebhookStatus,
+           error: str | None = None) -> WebhookEvent:
     # The unique event id decides between concurrent deliveries: the second INSERT does nothing.
     session.execute(insert_or_ignore(session, WebhookEvent).values(
-        stripe_event_id=event["id"], type=str(event.get("type", ""))[:100], payload=event,
-        status=WebhookStatus.RECEIVED.value, attempts=0, received_at=utcnow()))
-    return session.scalars(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event["id"])
+        stripe_event_id=event_id, type=kind, payload=payload, status=status.value, error=error, attempts=0,
+        received_at=utcnow()))
+    return session.scalars(select(WebhookEvent).where(WebhookEvent.stripe_event_id == event_id)
                            .execution_options(populate_existing=True)).one()
 
 
+def _malformed_payload(malformed: MalformedEvent, payload: bytes) -> dict:
+    """What is kept of a body that cannot be stored as it is: the reason and its text, without NULs."""
+    text = payload.decode("utf-8").replace("\x00", "\ufffd")
+    return {"object": MALFORMED, "reason": malformed.reason, "body": text}
+
+
+def _error_text(error: BaseException) -> str:
+    """An error for the ``error`` column: PostgreSQL keeps no NUL in text."""
+    return f"{type(error).__name__}: {error}".replace("\x00", "\ufffd")[:2000]
+
+
 def start_processing(session: Session, event_row_id: int) -> bool:
-    """Step 2: whether the stored event has a handler; if so its attempt is counted, if not it is
-    recorded as ignored."""
+    """Step 2: whether the stored event is to be handled; if so its attempt is counted. If not, it is
+    recorded as failed (malformed: it stays failed however often it is replayed) or as ignored (no
+    handler for its type)."""
     row = session.get(WebhookEvent, event_row_id, populate_existing=True)
+    malformed = row.payload.get("object") == MALFORMED  # stored so at intake: its reason stays
+    problem = row.payload.get("reason") if malformed else event_problem(row.type, row.payload)
+    if problem:
+        _finish(session, row.id, WebhookStatus.FAILED, error=f"{MalformedEvent.__name__}: {problem}")
+        return False
     if row.type not in HANDLERS:
         _finish(session, row.id, WebhookStatus.IGNORED)
         return False
@@ -62,7 +99,7 @@ def handle_event(session: Session, gateway: StripeGateway, event_row_id: int) ->
     IntegrityError is a unique-key race with a concurrent delivery, so the work is done: the entry
     point rolls back and runs this step again, to see it."""
     row = session.get(WebhookEvent, event_row_id, populate_existing=True)
-    obj = (row.payload.get("data") or {}).get("object") or {}
+    obj = row.payload["data"]["object"]  # an object: start_processing checked it
     company_id = HANDLERS[row.type](session, obj, gateway)
     return _finish(session, row.id, WebhookStatus.PROCESSED, company_id=company_id)
 
@@ -72,7 +109,7 @@ def record_failure(session: Session, event_row_id: int, error: BaseException) ->
     and for replay (never a 500 to Stripe)."""
     row = session.get(WebhookEvent, event_row_id, populate_existing=True)
     log.error("webhook %s (%s) failed", row.stripe_event_id, row.type, exc_info=error)
-    return _finish(session, row.id, WebhookStatus.FAILED, error=f"{type(error).__name__}: {error}"[:2000])
+    return _finish(session, row.id, WebhookStatus.FAILED, error=_error_text(error))
 
 
 def _finish(session: Session, row_id: int, status: WebhookStatus, *, error: str | None = None,
@@ -89,11 +126,12 @@ def stored_event_id(session: Session, stripe_event_id: str) -> int | None:
     return session.scalar(select(WebhookEvent.id).where(WebhookEvent.stripe_event_id == stripe_event_id))
 
 
-def failed_event_ids(session: Session) -> list[int]:
-    """The failed events, oldest first, for replaying them all."""
-    return list(session.scalars(
-        select(WebhookEvent.id).where(WebhookEvent.status == WebhookStatus.FAILED.value).order_by(WebhookEvent.id)
-    ))
+def replayable_event_ids(session: Session, *, failed: bool = True) -> list[int]:
+    """The events to process again, oldest first: those left "received" for longer than STUCK_AFTER
+    (the process died between the steps) and, with ``failed``, the failed ones."""
+    stuck = (WebhookEvent.status == WebhookStatus.RECEIVED.value) & (WebhookEvent.received_at < utcnow() - STUCK_AFTER)
+    condition = stuck | (WebhookEvent.status == WebhookStatus.FAILED.value) if failed else stuck
+    return list(session.scalars(select(WebhookEvent.id).where(condition).order_by(WebhookEvent.id)))
 
 
 # -- handlers: take the event's object, return the company it concerned ---------------------------------

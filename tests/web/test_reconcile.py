@@ -140,3 +140,29 @@ def test_a_drifted_balance_is_explained_by_an_adjustment_entry_not_an_overwrite(
         assert (entry.type, entry.amount, entry.balance_before) == ("adjustment", eur("2.5"), eur("10"))
         assert db.session.query(AuditRecord.action).scalar() == "ledger.book_difference"
     assert app.test_cli_runner().invoke(args=["billing", "reconcile"]).exit_code == 0
+
+
+@pytest.mark.parametrize("stripe_says, problem", [
+    ({"amount_received": 100}, "amount_mismatch"),
+    ({"currency": "usd"}, "currency_mismatch"),
+    ({"customer": "cus_of_another_company"}, "customer_mismatch"),
+])
+def test_a_credited_top_up_is_compared_with_stripes_payment_not_only_found(app, customer, since, stripe_says, problem):
+    from sqlalchemy import select
+
+    from core.schema import Topup
+    from tests.web.test_review_topups import stripe_shows
+
+    top_up(customer[1], "100")
+    with app.app_context():
+        intent_id = db.session.scalar(select(Topup.stripe_payment_intent_id).where(Topup.company_id == customer[0]))
+    assert reconcile(app, "--since", since).exit_code == 0
+    stripe_shows(app.extensions["stripe_sandbox"], intent_id, **stripe_says)
+    result = reconcile(app, "--since", since)
+    assert result.exit_code == 1 and "[topup_evidence_mismatch]" in result.output
+    with app.app_context():
+        from core.backoffice.reconcile import reconcile as findings_of
+
+        [finding] = findings_of(db.session, app.extensions["stripe_gateway"], since=datetime.fromisoformat(since))
+    assert (finding.kind, finding.problem, finding.company_id) == ("topup_evidence_mismatch", problem, customer[0])
+
