@@ -6,8 +6,8 @@
 from rq import cron
 
 from app.jobs import (
-    check_low_balances, expire_stale_reservations, generate_monthly_statements, issue_missing_documents,
-    retry_unsent_emails, settle_auto_topups,
+    check_low_balances, dispatch_overdue_followups, expire_stale_reservations, generate_monthly_statements,
+    issue_missing_documents, retry_unsent_emails, settle_auto_topups,
 )
 from app.queue import BILLING, EMAILS, INVOICES
 
@@ -17,3 +17,4 @@ cron.register(retry_unsent_emails, EMAILS, cron="*/10 * * * *", name="retry unse
 cron.register(issue_missing_documents, INVOICES, cron="15 * * * *", name="issue missing invoices")
 cron.register(expire_stale_reservations, BILLING, cron="*/10 * * * *", name="expire stale reservations")
 cron.register(settle_auto_topups, BILLING, cron="*/15 * * * *", name="settle automatic top-up attempts")
+cron.register(dispatch_overdue_followups, BILLING, cron="* * * * *", name="enqueue follow-ups left in the outbox")
