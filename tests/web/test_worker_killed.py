@@ -30,7 +30,8 @@ RQ = str(Path(sys.executable).parent / "rq")
 
 
 def rq_worker(smtp_port: int, *options: str) -> subprocess.Popen:
-    """`rq worker` as the README runs it, in a process group of its own (the worker and its work horse)."""
+    """`rq worker` as `make worker` runs it (``options`` make its ticks shorter, for the test's sake), in a
+    process group of its own."""
     env = {**os.environ, "REDIS_URL": JOBS_REDIS_URL, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
            "SMTP_STARTTLS": "0"}
     return subprocess.Popen([RQ, "worker", "--url", JOBS_REDIS_URL, "-w", "worker.AppWorker", "--with-scheduler",
