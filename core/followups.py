@@ -24,7 +24,7 @@ workers or Flask.
 
 The events of a SAVEPOINT (``begin_nested``) are ignored: only the outermost transaction's commit makes
 requests due. A request made inside a savepoint that is rolled back is rolled back with it (its
-outbox row is gone). No code uses savepoints today.
+outbox row is gone).
 """
 
 from __future__ import annotations

@@ -61,3 +61,16 @@ def test_the_sweep_sees_only_requests_older_than_its_cutoff_and_forgotten_ones_n
     forget_followups(session, [overdue[0].outbox_id])
     session.commit()
     assert [(due.kind, due.ids) for due in overdue_followups(session, later)] == [(Followup.ISSUE_CREDIT_NOTE, (4,))]
+
+
+def test_a_request_in_a_rolled_back_savepoint_goes_with_it_and_the_outer_ones_stay(session):
+    handed = dispatched(session)
+    request_followup(session, Followup.SEND_EMAIL, 1)
+    savepoint = session.begin_nested()
+    request_followup(session, Followup.SEND_EMAIL, 2)
+    session.flush()
+    savepoint.rollback()
+    session.commit()
+    assert rows(session) == [("send_email", [1])]
+    assert [[(due.kind, due.ids) for due in due_list] for due_list in handed if due_list] == [
+        [(Followup.SEND_EMAIL, (1,))]]
