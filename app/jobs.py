@@ -297,7 +297,7 @@ def dispatch_followups(due: list[Due]) -> None:
             handed.append(request.outbox_id)
     except RedisError as error:
         log.warning("Redis is not reachable (%s): %d follow-up(s) stay in the outbox, the sweep enqueues "
-                          "them later", error, len(due) - len(handed))
+                    "them later", error, len(due) - len(handed))
     finally:
         if handed:
             _forget_handed(handed)
@@ -312,7 +312,7 @@ def _forget_handed(outbox_ids: list[int]) -> None:
             session.commit()
     except SQLAlchemyError:
         log.warning("Could not delete %d dispatched follow-up(s) from the outbox", len(outbox_ids),
-                          exc_info=True)
+                    exc_info=True)
 
 
 def dispatch_overdue_followups() -> int:

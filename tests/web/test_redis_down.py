@@ -10,6 +10,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import time_machine
@@ -33,15 +34,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def redis_down(app, redis_jobs):
-    """Jobs go to a Redis where nothing listens; calling the fixture's value brings the real one back."""
+    """Jobs go to a Redis where nothing listens, until ``redis_down.come_back()`` (the suite's real one)."""
     app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
     app.extensions.pop("redis", None)
 
-    def back():
+    def come_back():
         app.config["REDIS_URL"] = JOBS_REDIS_URL
         app.extensions.pop("redis", None)
 
-    return back
+    return SimpleNamespace(come_back=come_back)
 
 
 def count(app, model, *where) -> int:
@@ -78,7 +79,7 @@ def test_with_redis_down_a_paid_top_up_is_credited_processed_and_invoiced_once_r
     assert outbox(app) == [("issue_topup_invoice", [topup_id])]  # the invoice's job waits for Redis
     assert count(app, Invoice) == 0
 
-    redis_down()  # Redis is back
+    redis_down.come_back()
     with app.app_context():
         assert dispatch_overdue_followups() == 0  # within the grace the commit's own dispatch has the row
     assert sweep_later(app) == 1
@@ -100,7 +101,7 @@ def test_with_redis_down_a_call_end_that_starts_an_automatic_top_up_answers_its_
     assert attempt.status == "pending"
     assert outbox(app) == [("run_auto_topup", [attempt.id])]
 
-    redis_down()  # Redis is back: the sweep enqueues the charge and a worker runs it
+    redis_down.come_back()  # the sweep enqueues the charge and a worker runs it
     assert sweep_later(app) == 1
     run_worker(app, redis_jobs)
     [attempt] = attempts(app, customer)
