@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 FLASK = $(VENV)/bin/flask --app wsgi
 
-.PHONY: run test install install-test system-libs translations messages db demo vendor bench
+.PHONY: run test install install-test system-libs translations messages db demo vendor bench worker cron
 
 run: install translations db demo
 	@echo ""
@@ -21,6 +21,17 @@ run: install translations db demo
 test: install-test translations
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Background work (REDIS_URL set): the workers of the three queues, and the cron scheduler. Each idle
+# worker looks for jobs whose worker died (no heartbeat for a minute) every minute and runs them again.
+worker: install
+	@test -n "$$REDIS_URL" || { echo "REDIS_URL must be set"; exit 1; }
+	$(VENV)/bin/rq worker --url "$$REDIS_URL" -w worker.AppWorker --with-scheduler --maintenance-interval 60 \
+	  --worker-ttl 60 invoices emails billing
+
+cron: install
+	@test -n "$$REDIS_URL" || { echo "REDIS_URL must be set"; exit 1; }
+	$(VENV)/bin/rq cron --url "$$REDIS_URL" app/cron.py
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -1,6 +1,12 @@
 """RQ workers that run every job inside the portal's app context.
 
-    rq worker --url "$REDIS_URL" -w worker.AppWorker --with-scheduler invoices emails billing
+    rq worker --url "$REDIS_URL" -w worker.AppWorker --with-scheduler --maintenance-interval 60 --worker-ttl 60 \
+        invoices emails billing
+
+(`make worker`.) A worker killed in the middle of a job (SIGKILL, a lost machine) stops sending the job's
+heartbeat; a minute later the next idle worker's maintenance (every ``--maintenance-interval`` seconds, at
+most ``--worker-ttl`` - 15 seconds apart while it waits for work) finds the job abandoned in RQ's
+StartedJobRegistry and retries it, counting one of its retries (app.queue), so it runs again once.
 """
 
 from rq.worker import SimpleWorker, Worker

@@ -23,6 +23,8 @@ def database_uri(url: str | None, instance_path: Path) -> str:
 
 
 MIN_SECRET_KEY_BYTES = 32
+# Seconds: a Redis that hangs must not hang a request (rate limits fall back, jobs wait in the outbox).
+REDIS_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 
 
 def _instance_secret(instance_path: Path, name: str, make) -> str:
@@ -68,6 +70,10 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(uri),
         "REDIS_URL": redis_url,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        # Redis down: count in this process's memory (Flask-Limiter logs a warning) and go back to Redis
+        # once it answers again, rather than failing every limited request (logins, top-ups).
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_STORAGE_OPTIONS": REDIS_TIMEOUTS if redis_url else {},
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT_PER_ACCOUNT": environ.get("LOGIN_RATE_LIMIT_PER_ACCOUNT", "5 per minute"),
         "LOGIN_RATE_LIMIT_PER_ADDRESS": environ.get("LOGIN_RATE_LIMIT_PER_ADDRESS", "30 per minute"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(load_config(instance_path))
     app.config.update(overrides or {})
 
+    _init_logging()
     init_security(app)
     _init_extensions(app)
     app.extensions["renderer"] = Renderer(ROOT / "templates", app.config["BABEL_TRANSLATION_DIRECTORIES"],
@@ -41,6 +43,13 @@ def create_app(overrides: dict | None = None) -> Flask:
     _register_error_pages(app)
     _register_cli(app)
     return app
+
+
+def _init_logging() -> None:
+    """Warnings reach stderr (where gunicorn's and the workers' supervisors collect them) unless the
+    deployment configured logging itself: e.g. a rate-limit storage that fell back to memory, follow-ups
+    left in the outbox while Redis is down."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _init_extensions(app: Flask) -> None:

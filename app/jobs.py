@@ -3,25 +3,30 @@ session, commits its own unit of work (the services never commit), and is safe t
 invoice, statement and email records each exist once.
 
 Core services never enqueue: they request follow-up work on their session
-(:func:`core.followups.request_followup`). :data:`FOLLOWUP_JOBS` maps each kind to its job function,
-by reference, and to its queue; :func:`install_followup_dispatch` (called once by the app factory)
-enqueues the requests of a transaction once it has committed and ended, so a worker never reads data
-that is not committed yet and a rolled-back operation leaves no job behind. Inline (``JOBS_INLINE``)
-the job then runs in the committing process, in its own app context and session, after the
-committing session has given back its connection; see :mod:`app.queue` for which errors it raises.
+(:func:`core.followups.request_followup`), which writes it to the outbox table in their transaction.
+:data:`FOLLOWUP_JOBS` maps each kind to its job function, by reference, and to its queue;
+:func:`install_followup_dispatch` (called once by the app factory) hands the requests of a transaction
+to the queue once it has committed and ended, then deletes their outbox rows, so a worker never reads
+data that is not committed yet and a rolled-back operation leaves no job behind. When Redis cannot
+take them, the rows stay and :func:`dispatch_overdue_followups` (scheduled every minute) hands them
+over later: the caller's committed work stands and answers normally. Inline (``JOBS_INLINE``) the job
+then runs in the committing process, in its own app context and session, after the committing session
+has given back its connection; see :mod:`app.queue` for which errors it raises.
 The periodic jobs are scheduled in :mod:`app.cron`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import NamedTuple, TypeVar
 
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import event, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
 from core.payments.auto_topup import (
@@ -31,7 +36,9 @@ from core.payments.gateway import PaymentError
 from core.payments.webhooks import replayable_event_ids
 from core.calls.live import expire_reservation, stale_reservations
 from core.clock import utcnow
-from core.followups import Followup, note_commit, take_due_followups
+from core.followups import (
+    Due, Followup, forget_followups, note_commit, overdue_followups, take_due_followups,
+)
 from core.documents.invoices import Seller
 from core.documents.invoices import issue_credit_note as issue_credit_note_for
 from core.documents.invoices import issue_topup_invoice as issue_invoice_for
@@ -46,7 +53,10 @@ from app.queue import BILLING, EMAILS, INVOICES, enqueue
 from core.documents.statements import companies_with_history, create_statement, previous_month
 from core.documents.vat import VatPolicy
 
+log = logging.getLogger(__name__)
 UNSENT_EMAIL_GRACE = timedelta(minutes=5)
+# Longer than a commit's own dispatch takes, so the sweep does not hand over what is being handed over.
+FOLLOWUP_DISPATCH_GRACE = timedelta(minutes=1)
 T = TypeVar("T")
 
 
@@ -283,6 +293,46 @@ def install_followup_dispatch(sessions: scoped_session) -> None:
 
 
 def _enqueue_due_followups(session: Session, transaction: SessionTransaction) -> None:
-    for kind, ids in take_due_followups(session, transaction):
-        job = FOLLOWUP_JOBS[kind]
-        enqueue(job.queue, job.function, *ids)
+    due = take_due_followups(session, transaction)
+    if due:
+        dispatch_followups(due)
+
+
+def dispatch_followups(due: list[Due]) -> None:
+    """Hand each request to its queue, then delete its outbox row. The caller's transaction has
+    committed, so no error of the queue reaches it: when Redis refuses, the rest stay in the outbox for
+    the sweep. Inline, a job's programming error is still raised (see app.queue)."""
+    handed: list[int] = []
+    try:
+        for request in due:
+            job = FOLLOWUP_JOBS[request.kind]
+            enqueue(job.queue, job.function, *request.ids)
+            handed.append(request.outbox_id)
+    except RedisError as error:
+        log.warning("Redis is not reachable (%s): %d follow-up(s) stay in the outbox, the sweep enqueues "
+                    "them later", error, len(due) - len(handed))
+    finally:
+        if handed:
+            _forget_handed(handed)
+
+
+def _forget_handed(outbox_ids: list[int]) -> None:
+    """If the database refuses now, the rows stay and the sweep hands them over a second time, which the
+    jobs allow (each is safe to run twice)."""
+    try:
+        with job_session() as session:
+            forget_followups(session, outbox_ids)
+            session.commit()
+    except SQLAlchemyError:
+        log.warning("Could not delete %d dispatched follow-up(s) from the outbox", len(outbox_ids),
+                    exc_info=True)
+
+
+def dispatch_overdue_followups() -> int:
+    """The outbox's sweep: follow-ups committed more than a grace ago and still not handed to the queue
+    (Redis was down, the process died before it dispatched them) are handed over now. Returns how many."""
+    with job_session() as session:
+        overdue = overdue_followups(session, utcnow() - FOLLOWUP_DISPATCH_GRACE)
+    if overdue:
+        dispatch_followups(overdue)
+    return len(overdue)

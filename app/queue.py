@@ -24,6 +24,7 @@ from redis import Redis
 from rq import Queue, Retry
 from sqlalchemy.exc import OperationalError
 
+from app.config import REDIS_TIMEOUTS
 from core.payments.gateway import PaymentError
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (OSError, PaymentError, Operat
 def redis_connection(app=None) -> Redis:
     app = app or current_app
     if "redis" not in app.extensions:
-        app.extensions["redis"] = Redis.from_url(app.config["REDIS_URL"])
+        app.extensions["redis"] = Redis.from_url(app.config["REDIS_URL"], **REDIS_TIMEOUTS)
     return app.extensions["redis"]
 
 

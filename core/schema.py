@@ -459,6 +459,19 @@ class SentEmail(Base):
     sent_at: Mapped[datetime | None]
 
 
+class FollowupOutbox(Base):
+    """The transactional outbox of follow-up work (core.followups): a row is written in the transaction
+    that requests the work and deleted once the work was handed to the job queue. A row that outlives a
+    short grace was never handed over (Redis was down, the process died) and is handed over by the sweep."""
+
+    __tablename__ = "followup_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # a core.followups.Followup
+    ids: Mapped[list[int]] = mapped_column(JSON)  # the ids its job takes
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class AutoTopupStatus(str, enum.Enum):
     PENDING = "pending"  # enqueued, not charged yet
     PROCESSING = "processing"  # SEPA: waiting for the bank

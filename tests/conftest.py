@@ -145,8 +145,9 @@ def _reset_rate_limits_and_webhooks(request):
     yield
 
 
-# The jobs' Redis: the suite's own database when REDIS_URL is set (each run keeps to its own), else db 3.
-JOBS_REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/3"
+# The jobs' Redis: the suite's own database when REDIS_URL is set (each run keeps to its own), else
+# TEST_JOBS_REDIS_URL (a run without REDIS_URL that must keep off db 3, e.g. beside another run), else db 3.
+JOBS_REDIS_URL = os.environ.get("REDIS_URL") or os.environ.get("TEST_JOBS_REDIS_URL") or "redis://127.0.0.1:6379/3"
 
 
 @pytest.fixture

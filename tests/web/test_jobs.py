@@ -101,9 +101,11 @@ def test_the_cron_schedule_loads_and_names_the_periodic_jobs(redis_jobs):
     scheduled = {job.name: job for job in scheduler.get_jobs()}
     assert set(scheduled) == {"low-balance warnings", "monthly statements", "retry unsent email",
                               "issue missing invoices", "expire stale reservations",
-                              "settle automatic top-up attempts", "process stuck Stripe events"}
+                              "settle automatic top-up attempts", "process stuck Stripe events",
+                              "enqueue follow-ups left in the outbox"}
     assert scheduled["low-balance warnings"].cron == "*/30 * * * *"
     assert scheduled["monthly statements"].cron == "0 3 1 * *"
+    assert scheduled["enqueue follow-ups left in the outbox"].cron == "* * * * *"
     for job in scheduled.values():  # each resolves, as the scheduler does, to a job function of app.jobs
         assert import_string(f"app.jobs.{job.func.__name__}") is job.func
 
