@@ -1,4 +1,4 @@
-"""h3: the transactional outbox of follow-up work (followup_outbox)
+"""The transactional outbox of follow-up work (followup_outbox)
 
 Revision ID: e3a5c0f1b2d4
 Revises: e5b8c1d2a3f4
