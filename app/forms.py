@@ -4,10 +4,11 @@ period filter of the usage page and the staff reports. Labels and messages are l
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import DateField, EmailField, HiddenField, PasswordField, SelectField
+from wtforms import EmailField, HiddenField, PasswordField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
+from app.inputs import DayField
 from app.web import Form
 from core.calls.usage import MAX_RANGE_DAYS, Period
 from core.i18n import LANGUAGES
@@ -50,8 +51,8 @@ class UsageFilterForm(Form):
         ],
         default=Period.THIS_MONTH.value,
     )
-    start = DateField(_l("From"), validators=[Optional()])
-    end = DateField(_l("To"), validators=[Optional()])
+    start = DayField(_l("From"), validators=[Optional()])
+    end = DayField(_l("To"), validators=[Optional()])
 
     RANGE_ERRORS = {  # core.calls.usage.InvalidRange reasons
         "missing_dates": _l("Please choose a start and an end date for a custom range."),

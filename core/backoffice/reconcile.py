@@ -22,6 +22,7 @@ from core.ledger.postings import verify_ledger
 from core.schema import BalanceTransaction, Company, EntryType, Topup, TopupRefund, TopupStatus, WebhookEvent
 from core.payments.gateway import StripeGateway
 from core.payments.webhooks import HANDLERS
+from core.parsing import id_or_none
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def stripe_findings(session: Session, gateway: StripeGateway, since: datetime,
         select(Topup).where(Topup.stripe_payment_intent_id.in_(list(intents)))) } if intents else {}
     for intent in intents.values():
         topup = topups.get(intent.id)
-        company_id = topup.company_id if topup else _int(intent.metadata.get("company_id"))
+        company_id = topup.company_id if topup else id_or_none(intent.metadata.get("company_id"))
         name = names.get(company_id, "") if company_id else ""
         if intent.status == "succeeded" and (topup is None or topup.status != TopupStatus.CREDITED.value):
             what = "no local top-up" if topup is None else f"top-up #{topup.id} is {topup.status}"
@@ -202,6 +203,3 @@ def stripe_findings(session: Session, gateway: StripeGateway, since: datetime,
             reference=event["id"]))
     return findings
 
-
-def _int(value) -> int | None:
-    return int(value) if isinstance(value, str) and value.isdigit() else None

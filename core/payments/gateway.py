@@ -6,12 +6,13 @@ so a retried request never creates a second payment. Stripe errors become :class
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
+
+from core.parsing import InvalidInput, parse_json
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 
@@ -252,9 +253,9 @@ class StripeGateway:
                 errors.append(str(error))
         else:
             raise InvalidWebhook("; ".join(errors))
-        try:
-            event = json.loads(text)
-        except ValueError as error:
+        try:  # core's parser: a depth limit (no RecursionError), no NaN; NUL bytes are the handlers' to judge
+            event = parse_json(text, check_strings=False)
+        except InvalidInput as error:
             raise InvalidWebhook(str(error)) from None
         if not isinstance(event, dict) or not isinstance(event.get("id"), str) or event.get("object") != "event":
             raise InvalidWebhook("not an event")

@@ -95,7 +95,7 @@ def staff_routes(app):
 
 
 def fill(rule, company_id):
-    return re.sub(r"<(?:int:|string:)?(\w+)>", lambda m: str(company_id), rule.rule)
+    return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(company_id), rule.rule)
 
 
 def test_the_role_matrix_over_every_staff_route(app, client, make_company, make_staff):
