@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Flask, Request, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from flask_babel import lazy_gettext as _l
 from werkzeug.routing import BaseConverter, ValidationError
 from wtforms import DateField
@@ -54,20 +55,16 @@ class BigIdConverter(IdConverter):
     maximum = MAX_BIG_ID
 
 
-class _ParsingJSON:
-    """What the request's ``get_json`` parses with: core's parser, depth-limited."""
+class PortalJSONProvider(DefaultJSONProvider):
+    """The app's JSON (``app.json``, which ``request.get_json`` reads with): core's parser, depth-limited."""
 
-    @staticmethod
-    def loads(data, **_options):
-        return parse_json(data)
+    def loads(self, s, **kwargs):
+        return super().loads(s, **kwargs) if kwargs else parse_json(s)
 
 
 class ParsingRequest(Request):
-    """Mixed into the app's request class (after htmx-flask's): ``get_json`` parses with core's
-    parser and refuses with InvalidInput (the session cookie, which the app signed itself, keeps
-    Flask's own reader)."""
-
-    json_module = _ParsingJSON
+    """Mixed into the app's request class (after htmx-flask's): what ``get_json`` cannot read
+    raises InvalidInput, answered with its reason."""
 
     def on_json_loading_failed(self, error: ValueError | None):
         raise error if isinstance(error, InvalidInput) else InvalidInput("invalid_json")
@@ -133,6 +130,7 @@ def install_input_parsing(app: Flask) -> None:
     """Before the blueprints register their routes (the converters must be known by then)."""
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["bigid"] = BigIdConverter
+    app.json = PortalJSONProvider(app)
     app.request_class = type("PortalRequest", (ParsingRequest, app.request_class), {})
     app.before_request(_refuse_unsafe_text)
     app.register_error_handler(InvalidInput, _answer_invalid_input)
