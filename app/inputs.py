@@ -3,7 +3,8 @@
 - path ids: the ``id`` and ``bigid`` URL converters (``<id:company_id>``), bounded to the id columns'
   range, ASCII digits only; anything else does not match the route (404);
 - query arguments: :func:`query_id`, :func:`query_day`, :func:`query_choice`;
-- form fields: :class:`DayField` (ISO days within the product's years, ASCII digits);
+- form fields: :class:`DayField` (ISO days within the product's years, ASCII digits),
+  :class:`WholeNumberField` (ASCII digits);
 - every request: no NUL byte or lone surrogate in its path, query or form (:func:`_refuse_unsafe_text`),
   a size limit (MAX_CONTENT_LENGTH, MAX_FORM_MEMORY_SIZE, MAX_FORM_PARTS: 413), and JSON bodies read by
   :func:`core.parsing.parse_json` (depth limit, no NaN).
@@ -20,9 +21,11 @@ from flask import Flask, Request, jsonify, render_template, request
 from flask.json.provider import DefaultJSONProvider
 from flask_babel import lazy_gettext as _l
 from werkzeug.routing import BaseConverter, ValidationError
-from wtforms import DateField
+from wtforms import DateField, IntegerField
 
-from core.parsing import MAX_BIG_ID, MAX_ID, InvalidInput, check_text, parse_choice, parse_day, parse_id, parse_json
+from core.parsing import (
+    MAX_BIG_ID, MAX_ID, InvalidInput, check_text, parse_choice, parse_day, parse_id, parse_integer, parse_json,
+)
 
 FORM_MIMETYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 INVALID_INPUT = _l("Some of the values you sent are not valid.")
@@ -103,6 +106,20 @@ class DayField(DateField):
         except InvalidInput as error:
             raise ValueError(str(DAY_OUT_OF_RANGE) if error.reason == "day_out_of_range"
                              else self.gettext("Not a valid date value.")) from None
+
+
+class WholeNumberField(IntegerField):
+    """A whole number in ASCII digits (WTForms' IntegerField reads ``int("١٢")``), within BIGINT;
+    NumberRange narrows it."""
+
+    def process_formdata(self, valuelist):
+        if not valuelist:
+            return
+        try:
+            self.data = parse_integer(valuelist[0], -MAX_BIG_ID, MAX_BIG_ID)
+        except InvalidInput:
+            self.data = None
+            raise ValueError(self.gettext("Not a valid integer value.")) from None
 
 
 def _refuse_unsafe_text() -> None:

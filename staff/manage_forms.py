@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
-from app.inputs import DayField
+from app.inputs import DayField, WholeNumberField
 from app.web import Form
 from core.accounts.companies import SORTS
 
@@ -31,7 +31,7 @@ class BlockForm(ReasonForm):
 
 class RateForm(ReasonForm):
     rate_per_minute = StringField(_l("Rate per minute (EUR)"), validators=[DataRequired(), Length(max=20)])
-    increment = IntegerField(_l("Billing increment (seconds)"), validators=[DataRequired(), NumberRange(1, 3600)])
+    increment = WholeNumberField(_l("Billing increment (seconds)"), validators=[DataRequired(), NumberRange(1, 3600)])
 
 
 class ThresholdForm(ReasonForm):

@@ -52,7 +52,7 @@ HOSTILE_VALUES = st.one_of(
 )
 PATH_VALUES = st.one_of(st.sampled_from(HOSTILE), OTHER_DIGITS, st.integers(min_value=2**31, max_value=10**40).map(str))
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
-EXAMPLES_PER_ROUTE = 4  # x every route, method and role: the budget that keeps this under a minute
+EXAMPLES_PER_ROUTE = 6  # x every route, method and role: the budget that keeps this under a minute
 
 
 class _Recorder:
