@@ -12,7 +12,7 @@ from typing import Any
 
 import stripe
 
-from core.parsing import InvalidInput, parse_json
+from core.parsing import InvalidInput, check_text, parse_json
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 
@@ -259,6 +259,11 @@ class StripeGateway:
             raise InvalidWebhook(str(error)) from None
         if not isinstance(event, dict) or not isinstance(event.get("id"), str) or event.get("object") != "event":
             raise InvalidWebhook("not an event")
+        try:  # the id is the stored event's unique key, the type its column: both must fit and be storable
+            check_text(event["id"], max_length=255)
+            check_text(str(event.get("type", "")))
+        except InvalidInput:
+            raise InvalidWebhook("the event's id or type cannot be stored") from None
         return event
 
     # -- listing for reconciliation (created in a time range, unix seconds) ------------------------

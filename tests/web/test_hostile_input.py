@@ -335,3 +335,27 @@ def test_ids_beyond_the_columns_or_in_other_digits_are_not_found(client, make_st
 def test_hostile_event_filters_answer_400(client, make_staff, query):
     log_in(client, make_staff(), STAFF_PASSWORD)
     assert client.get(f"/admin/stripe-events?{query}").status_code == (200 if query == "status=" else 400)
+
+
+EVENT_SHAPED = [
+    {"id": "evt_nul", "object": "event", "type": "charge.refunded", "data": {"object": "a\u0000b"}},
+    {"id": "evt_surrogate", "object": "event", "type": "charge.refunded", "data": {"object": {"id": "\ud800"}}},
+    {"id": "evt_\u0000", "object": "event", "type": "x\u0000", "data": {"object": {}}},
+    {"id": "evt_list", "object": "event", "type": "checkout.session.completed", "data": [1, 2]},
+    {"id": "evt_" + "9" * 400, "object": "event", "type": "payment_intent.succeeded",
+     "data": {"object": {"id": "pi_" + "x" * 300, "amount_received": 10**400, "metadata": {"topup_id": "١٢"}}}},
+    {"id": "evt_nan", "object": "event", "type": "payment_intent.succeeded",
+     "data": {"object": {"amount_received": float("nan")}}},
+]
+
+
+@pytest.mark.parametrize("event", EVENT_SHAPED, ids=range(len(EVENT_SHAPED)))
+def test_signed_malformed_events_answer_without_5xx_and_move_no_money(app, client, event):
+    from stripe_sandbox.webhooks import signature_header
+
+    before = money_state(app)
+    payload = json.dumps(event)
+    answer = client.post("/api/stripe/webhook", data=payload, content_type="application/json",
+                         headers={"Stripe-Signature": signature_header(payload, app.config["STRIPE_WEBHOOK_SECRET"])})
+    assert answer.status_code < 500
+    assert money_state(app) == before
