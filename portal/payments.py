@@ -25,6 +25,7 @@ from core.payments.topups import (
 )
 from core.documents.vat import VatPolicy, split_topup
 from app.inputs import query_id
+from core.parsing import InvalidInput
 from app.web import company_admin_required, company_user_required, redirect_to, render_page, stripe_gateway
 from portal.forms import AMOUNT_ERRORS, AddPaymentMethodForm, TopupForm
 from portal import bp
@@ -168,10 +169,10 @@ def check_topup(topup_id: int):
 def topup_cancel():
     """Where Stripe sends the customer who left the payment page (a GET: it only shows the form again,
     with the way to cancel the waiting top-up, which the page's script takes at once)."""
-    topup_id = query_id("topup")
     try:
+        topup_id = query_id("topup")
         found = company_topup(db.session, current_user.company_id, topup_id) if topup_id else None
-    except TopupNotFound:
+    except (InvalidInput, TopupNotFound):  # a link that names no top-up of this company
         found = None
     if found is None:
         abort(404)
