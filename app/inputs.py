@@ -31,8 +31,7 @@ FORM_MIMETYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 INVALID_INPUT = _l("Some of the values you sent are not valid.")
 DAY_OUT_OF_RANGE = _l("Please choose dates between the years 2000 and 2100.")
 # The API's answers to what its JSON parser refuses: (stable code, status).
-API_INPUT_ERRORS = {"too_deep": ("json_too_deep", 400), "invalid_json": ("invalid_json", 422),
-                    "unsafe_text": ("invalid_json", 422)}
+API_INPUT_ERRORS = {"too_deep": ("json_too_deep", 400), "invalid_json": ("invalid_json", 422)}
 
 
 class IdConverter(BaseConverter):
@@ -70,7 +69,8 @@ class ParsingRequest(Request):
     raises InvalidInput, answered with its reason."""
 
     def on_json_loading_failed(self, error: ValueError | None):
-        raise error if isinstance(error, InvalidInput) else InvalidInput("invalid_json")
+        too_deep = isinstance(error, InvalidInput) and error.reason == "too_deep"
+        raise InvalidInput("too_deep" if too_deep else "invalid_json")
 
 
 def query_id(name: str, maximum: int = MAX_ID) -> int | None:

@@ -371,3 +371,8 @@ def test_signed_malformed_events_answer_without_5xx_and_move_no_money(app, clien
                          headers={"Stripe-Signature": signature_header(payload, app.config["STRIPE_WEBHOOK_SECRET"])})
     assert answer.status_code < 500
     assert money_state(app) == before
+
+
+def test_a_nul_byte_in_an_api_path_answers_400_invalid_input(client, api_company):
+    answer = client.post("/api/v1/calls/c%001/start", json={"started_at": "2026-11-21T10:00:00Z"}, headers=api_company)
+    assert answer.status_code == 400 and answer.json["error"]["code"] == "invalid_input"
