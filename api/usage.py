@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import wraps
 
 from flask import current_app, g, jsonify, request
@@ -18,6 +18,7 @@ from core.calls.live import CallError, CallPolicy, ConcurrentDuplicate, end_call
 from core.clock import utcnow
 from app.extensions import db
 from core.money import to_decimal_string
+from core.parsing import InvalidInput, parse_timestamp
 from api import bp
 
 
@@ -69,7 +70,7 @@ def api_key_required(view):
 
 
 def _json_body() -> dict:
-    body = request.get_json(silent=True)
+    body = request.get_json(force=True)  # app.inputs: core's parser; what it refuses answers a stable code
     if not isinstance(body, dict):
         raise BadRequest("invalid_json", "The body must be a JSON object.")
     return body
@@ -85,14 +86,12 @@ def _timestamp(body: dict, field: str, required: bool) -> datetime | None:
     value = body.get(field)
     if value is None and not required:
         return None
-    if not isinstance(value, str):
-        raise BadRequest("invalid_timestamp", f"{field} must be an ISO 8601 timestamp.")
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest("invalid_timestamp", f"{field} must be an ISO 8601 timestamp.") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = parse_timestamp(value)
+    except InvalidInput as invalid:
+        if invalid.reason == "not_a_timestamp":
+            raise BadRequest("invalid_timestamp", f"{field} must be an ISO 8601 timestamp.") from None
+        raise BadRequest("invalid_timestamp", f"{field} is out of range.") from None
     if not datetime(2000, 1, 1) <= moment <= utcnow().replace(year=utcnow().year + 1):
         raise BadRequest("invalid_timestamp", f"{field} is out of range.")
     return moment

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from app.config import ROOT, load_config
 from app.extensions import babel, csrf, htmx, limiter, login_manager, migrate
+from app.inputs import install_input_parsing
 from app.jobs import install_followup_dispatch
 from app.locale import register_template_helpers, select_locale
 from app.security import init_security
@@ -39,6 +40,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.extensions["renderer"] = Renderer(ROOT / "templates", app.config["BABEL_TRANSLATION_DIRECTORIES"],
                                           app.config["BABEL_DEFAULT_TIMEZONE"])  # documents and emails
     _init_stripe(app)
+    install_input_parsing(app)
     _register_blueprints(app)
     _register_error_pages(app)
     _register_cli(app)
@@ -118,6 +120,7 @@ def _register_error_pages(app: Flask) -> None:
         403: _l("You are not allowed to do this."),
         404: _l("This page does not exist."),
         405: _l("This action is not allowed here."),
+        413: _l("What you sent is too large."),
         422: _l("Some of the values you sent are not valid."),
         429: _l("Too many attempts. Please wait a moment and try again."),
         500: _l("Something went wrong on our side. Please try again later."),

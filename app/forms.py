@@ -8,6 +8,7 @@ from wtforms import DateField, EmailField, HiddenField, PasswordField, SelectFie
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
+from app.inputs import DayField
 from app.web import Form
 from core.calls.usage import MAX_RANGE_DAYS, Period
 from core.i18n import LANGUAGES
@@ -56,8 +57,8 @@ class UsageFilterForm(Form):
         ],
         default=Period.THIS_MONTH.value,
     )
-    start = DateField(_l("From"), validators=[Optional()])
-    end = DateField(_l("To"), validators=[Optional()])
+    start = DayField(_l("From"), validators=[Optional()])
+    end = DayField(_l("To"), validators=[Optional()])
 
     RANGE_ERRORS = {  # core.calls.usage.InvalidRange reasons
         "missing_dates": _l("Please choose a start and an end date for a custom range."),

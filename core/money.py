@@ -68,6 +68,12 @@ def parse_amount(text: str | None, locale: str = "en", max_places: int = 2) -> i
     ``max_places`` is how many decimal places a person may give (cents by default).
     Grouping separators are accepted only in the right places for the locale.
     """
+    return decimal_to_units(parse_decimal(text, locale, max_places))
+
+
+def parse_decimal(text: str | None, locale: str = "en", max_places: int = 2) -> Decimal:
+    """A number as a person types it in ``locale`` (a percentage, an amount): ASCII digits, the
+    locale's separators, at most ``max_places`` decimal places; never NaN, an exponent or a float."""
     if text is None:
         raise InvalidAmount("missing")
     cleaned = text.strip().replace("€", "").replace("EUR", "").replace("\u00a0", "").strip()
@@ -78,18 +84,19 @@ def parse_amount(text: str | None, locale: str = "en", max_places: int = 2) -> i
         r"^(?P<sign>[-+]?)(?P<int>\d{1,3}(?:" + re.escape(group) + r"\d{3})+|\d+)"
         r"(?:" + re.escape(point) + r"(?P<frac>\d+))?$"
     )
-    match = re.match(pattern, cleaned)
+    match = re.fullmatch(pattern, cleaned, re.ASCII)  # ASCII: Decimal() reads other scripts' digits too
     if not match:
         raise InvalidAmount("not_a_number")
     fraction = match.group("frac") or ""
     if len(fraction) > max_places:
         raise InvalidAmount("too_precise")
     digits = match.group("int").replace(group, "")
+    if len(digits) > 15:  # beyond any amount (and far beyond _MAX_EUR); keeps Decimal's work small
+        raise InvalidAmount("too_large")
     try:
-        value = Decimal(f"{match.group('sign')}{digits}.{fraction or '0'}")
+        return Decimal(f"{match.group('sign')}{digits}.{fraction or '0'}")
     except InvalidOperation:  # pragma: no cover - the regex admits only digits
         raise InvalidAmount("not_a_number") from None
-    return decimal_to_units(value)
 
 
 def divide_half_up(numerator: int, denominator: int) -> int:

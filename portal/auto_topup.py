@@ -14,6 +14,7 @@ from app.locale import active_language, money, payment_failure_reason
 from app.extensions import db
 from core.schema import AutoTopupAttempt, AutoTopupStatus
 from core.money import InvalidAmount, eur, parse_amount
+from core.parsing import InvalidInput, parse_integer
 from core.payments.methods import company_payment_methods
 from core.payments.gateway import PaymentError
 from core.payments.topups import TopupLimits
@@ -127,9 +128,9 @@ def _read(form: AutoTopupForm) -> tuple[AutoTopupSettings | None, dict[str, str]
     threshold = _read_amount(form.threshold.data, "threshold", errors, required=enabled)
     amount = _read_amount(form.amount.data, "amount", errors, required=enabled)
     monthly_cap = _read_amount(form.monthly_cap.data, "monthly_cap", errors, required=False)
-    limit_text = (form.daily_limit.data or "").strip()
-    daily_limit = int(limit_text) if limit_text.isdigit() and len(limit_text) <= 3 else 0
-    if not daily_limit:
+    try:
+        daily_limit = parse_integer(form.daily_limit.data, 1, MAX_DAILY_LIMIT)
+    except InvalidInput:
         errors["daily_limit"] = _messages({"daily_limit": "out_of_range"}, None)["daily_limit"]
     if errors:
         return None, errors

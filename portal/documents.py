@@ -21,7 +21,7 @@ def invoices():
                            statements=company_statements(db.session, company_id))
 
 
-@bp.get("/billing/invoices/<int:invoice_id>.pdf")
+@bp.get("/billing/invoices/<id:invoice_id>.pdf")
 @company_user_required
 def invoice_pdf(invoice_id: int):
     document = company_document(db.session, current_user.company_id, invoice_id)
@@ -30,7 +30,7 @@ def invoice_pdf(invoice_id: int):
     return _pdf(document.pdf, f"{document.number}.pdf")
 
 
-@bp.get("/billing/invoices/statements/<int:statement_id>.pdf")
+@bp.get("/billing/invoices/statements/<id:statement_id>.pdf")
 @company_user_required
 def statement_pdf(statement_id: int):
     statement = company_statement(db.session, current_user.company_id, statement_id)

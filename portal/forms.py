@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, timezone
 
 from flask_babel import get_timezone, lazy_gettext as _l
-from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField
+from wtforms import BooleanField, HiddenField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from core.i18n import ENTRY_TYPE_LABELS
+from app.inputs import DayField
 from app.web import Form
 
 
@@ -30,8 +31,8 @@ class TransactionFilterForm(Form):
         validators=[Optional()],
         default="",
     )
-    start = DateField(_l("From"), validators=[Optional()])
-    end = DateField(_l("To"), validators=[Optional()])
+    start = DayField(_l("From"), validators=[Optional()])
+    end = DayField(_l("To"), validators=[Optional()])
 
     def validate_end(self, field):
         if field.data and self.start.data and field.data < self.start.data:

@@ -24,6 +24,8 @@ from core.payments.topups import (
     open_checkout_topup, recent_topups, topup_for_checkout,
 )
 from core.documents.vat import VatPolicy, split_topup
+from app.inputs import query_id
+from core.parsing import InvalidInput
 from app.web import company_admin_required, company_user_required, redirect_to, render_page, stripe_gateway
 from portal.forms import AMOUNT_ERRORS, AddPaymentMethodForm, TopupForm
 from portal import bp
@@ -141,7 +143,7 @@ def topup_success():
     return render_template("portal/topup_success.html", topup=found)
 
 
-@bp.post("/billing/topup/<int:topup_id>/status")
+@bp.post("/billing/topup/<id:topup_id>/status")
 @company_user_required
 def check_topup(topup_id: int):
     """The top-up's status, asking Stripe when its webhook is late (the status panel polls this;
@@ -167,10 +169,10 @@ def check_topup(topup_id: int):
 def topup_cancel():
     """Where Stripe sends the customer who left the payment page (a GET: it only shows the form again,
     with the way to cancel the waiting top-up, which the page's script takes at once)."""
-    raw = request.args.get("topup", "")
     try:
-        found = company_topup(db.session, current_user.company_id, int(raw)) if raw.isdigit() else None
-    except TopupNotFound:
+        topup_id = query_id("topup")
+        found = company_topup(db.session, current_user.company_id, topup_id) if topup_id else None
+    except (InvalidInput, TopupNotFound):  # a link that names no top-up of this company
         found = None
     if found is None:
         abort(404)
@@ -178,7 +180,7 @@ def topup_cancel():
     return _topup_page(form, left_checkout=found)
 
 
-@bp.post("/billing/topup/<int:topup_id>/cancel")
+@bp.post("/billing/topup/<id:topup_id>/cancel")
 @company_user_required
 def cancel_waiting_topup(topup_id: int):
     try:

@@ -37,7 +37,7 @@ def create_key():
     return _page(ApiKeyForm(formdata=None), new_key=key, status=201)
 
 
-@bp.post("/settings/api-keys/<int:key_id>/revoke")
+@bp.post("/settings/api-keys/<id:key_id>/revoke")
 @company_admin_required
 def revoke_key(key_id: int):
     if not AddPaymentMethodForm().validate():

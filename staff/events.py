@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 import json
-from datetime import date
-
 from flask import abort, flash, request, url_for
 
 from core.accounts.audit import record_action
 from app.extensions import db
 from core.schema import WebhookEvent, WebhookStatus
+from app.inputs import query_choice, query_day, query_id
 from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
 from core.backoffice.stripe_events import EventFilter, event_ledger_entries, event_types, list_events
 from app.events import process_stored_event
@@ -21,22 +20,13 @@ from staff import bp
 STATUSES = [status.value for status in WebhookStatus]
 
 
-def _date(name: str) -> date | None:
-    try:
-        return date.fromisoformat(request.args.get(name, "").strip())
-    except ValueError:
-        return None
-
-
 def _filters() -> EventFilter:
-    company = request.args.get("company", "").strip()
-    status = request.args.get("status", "").strip()
     return EventFilter(
         type=request.args.get("type", "").strip()[:100],
-        status=status if status in STATUSES else "",
-        company_id=int(company) if company.isdigit() else None,
-        date_from=_date("from"),
-        date_to=_date("to"),
+        status=query_choice("status", ["", *STATUSES]),
+        company_id=query_id("company"),
+        date_from=query_day("from"),
+        date_to=query_day("to"),
     )
 
 
@@ -49,7 +39,7 @@ def events():
                        types=event_types(db.session), args=request.args)
 
 
-@bp.get("/stripe-events/<int:event_id>")
+@bp.get("/stripe-events/<id:event_id>")
 @staff_required()
 def event(event_id: int):
     row = db.session.get(WebhookEvent, event_id) or abort(404)
@@ -58,7 +48,7 @@ def event(event_id: int):
                        entries=event_ledger_entries(db.session, row))
 
 
-@bp.post("/stripe-events/<int:event_id>/replay")
+@bp.post("/stripe-events/<id:event_id>/replay")
 @staff_required()
 def replay_event(event_id: int):
     row = db.session.get(WebhookEvent, event_id) or abort(404)

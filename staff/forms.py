@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, HiddenField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Length, Optional
+from wtforms.validators import Length
 
 from app.web import Form
 
@@ -22,7 +22,7 @@ class _MoneyActionForm(Form):
 
 class AdjustmentForm(_MoneyActionForm):
     direction = RadioField(_l("Direction"), choices=[SelectChoice("credit", _l("Credit (+)")), SelectChoice("debit", _l("Debit (−)"))],
-                           default="credit", validators=[Optional()])
+                           default="credit")
     amount = StringField(_l("Amount in EUR"), validators=[Length(max=30)])
     description = StringField(_l("Description"), validators=[Length(max=500)])
 
@@ -30,14 +30,14 @@ class AdjustmentForm(_MoneyActionForm):
 class CallRefundForm(_MoneyActionForm):
     mode = RadioField(_l("Refund"), choices=[SelectChoice("full", _l("Full refund")), SelectChoice("amount", _l("Partial, by amount")),
                                              SelectChoice("seconds", _l("Partial, by seconds"))],
-                      default="full", validators=[Optional()])
+                      default="full")
     amount = StringField(_l("Amount in EUR"), validators=[Length(max=30)])
     seconds = StringField(_l("Seconds"), validators=[Length(max=12)])
 
 
 class TopupRefundForm(_MoneyActionForm):
     mode = RadioField(_l("Refund"), choices=[SelectChoice("full", _l("Full refund")), SelectChoice("amount", _l("Partial, by amount"))],
-                      default="full", validators=[Optional()])
+                      default="full")
     amount = StringField(_l("Amount in EUR"), validators=[Length(max=30)])
     override_available = BooleanField(_l("Refund even if the balance does not cover it (staff admins only)"))
 

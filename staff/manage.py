@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from flask import abort, flash, render_template, request, url_for
 from flask_babel import gettext as _
@@ -19,7 +19,7 @@ from core.notifications.mail import EmailKind, queue_email
 from app.auth import set_password_url
 from app.extensions import db
 from core.schema import BonusRule, Company, Role, User
-from core.money import InvalidAmount, parse_amount, plain_amount
+from core.money import InvalidAmount, parse_amount, parse_decimal, plain_amount
 from app.web import redirect_to, staff_actor, staff_required
 from staff.manage_forms import BonusRuleForm, InviteForm, ReasonForm, RoleForm
 from staff import bp
@@ -39,7 +39,7 @@ def _form_problems(form) -> str:
     return "; ".join(" ".join(map(str, errors)) for errors in form.errors.values())
 
 
-@bp.post("/companies/<int:company_id>/users")
+@bp.post("/companies/<id:company_id>/users")
 @staff_required(Role.STAFF_ADMIN)
 def invite(company_id: int):
     if db.session.get(Company, company_id) is None:
@@ -63,7 +63,7 @@ def invite(company_id: int):
     return _to_company(company_id)
 
 
-@bp.post("/users/<int:user_id>/active")
+@bp.post("/users/<id:user_id>/active")
 @staff_required(Role.STAFF_ADMIN)
 def toggle_active(user_id: int):
     user = db.session.get(User, user_id)
@@ -81,7 +81,7 @@ def toggle_active(user_id: int):
     return _to_company(user.company_id)
 
 
-@bp.post("/users/<int:user_id>/role")
+@bp.post("/users/<id:user_id>/role")
 @staff_required(Role.STAFF_ADMIN)
 def change_role(user_id: int):
     user = db.session.get(User, user_id)
@@ -99,7 +99,7 @@ def change_role(user_id: int):
     return _to_company(user.company_id)
 
 
-@bp.post("/companies/<int:company_id>/api-keys/<int:key_id>/revoke")
+@bp.post("/companies/<id:company_id>/api-keys/<id:key_id>/revoke")
 @staff_required(Role.STAFF_ADMIN)
 def revoke_key(company_id: int, key_id: int):
     form = ReasonForm()
@@ -153,8 +153,8 @@ def _rule_values(form: BonusRuleForm) -> dict | None:
     try:
         minimum = parse_amount(form.min_amount.data, language)
         fixed = parse_amount(form.fixed.data, language) if form.fixed.data else None
-        percent = Decimal(form.percent.data.replace(",", ".")) if form.percent.data else None
-    except (InvalidAmount, InvalidOperation):
+        percent = parse_decimal(form.percent.data, language) if form.percent.data else None
+    except InvalidAmount:
         return None
     if (percent is None) == (fixed is None) or minimum <= 0 or (fixed is not None and fixed <= 0):
         return None
@@ -167,7 +167,7 @@ def _rule_values(form: BonusRuleForm) -> dict | None:
             "first_topup_only": form.first_topup_only.data}
 
 
-@bp.route("/bonus-rules/<int:rule_id>/edit", methods=["GET", "POST"])
+@bp.route("/bonus-rules/<id:rule_id>/edit", methods=["GET", "POST"])
 @staff_required(Role.STAFF_ADMIN)
 def edit_bonus_rule(rule_id: int):
     rule = db.session.get(BonusRule, rule_id)
@@ -209,7 +209,7 @@ def _rule_state(rule: BonusRule) -> dict:
             "valid_until": rule.valid_until.isoformat() if rule.valid_until else None}
 
 
-@bp.post("/bonus-rules/<int:rule_id>/end")
+@bp.post("/bonus-rules/<id:rule_id>/end")
 @staff_required(Role.STAFF_ADMIN)
 def end_bonus_rule(rule_id: int):
     rule = db.session.get(BonusRule, rule_id)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, DateField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
+from app.inputs import DayField, WholeNumberField
 from app.web import Form
+from core.accounts.companies import SORTS
 
 
 class CompanyListForm(Form):
@@ -15,7 +17,7 @@ class CompanyListForm(Form):
         csrf = False
 
     q = StringField(_l("Search"), validators=[Optional(), Length(max=200)])
-    sort = StringField(validators=[Optional()])
+    sort = SelectField(choices=SORTS, default="name")
     after = StringField(validators=[Optional(), Length(max=300)])
 
 
@@ -29,7 +31,7 @@ class BlockForm(ReasonForm):
 
 class RateForm(ReasonForm):
     rate_per_minute = StringField(_l("Rate per minute (EUR)"), validators=[DataRequired(), Length(max=20)])
-    increment = IntegerField(_l("Billing increment (seconds)"), validators=[DataRequired(), NumberRange(1, 3600)])
+    increment = WholeNumberField(_l("Billing increment (seconds)"), validators=[DataRequired(), NumberRange(1, 3600)])
 
 
 class ThresholdForm(ReasonForm):
@@ -55,6 +57,6 @@ class BonusRuleForm(ReasonForm):
     min_amount = StringField(_l("From a top-up of (EUR)"), validators=[DataRequired(), Length(max=20)])
     percent = StringField(_l("Bonus in percent"), validators=[Optional(), Length(max=10)])
     fixed = StringField(_l("or a fixed bonus (EUR)"), validators=[Optional(), Length(max=20)])
-    valid_from = DateField(_l("Valid from"), validators=[Optional()])
-    valid_until = DateField(_l("Valid until"), validators=[Optional()])
+    valid_from = DayField(_l("Valid from"), validators=[Optional()])
+    valid_until = DayField(_l("Valid until"), validators=[Optional()])
     first_topup_only = BooleanField(_l("Only for a company's first top-up"))

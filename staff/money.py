@@ -22,6 +22,7 @@ from app.locale import active_language, money
 from app.extensions import db
 from core.schema import CallCharge, Company, Role, Topup
 from core.money import CURRENCY, InvalidAmount, UNITS_PER_CENT, eur, parse_amount
+from core.parsing import MAX_BIG_ID, MAX_ID, InvalidInput, parse_integer
 from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
 from staff.forms import AdjustmentForm, CallRefundForm, ReviewActionForm, TopupRefundForm
 from staff import bp
@@ -97,8 +98,11 @@ def _amount(text: str | None) -> int:
 
 
 def _expected(form) -> int | None:
-    raw = (form.expected_balance.data or "").strip()
-    return int(raw) if raw.lstrip("-").isdigit() else None
+    """The balance the confirmation page showed (None if the post carries none it could have shown)."""
+    try:
+        return parse_integer(form.expected_balance.data, -MAX_BIG_ID, MAX_BIG_ID)
+    except InvalidInput:
+        return None
 
 
 def _after(company_id: int) -> str:
@@ -137,7 +141,7 @@ def _status_of(error: actions.StaffActionError) -> int:
 
 # -- manual adjustment -------------------------------------------------------------------------------
 
-@bp.route("/companies/<int:company_id>/adjust", methods=["GET", "POST"])
+@bp.route("/companies/<id:company_id>/adjust", methods=["GET", "POST"])
 @staff_required(Role.STAFF_ADMIN)
 def adjust(company_id: int):
     company = db.session.get(Company, company_id) or abort(404)
@@ -183,14 +187,14 @@ def _call_refund_values(form) -> dict:
     if mode == "amount":
         return {"amount": _amount(form.amount.data)}
     if mode == "seconds":
-        raw = (form.seconds.data or "").strip()
-        if not raw.isdigit():
-            raise _FormError(str(AMOUNT_MESSAGES["bad_seconds"]))
-        return {"seconds": int(raw)}
+        try:
+            return {"seconds": parse_integer(form.seconds.data, 0, MAX_ID)}
+        except InvalidInput:
+            raise _FormError(str(AMOUNT_MESSAGES["bad_seconds"])) from None
     return {}
 
 
-@bp.route("/calls/<int:charge_id>/refund", methods=["GET", "POST"])
+@bp.route("/calls/<bigid:charge_id>/refund", methods=["GET", "POST"])
 @staff_required()
 def refund_call(charge_id: int):
     charge = db.session.get(CallCharge, charge_id) or abort(404)
@@ -230,7 +234,7 @@ def refund_call(charge_id: int):
 
 # -- top-up refund -----------------------------------------------------------------------------------
 
-@bp.route("/topups/<int:topup_id>/refund", methods=["GET", "POST"])
+@bp.route("/topups/<id:topup_id>/refund", methods=["GET", "POST"])
 @staff_required()
 def refund_topup(topup_id: int):
     topup = db.session.get(Topup, topup_id) or abort(404)
@@ -277,13 +281,13 @@ def refund_topup(topup_id: int):
 
 # -- a top-up under review: credit what Stripe received, or refund the payment -------------------------
 
-@bp.route("/topups/<int:topup_id>/credit-received", methods=["GET", "POST"])
+@bp.route("/topups/<id:topup_id>/credit-received", methods=["GET", "POST"])
 @staff_required(Role.STAFF_ADMIN)
 def credit_received(topup_id: int):
     return _review_action(topup_id, "credit")
 
 
-@bp.route("/topups/<int:topup_id>/refund-payment", methods=["GET", "POST"])
+@bp.route("/topups/<id:topup_id>/refund-payment", methods=["GET", "POST"])
 @staff_required()
 def refund_review_payment(topup_id: int):
     return _review_action(topup_id, "refund")

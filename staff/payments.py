@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, request, url_for
+from flask import abort, current_app, flash, url_for
 from flask_babel import gettext as _
 
 from core.backoffice.failed_payments import failed_payments as failed_payment_rows
 from core.backoffice.failed_payments import (
-    NotFailed, create_retry_checkout, open_retry_topup, record_retry,
+    PAYMENT_KINDS, NotFailed, create_retry_checkout, open_retry_topup, record_retry,
 )
 from app.locale import money
 from app.extensions import db
 from core.money import eur
 from core.payments.topups import CheckoutFailed, ReturnUrls, TopupLimits, TopupNotFound
 from core.documents.vat import VatPolicy
+from app.inputs import query_choice
 from app.web import redirect_to, render_page, staff_actor, staff_required, stripe_gateway
 from staff import bp
 
@@ -22,12 +23,12 @@ from staff import bp
 @bp.get("/failed-payments")
 @staff_required()
 def failed_payments():
-    kind = request.args.get("kind", "")
+    kind = query_choice("kind", ["", *PAYMENT_KINDS])
     return render_page("staff/failed_payments.html", "staff/partials/failed_payment_rows.html",
                        rows=failed_payment_rows(db.session, kind), kind=kind)
 
 
-@bp.post("/failed-payments/<int:topup_id>/retry")
+@bp.post("/failed-payments/<id:topup_id>/retry")
 @staff_required()
 def retry_payment(topup_id: int):
     config = current_app.config

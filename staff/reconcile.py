@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import datetime, time
 
-from flask import current_app, request
+from flask import current_app
 from flask_login import current_user
 
 from app.extensions import db
 
 from core.schema import Role
 from core.backoffice.reconcile import FINDING_LABELS, reconcile
+from app.inputs import query_day
 from app.web import render_page, staff_required, stripe_gateway
 from staff import bp
 
@@ -19,10 +20,7 @@ from staff import bp
 @bp.get("/reconciliation")
 @staff_required()
 def reconciliation():
-    try:
-        since = date.fromisoformat(request.args.get("since", "").strip())
-    except ValueError:
-        since = None
+    since = query_day("since")
     start = datetime.combine(since, time.min) if since else None
     findings = reconcile(db.session, stripe_gateway() if start else None, since=start)
     return render_page("staff/reconciliation.html", "staff/partials/reconcile_findings.html",

@@ -22,6 +22,7 @@ from core.schema import CallCharge, Company, Role, SentEmail, User, WebhookEvent
 from core.money import InvalidAmount, parse_amount
 from core.payments.topups import recent_topups
 from core.ledger.history import TransactionFilter, transactions_page
+from app.inputs import query_id
 from app.web import redirect_to, render_page, staff_actor, staff_required
 from staff.manage_forms import BlockForm, CompanyListForm, InviteForm, RateForm, ReasonForm, RoleForm, ThresholdForm
 from staff import bp
@@ -58,7 +59,7 @@ def _company_or_404(company_id: int) -> Company:
     return company
 
 
-@bp.get("/companies/<int:company_id>")
+@bp.get("/companies/<id:company_id>")
 @staff_required()
 def company(company_id: int):
     tab = request.args.get("tab", "ledger")
@@ -108,7 +109,7 @@ def _back_with_errors(company_id: int, form) -> tuple:
     return redirect_to(url_for("staff.company", company_id=company_id))
 
 
-@bp.post("/companies/<int:company_id>/block")
+@bp.post("/companies/<id:company_id>/block")
 @staff_required(Role.STAFF_ADMIN)
 def block(company_id: int):
     _company_or_404(company_id)
@@ -122,7 +123,7 @@ def block(company_id: int):
     return redirect_to(url_for("staff.company", company_id=company_id))
 
 
-@bp.post("/companies/<int:company_id>/rate")
+@bp.post("/companies/<id:company_id>/rate")
 @staff_required(Role.STAFF_ADMIN)
 def rate(company_id: int):
     _company_or_404(company_id)
@@ -142,7 +143,7 @@ def rate(company_id: int):
     return redirect_to(url_for("staff.company", company_id=company_id))
 
 
-@bp.post("/companies/<int:company_id>/threshold")
+@bp.post("/companies/<id:company_id>/threshold")
 @staff_required(Role.STAFF_ADMIN)
 def threshold(company_id: int):
     _company_or_404(company_id)
@@ -162,7 +163,7 @@ def threshold(company_id: int):
     return redirect_to(url_for("staff.company", company_id=company_id))
 
 
-@bp.post("/companies/<int:company_id>/book-difference")
+@bp.post("/companies/<id:company_id>/book-difference")
 @staff_required(Role.STAFF_ADMIN)
 def book_difference(company_id: int):
     """Reconciliation: explain a balance that drifted from its ledger with an adjustment entry."""
@@ -185,7 +186,7 @@ def book_difference(company_id: int):
     return redirect_to(url_for("staff.company", company_id=company_id, tab="ledger"))
 
 
-@bp.post("/companies/<int:company_id>/auto-topup")
+@bp.post("/companies/<id:company_id>/auto-topup")
 @staff_required(Role.STAFF_ADMIN)
 def auto_topup(company_id: int):
     _company_or_404(company_id)
@@ -207,8 +208,7 @@ def auto_topup(company_id: int):
 @bp.get("/audit")
 @staff_required()
 def audit():
-    company_id = request.args.get("company", type=int)
-    before_id = request.args.get("before", type=int)
+    company_id, before_id = query_id("company"), query_id("before")
     action = request.args.get("action", "")[:60] or None
     records = audit_trail(db.session, company_id=company_id, action=action, before_id=before_id, limit=AUDIT_PAGE)
     older = records[-1].id if len(records) == AUDIT_PAGE else None

@@ -18,6 +18,7 @@ from core.calls.rating import rate_at
 from core.clock import utcnow
 from core.schema import BalanceFigures, BillingRate, Company, PrepaidBalance, Topup, TopupStatus, User
 from core.money import to_decimal_string
+from core.parsing import MAX_BIG_ID, MAX_ID, parse_json
 
 SORTS = ("name", "balance")
 FLAGS = ("low", "blocked", "negative", "auto_topup")
@@ -51,11 +52,14 @@ def _encode(sort_value, company_id: int) -> str:
 
 def _decode(token: str, sort: str) -> tuple:
     try:
-        value, company_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        value, company_id = parse_json(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, TypeError):  # InvalidInput is a ValueError
         raise InvalidListCursor(token) from None
-    expected = str if sort == "name" else int
-    if not isinstance(value, expected) or not isinstance(company_id, int):
+    if sort == "name" and not isinstance(value, str):
+        raise InvalidListCursor(token)
+    if sort != "name" and not (isinstance(value, int) and -MAX_BIG_ID <= value <= MAX_BIG_ID):  # a BIGINT balance
+        raise InvalidListCursor(token)
+    if isinstance(company_id, bool) or not isinstance(company_id, int) or not 1 <= company_id <= MAX_ID:
         raise InvalidListCursor(token)
     return value, company_id
 

@@ -36,11 +36,14 @@ class FailedPayment:
     retries: list[AuditRecord]  # earlier retry links for this top-up, newest first
 
 
+PAYMENT_KINDS = ("checkout", "auto")  # Topup.kind
+
+
 def failed_payments(session: Session, kind: str = "", limit: int = 200) -> list[FailedPayment]:
     query = (select(Topup, Company.name).join(Company, Company.id == Topup.company_id)
              .where(Topup.status.in_((TopupStatus.FAILED.value, TopupStatus.REVIEW.value)))
              .order_by(Topup.updated_at.desc(), Topup.id.desc()).limit(limit))
-    if kind in ("checkout", "auto"):
+    if kind in PAYMENT_KINDS:
         query = query.where(Topup.kind == kind)
     rows = session.execute(query).all()
     ids = [str(topup.id) for topup, _ in rows]

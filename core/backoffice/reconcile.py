@@ -29,6 +29,7 @@ from core.schema import BalanceTransaction, Company, EntryType, Topup, TopupRefu
 from core.payments.gateway import PaymentIntent, StripeGateway
 from core.payments.topups import Paid, evidence_problem
 from core.payments.webhooks import HANDLERS
+from core.parsing import id_or_none
 
 # What staff read for each kind of finding (translated where it is shown).
 FINDING_LABELS = {
@@ -182,7 +183,7 @@ def stripe_findings(session: Session, gateway: StripeGateway, since: datetime,
         if intent.created is not None and intent.created < start:
             continue  # listed only for a top-up credited in the range
         topup = topups.get(intent.id) or _topup_by_metadata(session, intent)
-        company_id = topup.company_id if topup else _int(intent.metadata.get("company_id"))
+        company_id = topup.company_id if topup else id_or_none(intent.metadata.get("company_id"))
         name = names.get(company_id, "") if company_id else ""
         if intent.status == "succeeded" and (topup is None or topup.status not in _SETTLED):
             what = "no local top-up" if topup is None else f"top-up #{topup.id} is {topup.status}"
@@ -257,10 +258,6 @@ _SETTLED = (TopupStatus.CREDITED.value, TopupStatus.REFUNDED.value, TopupStatus.
 def _topup_by_metadata(session: Session, intent: PaymentIntent) -> Topup | None:
     """The top-up a payment intent's own metadata names, while that top-up holds no intent yet (one
     under review: the report that put it there is not trusted with the intent's id)."""
-    topup_id = _int(intent.metadata.get("topup_id"))
+    topup_id = id_or_none(intent.metadata.get("topup_id"))
     topup = session.get(Topup, topup_id) if topup_id else None
     return topup if topup is not None and topup.stripe_payment_intent_id is None else None
-
-
-def _int(value) -> int | None:
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10 else None

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.schema import BalanceTransaction, Topup, WebhookEvent
+from core.parsing import id_or_none
 
 PAGE_SIZE = 100
 
@@ -75,5 +76,5 @@ def _topup_of(session: Session, obj: dict) -> Topup | None:
         found = session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == intent))
         if found is not None:
             return found
-    raw = str((obj.get("metadata") or {}).get("topup_id", ""))
-    return session.get(Topup, int(raw)) if raw.isdigit() else None
+    topup_id = id_or_none(str((obj.get("metadata") or {}).get("topup_id", "")))
+    return session.get(Topup, topup_id) if topup_id else None

@@ -25,12 +25,11 @@ from sqlalchemy.orm import Session
 
 from core.schema import CallCharge, Company
 from core.money import UNITS_PER_CENT, divide_half_up
+from core.parsing import EARLIEST_DAY, LATEST_DAY
 from core.ledger.history import Cursor, Direction, keyset_rows, keyset_statement
 
 SECONDS_PER_DAY = 86_400
 MAX_RANGE_DAYS = 366
-EARLIEST_DAY = date(2000, 1, 1)
-LATEST_DAY = date(2100, 12, 31)
 RUNWAY_WINDOW_DAYS = 14
 
 

@@ -13,6 +13,7 @@ from core.calls.rating import RATE_STARTED_AT_MOMENT, terms_or_first
 from core.clock import utcnow
 from core.schema import BalanceFigures, Company, PrepaidBalance, User
 from core.calls.usage import RUNWAY_COLUMNS, Runway, runway_of, runway_parameters
+from core.parsing import id_or_none
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ def account_summary(session: Session, company_id: int, now: datetime | None = No
 def find_company(session: Session, key: str) -> Company | None:
     """A company by id, by exact name, or by the email of one of its users."""
     key = key.strip()
-    if key.isdigit():
-        company = session.get(Company, int(key))
+    if (company_id := id_or_none(key)) is not None:
+        company = session.get(Company, company_id)
         if company is not None:
             return company
     company = session.scalar(select(Company).where(Company.name == key))

@@ -13,6 +13,7 @@ from functools import cache, partial
 from sqlalchemy import Row, Select, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
+from core.parsing import MAX_BIG_ID, parse_id
 from core.schema import BalanceTransaction, EntryType
 
 
@@ -58,10 +59,10 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
             stamp, _, row_id = raw.partition("|")
-            cursor = cls(datetime.fromisoformat(stamp), int(row_id))
-        except (binascii.Error, UnicodeDecodeError, ValueError):
+            cursor = cls(datetime.fromisoformat(stamp), parse_id(row_id, MAX_BIG_ID))
+        except (binascii.Error, UnicodeDecodeError, ValueError):  # InvalidInput is a ValueError
             raise InvalidCursor(token) from None
-        if cursor.created_at.tzinfo is not None or cursor.id < 1:
+        if cursor.created_at.tzinfo is not None:
             raise InvalidCursor(token)
         return cursor
 

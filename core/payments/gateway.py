@@ -7,12 +7,13 @@ so a retried request never creates a second payment. Stripe errors become :class
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
+
+from core.parsing import InvalidInput, check_text, parse_json
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 MAX_EVENT_DEPTH = 32  # Stripe's events nest about 11 levels deep
@@ -141,29 +142,30 @@ def _text_problem(value: Any, limit: int) -> str | None:
 
 
 def _content_problem(event: Any) -> str | None:
-    """A NUL character anywhere, or nesting beyond MAX_EVENT_DEPTH; walked without recursion."""
-    pending = [(event, 1)]
+    """A string anywhere (key or value) that the databases cannot store: a NUL byte or a lone
+    surrogate (PostgreSQL refuses both). Walked without recursion; the parser has bounded the depth."""
+    pending = [event]
     while pending:
-        value, depth = pending.pop()
-        if depth > MAX_EVENT_DEPTH:
-            return f"nested deeper than {MAX_EVENT_DEPTH} levels"
+        value = pending.pop()
         if isinstance(value, dict):
-            if any("\x00" in key for key in value):
-                return "contains a NUL character"
-            pending.extend((item, depth + 1) for item in value.values())
+            pending.extend(value)
+            pending.extend(value.values())
         elif isinstance(value, list):
-            pending.extend((item, depth + 1) for item in value)
-        elif isinstance(value, str) and "\x00" in value:
-            return "contains a NUL character"
+            pending.extend(value)
+        elif isinstance(value, str):
+            try:
+                check_text(value)
+            except InvalidInput:
+                return "contains a NUL character or a lone surrogate"
     return None
 
 
 def _storable_event(text: str, payload: bytes) -> dict[str, Any]:
     """The signed body as an event that can be stored as it is, or MalformedEvent with the reason."""
-    try:
-        event = json.loads(text)
-    except (ValueError, RecursionError) as error:  # the parser recurses: 100,000 brackets exhaust it
-        raise MalformedEvent(f"not JSON: {str(error)[:200]}", payload) from None
+    try:  # core's one parser of outside JSON: nesting beyond MAX_EVENT_DEPTH is refused before parsing
+        event = parse_json(text, max_depth=MAX_EVENT_DEPTH, check_strings=False)
+    except InvalidInput as error:
+        raise MalformedEvent(f"not JSON that can be stored: {error}", payload) from None
     if not isinstance(event, dict) or event.get("object") != "event":
         raise MalformedEvent("not an event object", payload)
     if problem := _text_problem(event.get("id"), MAX_EVENT_ID_LENGTH):

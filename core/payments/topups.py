@@ -32,6 +32,7 @@ from core.schema import (
 from core.money import CURRENCY, UNITS_PER_CENT, divide_half_up
 from core.payments.gateway import CheckoutSession, PaymentError, PaymentIntent, StripeGateway
 from core.documents.vat import VatPolicy, split_topup
+from core.parsing import id_or_none
 
 CONFIRM_INTERVAL = timedelta(seconds=10)
 
@@ -359,8 +360,8 @@ def close_refunded(session: Session, topup_id: int, payment_intent_id: str) -> b
 
 
 def _topup_from_metadata(session: Session, metadata: dict[str, str]) -> Topup | None:
-    raw = metadata.get("topup_id", "")
-    return session.get(Topup, int(raw)) if raw.isdigit() else None
+    topup_id = id_or_none(metadata.get("topup_id"))
+    return session.get(Topup, topup_id) if topup_id else None
 
 
 def apply_checkout_session(session: Session, checkout: CheckoutSession, *, live: bool) -> Topup | None:

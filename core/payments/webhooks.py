@@ -36,6 +36,7 @@ from core.payments.gateway import (
 from core.payments.topups import (
     apply_async_payment_failed, apply_checkout_session, apply_payment_intent, record_stripe_refund,
 )
+from core.parsing import id_or_none
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +179,7 @@ def _charge_refunded(session: Session, obj: dict, gateway: StripeGateway) -> int
 
 
 def _company_from_metadata(metadata: dict) -> int | None:
-    raw = str(metadata.get("company_id", ""))
-    return int(raw) if raw.isdigit() else None
+    return id_or_none(str(metadata.get("company_id", "")))
 
 
 HANDLERS: dict[str, Callable[[Session, dict, StripeGateway], int | None]] = {

@@ -95,7 +95,7 @@ def staff_routes(app):
 
 
 def fill(rule, company_id):
-    return re.sub(r"<(?:int:|string:)?(\w+)>", lambda m: str(company_id), rule.rule)
+    return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(company_id), rule.rule)
 
 
 def test_the_role_matrix_over_every_staff_route(app, client, make_company, make_staff):
@@ -186,3 +186,15 @@ def test_double_submitted_manage_forms_change_nothing_the_second_time(app, admin
         assert len(db.session.scalars(select(BillingRate).where(BillingRate.company_id == company_id)).all()) == 2
         assert db.session.scalars(select(AuditRecord.action).order_by(AuditRecord.id)).all() == [
             "company.block", "company.rate", "company.threshold"]
+
+
+@pytest.mark.parametrize("increment", ["١٢", "²", "9" * 400, "60\x00"])
+def test_a_rate_whose_increment_is_not_ascii_digits_changes_nothing(app, admin, make_company, increment):
+    company_id, _ = make_company()
+    token = csrf_token_from(admin.get(f"/admin/companies/{company_id}").text)
+    answer = admin.post(f"/admin/companies/{company_id}/rate", data={"rate_per_minute": "0,35", "increment": increment,
+                                                                    "reason": "Neuer Vertrag", "csrf_token": token})
+    assert answer.status_code in (303, 400)
+    with app.app_context():
+        rates = db.session.scalars(select(BillingRate).where(BillingRate.company_id == company_id)).all()
+        assert [rate.rate_per_minute for rate in rates] == [eur("0.42")]

@@ -409,3 +409,25 @@ def test_a_late_charge_refunded_webhook_for_a_staff_refund_changes_nothing(app, 
     assert balance(app, company_id) == eur("0")
     assert len(rows(app, TopupRefund)) == 1
     assert len(rows(app, Invoice, Invoice.kind == DocumentKind.CREDIT_NOTE.value)) == 1
+
+
+@pytest.mark.parametrize(("field", "value"), [("direction", ""), ("direction", "²"), ("amount", "١٠"),
+                                              ("amount", "NaN")])
+def test_an_adjustment_with_a_blank_choice_or_other_digits_is_refused(app, make_company, make_staff, field, value):
+    """A blank radio value is no choice (it used to pass as a credit), and only ASCII digits are numbers."""
+    company_id, _ = make_company(balance=eur("10"))
+    client = staff_client(app, make_staff)
+    data = {"direction": "credit", "amount": "5", "description": "x", "reason": "y", field: value}
+    answer = preview(client, f"/admin/companies/{company_id}/adjust", **data)
+    assert answer.status_code == 422
+    assert balance(app, company_id) == eur("10")
+
+
+def test_a_call_refund_with_a_blank_mode_is_refused_not_taken_as_full(app, make_company, make_staff):
+    company_id, _ = make_company(balance=eur("10"))
+    charge_id = make_call(app, company_id)
+    client = staff_client(app, make_staff)
+    answer = preview(client, f"/admin/calls/{charge_id}/refund", mode="", reason="Test")
+    assert answer.status_code == 422
+    seconds = preview(client, f"/admin/calls/{charge_id}/refund", mode="seconds", seconds="١٠", reason="Test")
+    assert seconds.status_code == 422
