@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
 from core.schema import Topup, WebhookEvent, WebhookStatus, insert_or_ignore
-from core.payments.gateway import PaymentError, StripeGateway, checkout_session_from, payment_intent_from
-from core.payments.topups import (
-    apply_async_payment_failed, apply_checkout_session, apply_payment_intent, record_stripe_refund,
+from core.payments.disputes import apply_dispute
+from core.payments.gateway import (
+    PaymentError, StripeGateway, checkout_session_from, dispute_from, payment_intent_from, refund_from,
 )
+from core.payments.refunds import apply_refund_report
+from core.payments.topups import apply_async_payment_failed, apply_checkout_session, apply_payment_intent
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +136,32 @@ def _charge_refunded(session: Session, obj: dict, gateway: StripeGateway) -> int
     if refunds is None:
         refunds = [{"id": r.id, "amount": r.amount, "status": r.status} for r in gateway.list_refunds(intent_id)]
     for refund in refunds:
-        if refund.get("status") in ("succeeded", "pending"):
-            record_stripe_refund(session, intent_id, refund["id"], int(refund["amount"]))
+        apply_refund_report(session, intent_id, refund["id"], int(refund["amount"]), str(refund.get("status")))
     topup = session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == intent_id))
     return _company_of(topup)
+
+
+def _intent_of_charge(gateway: StripeGateway, intent_id: str | None, charge_id: str | None) -> str | None:
+    """The payment intent a refund or dispute belongs to: named, or asked of Stripe by its charge."""
+    if intent_id or not charge_id:
+        return intent_id
+    return gateway.retrieve_charge(charge_id).payment_intent_id
+
+
+def _refund_changed(session: Session, obj: dict, gateway: StripeGateway) -> int | None:
+    refund = refund_from(obj)
+    intent_id = _intent_of_charge(gateway, refund.payment_intent_id, refund.charge_id)
+    if not intent_id:
+        return None
+    apply_refund_report(session, intent_id, refund.id, refund.amount, refund.status)
+    return _company_of(session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == intent_id)))
+
+
+def _dispute_changed(session: Session, obj: dict, gateway: StripeGateway) -> int | None:
+    report = dispute_from(obj)
+    intent_id = _intent_of_charge(gateway, report.payment_intent_id, report.charge_id)
+    dispute = apply_dispute(session, replace(report, payment_intent_id=intent_id)) if intent_id else None
+    return dispute.company_id if dispute is not None else None
 
 
 def _company_from_metadata(metadata: dict) -> int | None:
@@ -153,4 +178,12 @@ HANDLERS: dict[str, Callable[[Session, dict, StripeGateway], int | None]] = {
     "payment_intent.processing": _payment_intent_changed,
     "payment_intent.payment_failed": _payment_intent_changed,
     "charge.refunded": _charge_refunded,
+    "charge.refund.updated": _refund_changed,
+    "refund.updated": _refund_changed,
+    "refund.failed": _refund_changed,
+    "charge.dispute.created": _dispute_changed,
+    "charge.dispute.updated": _dispute_changed,
+    "charge.dispute.closed": _dispute_changed,
+    "charge.dispute.funds_withdrawn": _dispute_changed,
+    "charge.dispute.funds_reinstated": _dispute_changed,
 }
