@@ -10,7 +10,7 @@ import copy
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import objects, testdata
+from . import disputes, objects, testdata
 from .errors import DOC_URL, StripeAPIError, invalid_param, invalid_request
 from .store import new_id
 from .testdata import Decline
@@ -195,6 +195,9 @@ def succeed_card_payment(sb: "StripeSandbox", pi: dict, pm: dict, authenticated:
     _save_for_future_use(sb, pi, pm)
     sb.emit("charge.succeeded", charge)
     sb.emit("payment_intent.succeeded", pi)
+    dispute_reason = testdata.card_behaviour(sb.private(pm["id"]).get("card_number", "")).dispute_reason
+    if dispute_reason:
+        disputes.open_dispute(sb, charge, dispute_reason)
     return charge
 
 
@@ -246,7 +249,8 @@ def settle_sepa_debit(sb: "StripeSandbox", payment_intent_id: str) -> bool:
     pi = sb.get(payment_intent_id, "payment_intent")
     charge = sb.get(pi["latest_charge"], "charge")
     pm = sb.get(charge["payment_method"], "payment_method")
-    failure = testdata.iban_behaviour(sb.private(pm["id"]).get("iban", "")).failure
+    behaviour = testdata.iban_behaviour(sb.private(pm["id"]).get("iban", ""))
+    failure = behaviour.failure
     if failure:
         charge.update(status="failed", failure_code=failure.code, failure_message=failure.message,
                       outcome=objects.charge_outcome(sb.fixtures, "failed", failure.code))
@@ -259,6 +263,8 @@ def settle_sepa_debit(sb: "StripeSandbox", payment_intent_id: str) -> bool:
     pi.update(status="succeeded", amount_received=pi["amount"])
     sb.emit("charge.succeeded", charge)
     sb.emit("payment_intent.succeeded", pi)
+    if behaviour.returned:
+        disputes.return_sepa_debit(sb, charge)
     return True
 
 
