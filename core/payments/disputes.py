@@ -104,9 +104,9 @@ def company_disputes(session: Session, company_id: int) -> list[Dispute]:
                                 .order_by(Dispute.created_at.desc(), Dispute.id.desc())))
 
 
-def is_flagged(disputes: list[Dispute]) -> bool:
-    """Whether these disputes flag their company: one that is open or was lost."""
-    return any(dispute.status not in NOT_FLAGGING for dispute in disputes)
+def flagging(disputes: list[Dispute]) -> list[Dispute]:
+    """Those of these disputes that flag their company: open or lost (not won, not a closed inquiry)."""
+    return [dispute for dispute in disputes if dispute.status not in NOT_FLAGGING]
 
 
 @dataclass(frozen=True)
