@@ -324,4 +324,25 @@ def create_refund(sb: "StripeSandbox", charge: dict, amount: int | None, metadat
     charge["refunds"]["data"].insert(0, copy.deepcopy(refund))
     sb.emit("charge.refunded", charge)
     sb.emit("refund.created", refund)
+    pm = sb.store.get(charge["payment_method"] or "", "payment_method")
+    if pm and testdata.card_behaviour(sb.private(pm["id"]).get("card_number", "")).refunds_fail:
+        fail_refund(sb, refund, "failed")
+    return refund
+
+
+def fail_refund(sb: "StripeSandbox", refund: dict, status: str) -> dict:
+    """A refund that the bank could not carry out (failed) or that was stopped (canceled): the money
+    stays with the merchant, the charge counts it as not refunded."""
+    if refund["status"] in ("failed", "canceled"):
+        raise invalid_request(f"Refund {refund['id']} is already {refund['status']}.", "refund")
+    charge = sb.get(refund["charge"], "charge")
+    refund["status"] = status
+    charge["amount_refunded"] -= refund["amount"]
+    charge["refunded"] = False
+    charge["refunds"]["data"] = [copy.deepcopy(refund) if item["id"] == refund["id"] else item
+                                 for item in charge["refunds"]["data"]]
+    sb.emit("charge.refund.updated", refund)
+    sb.emit("refund.updated", refund)
+    if status == "failed":
+        sb.emit("refund.failed", refund)
     return refund

@@ -307,6 +307,11 @@ class StripeSandbox:
             dispute = self.get(dispute_id, "dispute", "dispute")
             return copy.deepcopy(disputes.submit_evidence(self, dispute, {"uncategorized_text": text}))
 
+    def fail_refund(self, refund_id: str, status: str = "failed") -> dict[str, Any]:
+        """A refund fails (the bank could not pay it out) or is canceled, after it was made."""
+        with self.transaction():
+            return copy.deepcopy(payments.fail_refund(self, self.get(refund_id, "refund", "refund"), status))
+
     def refund_from_dashboard(self, payment_intent_id: str, amount: int | None = None,
                               reason: str | None = None) -> dict[str, Any]:
         """Refund as a person would in Stripe's dashboard: no API call by the application."""

@@ -42,6 +42,7 @@ class CardBehaviour:
     declines_setup: bool = False  # saving the card fails too
     requires_authentication: bool = False  # on-page 3-D Secure; off-session: authentication_required
     dispute_reason: str | None = None  # the payment succeeds, then the cardholder disputes it so
+    refunds_fail: bool = False  # a refund starts as succeeded, then fails (the card was closed)
 
 
 TEST_CARDS = {
@@ -54,6 +55,7 @@ TEST_CARDS = {
         CardBehaviour("4000000000000069", "declined: expired card", decline=EXPIRED_CARD, declines_setup=True),
         CardBehaviour("5555555555554444", "succeeds (Mastercard)"),
         CardBehaviour("4000000000000259", "succeeds, then disputed as fraudulent", dispute_reason="fraudulent"),
+        CardBehaviour("4000000000005126", "succeeds; a refund of it fails later", refunds_fail=True),
     ]
 }
 HOSTED_PAGE_CARDS = ["4242424242424242", "4000000000009995", "4000002500003155", "4000000000000259"]
