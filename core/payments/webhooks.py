@@ -160,7 +160,13 @@ def _refund_changed(session: Session, obj: dict, gateway: StripeGateway) -> int 
 def _dispute_changed(session: Session, obj: dict, gateway: StripeGateway) -> int | None:
     report = dispute_from(obj)
     intent_id = _intent_of_charge(gateway, report.payment_intent_id, report.charge_id)
-    dispute = apply_dispute(session, replace(report, payment_intent_id=intent_id)) if intent_id else None
+    if not intent_id:
+        return None
+    if session.scalar(select(Topup.id).where(Topup.stripe_payment_intent_id == intent_id)) is None:
+        # Stripe does not keep order: a dispute may come before the payment's own events. A disputed
+        # payment was paid, so its top-up is credited first, on Stripe's evidence, as they would.
+        apply_payment_intent(session, gateway.retrieve_payment_intent(intent_id), live=not gateway.is_test_mode)
+    dispute = apply_dispute(session, replace(report, payment_intent_id=intent_id))
     return dispute.company_id if dispute is not None else None
 
 
