@@ -249,8 +249,7 @@ def settle_sepa_debit(sb: "StripeSandbox", payment_intent_id: str) -> bool:
     pi = sb.get(payment_intent_id, "payment_intent")
     charge = sb.get(pi["latest_charge"], "charge")
     pm = sb.get(charge["payment_method"], "payment_method")
-    behaviour = testdata.iban_behaviour(sb.private(pm["id"]).get("iban", ""))
-    failure = behaviour.failure
+    failure = testdata.iban_behaviour(sb.private(pm["id"]).get("iban", "")).failure
     if failure:
         charge.update(status="failed", failure_code=failure.code, failure_message=failure.message,
                       outcome=objects.charge_outcome(sb.fixtures, "failed", failure.code))
@@ -263,9 +262,15 @@ def settle_sepa_debit(sb: "StripeSandbox", payment_intent_id: str) -> bool:
     pi.update(status="succeeded", amount_received=pi["amount"])
     sb.emit("charge.succeeded", charge)
     sb.emit("payment_intent.succeeded", pi)
-    if behaviour.returned:
-        disputes.return_sepa_debit(sb, charge)
     return True
+
+
+def return_if_test_iban(sb: "StripeSandbox", payment_intent_id: str) -> None:
+    """A settled debit from the returning test IBAN comes back: the bank returns it (a SEPA dispute)."""
+    charge = sb.get(sb.get(payment_intent_id, "payment_intent")["latest_charge"], "charge")
+    pm = sb.get(charge["payment_method"], "payment_method")
+    if testdata.iban_behaviour(sb.private(pm["id"]).get("iban", "")).returned:
+        disputes.return_sepa_debit(sb, charge)
 
 
 def cancel_payment_intent(sb: "StripeSandbox", pi: dict, reason: str) -> None:
@@ -326,7 +331,9 @@ def create_refund(sb: "StripeSandbox", charge: dict, amount: int | None, metadat
     sb.emit("refund.created", refund)
     pm = sb.store.get(charge["payment_method"] or "", "payment_method")
     if pm and testdata.card_behaviour(sb.private(pm["id"]).get("card_number", "")).refunds_fail:
+        answered = copy.deepcopy(refund)  # the API answers succeeded; the failure follows
         fail_refund(sb, refund, "failed")
+        return answered
     return refund
 
 

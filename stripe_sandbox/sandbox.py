@@ -197,6 +197,8 @@ class StripeSandbox:
         succeeded = payments.settle_sepa_debit(self, settlement["payment_intent"])
         if settlement["checkout_session"]:
             sessions.record_async_result(self, settlement["checkout_session"], succeeded)
+        if succeeded:
+            payments.return_if_test_iban(self, settlement["payment_intent"])
 
     # ---- events and webhooks ----------------------------------------------------------
 
