@@ -436,7 +436,7 @@ class WebhookEvent(Base):
 class DocumentKind(str, enum.Enum):
     INVOICE = "invoice"
     CREDIT_NOTE = "credit_note"
-    CREDIT_NOTE_CANCELLATION = "credit_note_cancellation"  # cancels a credit note whose refund failed
+    CREDIT_NOTE_CANCELLATION = "cancellation"  # cancels a credit note whose refund failed (fits String(20))
 
 
 class DocumentSequence(Base):

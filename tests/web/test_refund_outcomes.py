@@ -86,6 +86,7 @@ def test_a_refund_that_fails_later_gives_back_credit_and_bonus_once_and_cancels_
     [cancellation] = documents(app, DocumentKind.CREDIT_NOTE_CANCELLATION)
     assert cancellation.cancels_invoice_id == note.id and cancellation.number.startswith("ST-")
     assert (cancellation.gross_cents, cancellation.vat_cents) == (note.gross_cents, note.vat_cents)
+    assert "Stornierung der Gutschrift" in client.get("/business/billing/invoices").text
     with app.app_context():
         assert issue_missing_documents(send_receipts=False) == 0  # nothing lost, nothing issued twice
     with app.app_context():
