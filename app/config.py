@@ -104,6 +104,9 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "STRIPE_API_BASE": environ.get("STRIPE_API_BASE") or None,
         "STRIPE_SANDBOX": sandbox,
         "STRIPE_SANDBOX_SETTLE_SECONDS": float(environ.get("STRIPE_SANDBOX_SETTLE_SECONDS", "5")),  # not money
+        # An unpaid Checkout Session expires after this long, 24 h as at Stripe; shorter for a demo.
+        "STRIPE_SANDBOX_CHECKOUT_EXPIRY_SECONDS": float(environ.get("STRIPE_SANDBOX_CHECKOUT_EXPIRY_SECONDS",
+                                                                    "86400")),  # not money
         # The sandbox's state: one SQLite file shared by the server, workers and CLI commands.
         "STRIPE_SANDBOX_DB": environ.get("STRIPE_SANDBOX_DB") or str(instance_path / "stripe-sandbox.db"),
         "PAYMENT_METHOD_TYPES": ["card", "sepa_debit"],

@@ -27,7 +27,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, SessionTransaction, scoped_session
+from sqlalchemy.orm import Session, SessionTransaction, aliased, scoped_session
 
 from core.payments.auto_topup import (
     AutoTopupPolicy, charge_attempt, claim_attempt, companies_out_of_line, reconcile, topup_settled,
@@ -41,13 +41,15 @@ from core.followups import (
 )
 from core.documents.invoices import Seller
 from core.documents.invoices import issue_credit_note as issue_credit_note_for
+from core.documents.invoices import issue_credit_note_cancellation
 from core.documents.invoices import issue_topup_invoice as issue_invoice_for
 from core.notifications.low_balance import claim_low_balance_warnings
 from core.notifications.mail import EmailKind, MailSettings, deliver, queue_email, transport_from_config
 from core.rendering import Renderer
 from app.events import process_stored_event
 from app.extensions import db
-from core.schema import EmailStatus, Invoice, PrepaidBalance, SentEmail, Topup, TopupRefund
+from core.money import UNITS_PER_CENT
+from core.schema import Dispute, EmailStatus, Invoice, PrepaidBalance, SentEmail, Topup, TopupRefund
 from core.notifications.mail import logger as mail_logger
 from app.queue import BILLING, EMAILS, INVOICES, enqueue
 from core.documents.statements import companies_with_history, create_statement, previous_month
@@ -117,6 +119,27 @@ def issue_credit_note(topup_refund_id: int) -> None:
         _issued_once(session, lambda: issue_credit_note_for(
             session, topup_refund_id, Seller.from_config(current_app.config),
             VatPolicy.from_config(current_app.config), renderer()))
+        session.commit()
+
+
+def cancel_credit_note(topup_refund_id: int) -> None:
+    """The cancellation of the credit note of a refund that failed after it (core.payments.refunds)."""
+    with job_session() as session:
+        _issued_once(session, lambda: issue_credit_note_cancellation(
+            session, topup_refund_id, Seller.from_config(current_app.config),
+            VatPolicy.from_config(current_app.config), renderer()))
+        session.commit()
+
+
+def notify_dispute(dispute_id: int) -> None:
+    """'A payment was disputed' to the company, once per dispute."""
+    with job_session() as session:
+        dispute = session.get(Dispute, dispute_id)
+        queue_email(
+            session, company_id=dispute.company_id, kind=EmailKind.PAYMENT_DISPUTED, dedupe_key=f"dispute:{dispute_id}",
+            context={"amount": dispute.disputed_cents * UNITS_PER_CENT, "debited": dispute.amount + dispute.bonus_reversed,
+                     "balance": _balance(session, dispute.company_id), "topup_id": dispute.topup_id},
+        )
         session.commit()
 
 
@@ -193,17 +216,25 @@ def retry_unsent_emails() -> int:
 
 
 def issue_missing_documents(send_receipts: bool = True) -> int:
-    """Invoices and credit notes whose job was lost (e.g. Redis flushed): issue them now."""
+    """Invoices, credit notes and their cancellations whose job was lost (e.g. Redis flushed): issue
+    them now. A refund first reported failed debited nothing and has no documents."""
     with job_session() as session:
         invoiced = select(Invoice.topup_id).where(Invoice.topup_id.is_not(None))
         credited = select(Invoice.topup_refund_id).where(Invoice.topup_refund_id.is_not(None))
+        cancellation = aliased(Invoice)
+        cancelled = select(Invoice.topup_refund_id).join(cancellation, cancellation.cancels_invoice_id == Invoice.id)
         topups = session.scalars(select(Topup.id).where(Topup.status == "credited", Topup.id.not_in(invoiced))).all()
-        refunds = session.scalars(select(TopupRefund.id).where(TopupRefund.id.not_in(credited))).all()
+        debited = select(TopupRefund.id).where(TopupRefund.refunded_cents > 0)
+        refunds = session.scalars(debited.where(TopupRefund.id.not_in(credited))).all()
+        failed = session.scalars(debited.where(TopupRefund.given_back_at.is_not(None),
+                                               TopupRefund.id.not_in(cancelled))).all()
     for topup_id in topups:
         issue_topup_invoice(topup_id, send_receipts)
     for refund_id in refunds:
         issue_credit_note(refund_id)
-    return len(topups) + len(refunds)
+    for refund_id in failed:
+        cancel_credit_note(refund_id)
+    return len(topups) + len(refunds) + len(failed)
 
 
 def expire_stale_reservations() -> int:
@@ -278,6 +309,8 @@ FOLLOWUP_JOBS: dict[Followup, Job] = {
     Followup.ISSUE_TOPUP_INVOICE: Job(issue_topup_invoice, INVOICES),
     Followup.ISSUE_CREDIT_NOTE: Job(issue_credit_note, INVOICES),
     Followup.NOTIFY_TOPUP_FAILED: Job(notify_topup_failed, EMAILS),
+    Followup.CANCEL_CREDIT_NOTE: Job(cancel_credit_note, INVOICES),
+    Followup.NOTIFY_DISPUTE: Job(notify_dispute, EMAILS),
     Followup.SEND_EMAIL: Job(send_email, EMAILS),
     Followup.RUN_AUTO_TOPUP: Job(run_auto_topup, BILLING),
     Followup.AUTO_TOPUP_SETTLED: Job(auto_topup_settled, BILLING),

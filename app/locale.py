@@ -13,8 +13,8 @@ from flask_babel import get_locale, get_timezone, gettext
 from flask_login import current_user
 
 from core.i18n import (
-    DEFAULT_LANGUAGE, ENTRY_TYPE_LABELS, LANGUAGES, TOPUP_STATUS_LABELS, format_local_date, format_local_datetime,
-    format_minutes, format_number, format_percent_basis_points, payment_failure_message, payment_method_message,
+    DEFAULT_LANGUAGE, DISPUTE_STATUS_LABELS, ENTRY_TYPE_LABELS, LANGUAGES, TOPUP_STATUS_LABELS, format_local_date,
+    format_local_datetime, format_minutes, format_number, format_percent_basis_points, payment_failure_message, payment_method_message,
 )
 from core.money import UNITS_PER_CENT, format_money
 
@@ -75,6 +75,10 @@ def topup_status_label(status: str) -> str:
     return gettext(TOPUP_STATUS_LABELS[status]) if status in TOPUP_STATUS_LABELS else status
 
 
+def dispute_status_label(status: str) -> str:
+    return gettext(DISPUTE_STATUS_LABELS[status]) if status in DISPUTE_STATUS_LABELS else status
+
+
 def payment_failure_reason(code: str | None, decline_code: str | None) -> str:
     """A translated, customer-safe reason for a failed payment."""
     return gettext(payment_failure_message(code, decline_code))
@@ -91,7 +95,7 @@ def register_template_helpers(app) -> None:
     app.add_template_filter(money, "money")
     app.add_template_filter(local_datetime, "datetime")
     app.add_template_filter(local_date, "date")
-    for helper in (active_language, entry_type_labels, topup_status_label, payment_failure_reason,
+    for helper in (active_language, entry_type_labels, topup_status_label, dispute_status_label, payment_failure_reason,
                    payment_method_label, minutes_of):
         app.add_template_global(helper)
     app.add_template_global(LANGUAGES, "LANGUAGES")

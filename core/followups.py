@@ -48,6 +48,8 @@ class Followup(enum.Enum):
 
     ISSUE_TOPUP_INVOICE = "issue_topup_invoice"  # (topup_id): the invoice, then the receipt email
     ISSUE_CREDIT_NOTE = "issue_credit_note"  # (topup_refund_id)
+    CANCEL_CREDIT_NOTE = "cancel_credit_note"  # (topup_refund_id): its refund failed after its credit note
+    NOTIFY_DISPUTE = "notify_dispute"  # (dispute_id): tell the customer a payment was disputed
     NOTIFY_TOPUP_FAILED = "notify_topup_failed"  # (topup_id): a top-up failed after checkout (SEPA)
     SEND_EMAIL = "send_email"  # (sent_email_id)
     RUN_AUTO_TOPUP = "run_auto_topup"  # (auto_topup_attempt_id): charge the saved payment method

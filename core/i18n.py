@@ -13,7 +13,7 @@ from babel import dates
 from babel.numbers import format_decimal, format_percent
 
 from core.money import format_whole_number
-from core.schema import EntryType, TopupStatus
+from core.schema import DisputeStatus, EntryType, TopupStatus
 
 LANGUAGES = {"de": "Deutsch", "en": "English"}
 DEFAULT_LANGUAGE = "de"
@@ -33,6 +33,19 @@ ENTRY_TYPE_LABELS = {
     EntryType.ADJUSTMENT.value: N_("Adjustment"),
     EntryType.TOPUP_REFUND.value: N_("Top-up refund"),
     EntryType.BONUS_REVERSAL.value: N_("Bonus reversal"),
+    EntryType.REFUND_FAILED.value: N_("Refund failed"),
+    EntryType.DISPUTE.value: N_("Payment disputed"),
+    EntryType.DISPUTE_WON.value: N_("Dispute won"),
+}
+
+DISPUTE_STATUS_LABELS = {
+    DisputeStatus.WARNING_NEEDS_RESPONSE.value: N_("Inquiry: response needed"),
+    DisputeStatus.WARNING_UNDER_REVIEW.value: N_("Inquiry under review"),
+    DisputeStatus.WARNING_CLOSED.value: N_("Inquiry closed"),
+    DisputeStatus.NEEDS_RESPONSE.value: N_("Response needed"),
+    DisputeStatus.UNDER_REVIEW.value: N_("Under review"),
+    DisputeStatus.WON.value: N_("Won"),
+    DisputeStatus.LOST.value: N_("Lost"),
 }
 
 TOPUP_STATUS_LABELS = {

@@ -59,6 +59,9 @@ class EntryType(str, enum.Enum):
     ADJUSTMENT = "adjustment"
     TOPUP_REFUND = "topup_refund"
     BONUS_REVERSAL = "bonus_reversal"
+    REFUND_FAILED = "refund_failed"  # a refund Stripe reported failed or canceled: its debit given back
+    DISPUTE = "dispute"  # a payment disputed (chargeback, SEPA return): its credit taken back
+    DISPUTE_WON = "dispute_won"  # a dispute closed as won: its debit given back
 
 
 class Company(Base):
@@ -335,8 +338,24 @@ class Topup(Base):
         return self.status in FINAL_TOPUP_STATUSES
 
 
+class RefundStatus(str, enum.Enum):
+    """Stripe's refund statuses. A refund is debited when first reported pending or succeeded, and
+    its debit given back once when Stripe reports it failed or canceled (see core.payments.refunds)."""
+
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+GIVEN_BACK_REFUND_STATUSES = {RefundStatus.FAILED.value, RefundStatus.CANCELED.value}
+
+
 class TopupRefund(Base):
-    """A refund of (part of) a top-up in Stripe, recorded once per Stripe refund id."""
+    """A refund of (part of) a top-up in Stripe, recorded once per Stripe refund id. A refund that
+    failed or was canceled keeps its row (its amounts say what was debited), with ``given_back_at``:
+    it no longer counts against the payment."""
 
     __tablename__ = "topup_refunds"
 
@@ -346,7 +365,51 @@ class TopupRefund(Base):
     refunded_cents: Mapped[int] = mapped_column(BigInteger)  # money paid back (gross)
     amount: Mapped[int] = mapped_column(BigInteger)  # units debited from the balance
     bonus_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(20), default=RefundStatus.SUCCEEDED.value)
+    given_back_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DisputeStatus(str, enum.Enum):
+    """Stripe's dispute statuses; ``warning_*`` are inquiries, which move no money."""
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response"
+    WARNING_UNDER_REVIEW = "warning_under_review"
+    WARNING_CLOSED = "warning_closed"
+    NEEDS_RESPONSE = "needs_response"
+    UNDER_REVIEW = "under_review"
+    WON = "won"
+    LOST = "lost"
+
+
+CLOSED_DISPUTE_STATUSES = {DisputeStatus.WON.value, DisputeStatus.LOST.value, DisputeStatus.WARNING_CLOSED.value}
+
+
+class Dispute(Base):
+    """A dispute of a top-up's payment (a card chargeback, a SEPA return), recorded once per Stripe
+    dispute id with what was debited for it; ``given_back_at`` once a won dispute gave it back."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (Index("ix_disputes_company_created", "company_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_dispute_id: Mapped[str] = mapped_column(String(255), unique=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    topup_id: Mapped[int] = mapped_column(ForeignKey("topups.id"), index=True)
+    charge_id: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(100), default="")
+    disputed_cents: Mapped[int] = mapped_column(BigInteger)  # what Stripe says the dispute is about
+    debited_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # of it, what was still ours to take back
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)  # units debited from the balance
+    bonus_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    given_back_at: Mapped[datetime | None]
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in CLOSED_DISPUTE_STATUSES
 
 
 class WebhookStatus(str, enum.Enum):
@@ -377,6 +440,7 @@ class WebhookEvent(Base):
 class DocumentKind(str, enum.Enum):
     INVOICE = "invoice"
     CREDIT_NOTE = "credit_note"
+    CREDIT_NOTE_CANCELLATION = "cancellation"  # cancels a credit note whose refund failed (fits String(20))
 
 
 class DocumentSequence(Base):
@@ -406,6 +470,7 @@ class Invoice(Base):
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
     topup_id: Mapped[int | None] = mapped_column(ForeignKey("topups.id"), unique=True)  # invoices
     topup_refund_id: Mapped[int | None] = mapped_column(ForeignKey("topup_refunds.id"), unique=True)  # credit notes
+    cancels_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), unique=True)  # cancellations
     language: Mapped[str] = mapped_column(String(5))
     net_cents: Mapped[int] = mapped_column(BigInteger)
     vat_cents: Mapped[int] = mapped_column(BigInteger)

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from core.ledger.balances import account_summary
+from core.payments.disputes import company_disputes, flagging
 from app.csv_export import Number, csv_chunks
 from app.locale import active_language, entry_type_label, local_datetime
 from app.extensions import db
@@ -28,7 +29,8 @@ def dashboard():
     summary = account_summary(db.session, company_id)
     recent = None if wants_partial() else transactions_page(  # the balance card refreshing itself shows none
         db.session, company_id, TransactionFilter(), limit=DASHBOARD_RECENT).entries
-    return render_page("portal/dashboard.html", "portal/partials/balance_card.html", summary=summary, recent=recent)
+    return render_page("portal/dashboard.html", "portal/partials/balance_card.html", summary=summary, recent=recent,
+                       disputes=flagging(company_disputes(db.session, company_id)))
 
 
 @bp.get("/billing/transactions")

@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("staff", __name__, url_prefix="/admin")
 
-from staff import events, manage, money, payments, reconcile, reports, routes  # noqa: E402,F401 - their views join bp
+from staff import disputes, events, manage, money, payments, reconcile, reports, routes  # noqa: E402,F401 - their views join bp

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from core.accounts.audit import audit_trail, company_audit_trail, record_action
 from core.payments.auto_topup import attempt_history
+from core.payments.disputes import company_disputes, flagging
 from core.ledger.balances import account_summary
 from core.accounts.companies import (
     FLAGS, SORTS, AutoTopupIncomplete, InvalidListCursor, change_rate, change_threshold, list_companies, rate_history,
@@ -70,10 +71,11 @@ def company(company_id: int):
     if request.htmx and request.htmx.target == "tab-content":
         return render_page(f"staff/partials/tab_{tab}.html", f"staff/partials/tab_{tab}.html", company=record,
                            **context)
+    disputes = company_disputes(db.session, company_id)
     return render_template(
         "staff/company.html", company=record, summary=account_summary(db.session, company_id), tab=tab, tabs=TABS,
         rates=rate_history(db.session, company_id), block_form=BlockForm(), rate_form=RateForm(),
-        threshold_form=ThresholdForm(), **context,
+        threshold_form=ThresholdForm(), disputes=disputes, disputed=bool(flagging(disputes)), **context,
     )
 
 

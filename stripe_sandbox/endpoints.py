@@ -10,7 +10,7 @@ import fnmatch
 import re
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import payments, sessions
+from . import disputes, payments, sessions
 from .errors import invalid_param, invalid_request, missing_param
 from .objects import list_object
 from .params import Params
@@ -139,8 +139,10 @@ def create_checkout_session(sb: "StripeSandbox", data: dict) -> dict:
     if mode == "payment":
         payments.check_amount(sum(i["unit_amount"] * i["quantity"] for i in items), currency, "line_items")
     now = sb.now()
-    expires_at = p.integer("expires_at") or now + MAX_SESSION_SECONDS
-    if expires_at < now + MIN_SESSION_SECONDS:
+    expires_at = p.integer("expires_at")
+    if expires_at is None:
+        expires_at = now + int(sb.checkout_expiry_seconds)
+    elif expires_at < now + MIN_SESSION_SECONDS:
         raise invalid_param("expires_at", "The `expires_at` timestamp must be at least 30 minutes "
                             "from Checkout Session creation.", "parameter_invalid_integer")
     if expires_at > now + MAX_SESSION_SECONDS:
@@ -397,6 +399,39 @@ def list_refunds(sb: "StripeSandbox", data: dict) -> dict:
     return _list_matching(sb, data, "refund", ("charge", "payment_intent"), "/v1/refunds")
 
 
+# ---- disputes -----------------------------------------------------------------------------
+
+EVIDENCE_TEXT_FIELDS = {"uncategorized_text", "product_description", "customer_name", "customer_email_address",
+                        "refund_policy_disclosure", "service_date", "access_activity_log"}
+
+
+def retrieve_dispute(sb: "StripeSandbox", data: dict, id: str) -> dict:
+    Params(data, set())
+    return sb.get(id, "dispute", "dispute")
+
+
+def list_disputes(sb: "StripeSandbox", data: dict) -> dict:
+    return _list_matching(sb, data, "dispute", ("charge", "payment_intent"), "/v1/disputes")
+
+
+def update_dispute(sb: "StripeSandbox", data: dict, id: str) -> dict:
+    """Evidence decides the outcome as in Stripe's test mode (see stripe_sandbox.disputes)."""
+    p = Params(data, {"evidence", "metadata", "submit"})
+    dispute = sb.get(id, "dispute", "dispute")
+    if p.has("metadata"):
+        dispute["metadata"].update(p.metadata())
+    evidence = p.nested("evidence", EVIDENCE_TEXT_FIELDS)
+    if evidence is None:
+        return dispute
+    return disputes.submit_evidence(sb, dispute, {key: evidence.text(key) for key in EVIDENCE_TEXT_FIELDS
+                                                  if evidence.has(key)})
+
+
+def close_dispute(sb: "StripeSandbox", data: dict, id: str) -> dict:
+    Params(data, set())
+    return disputes.accept(sb, sb.get(id, "dispute", "dispute"))
+
+
 # ---- events -------------------------------------------------------------------------------
 
 def retrieve_event(sb: "StripeSandbox", data: dict, id: str) -> dict:
@@ -437,6 +472,10 @@ ROUTES: list[tuple[str, str, Callable[..., dict]]] = [
     ("POST", r"/v1/refunds", create_refund),
     ("GET", r"/v1/refunds", list_refunds),
     ("GET", rf"/v1/refunds/{ID}", retrieve_refund),
+    ("GET", r"/v1/disputes", list_disputes),
+    ("GET", rf"/v1/disputes/{ID}", retrieve_dispute),
+    ("POST", rf"/v1/disputes/{ID}", update_dispute),
+    ("POST", rf"/v1/disputes/{ID}/close", close_dispute),
     ("GET", r"/v1/events", list_events),
     ("GET", rf"/v1/events/{ID}", retrieve_event),
 ]

@@ -47,6 +47,7 @@ def install_sandbox(app, *, deliver=None, settle_delay_seconds: float | None = N
         settle_delay_seconds=settle_delay_seconds if settle_delay_seconds is not None
         else app.config["STRIPE_SANDBOX_SETTLE_SECONDS"],
         path=path or app.config["STRIPE_SANDBOX_DB"],
+        checkout_expiry_seconds=app.config["STRIPE_SANDBOX_CHECKOUT_EXPIRY_SECONDS"],
     )
     checkout = create_checkout_blueprint(sandbox)
     app.extensions["csrf"].exempt(checkout)  # the page's forms carry their own token

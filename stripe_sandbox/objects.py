@@ -335,6 +335,26 @@ def refund(fx: Fixtures, *, id: str, created: int, amount: int, charge: str, cur
                  payment_method=None)
 
 
+def dispute(fx: Fixtures, *, id: str, created: int, amount: int, charge: str, currency: str,
+            payment_intent: str | None, reason: str, status: str, due_by: int,
+            card: dict | None) -> dict[str, Any]:
+    """A dispute of a charge; `card` is the charge's card details (None for a SEPA return, which
+    Stripe's dispute shows without card details)."""
+    obj = fx.example("dispute")
+    details = obj["payment_method_details"]
+    if card is None:
+        details = None
+    else:
+        _fill(details["card"], brand=card["brand"], case_type="chargeback",
+              network_reason_code="10.4" if reason == "fraudulent" else "13.1", network=card["brand"])
+    _fill(obj["evidence_details"], due_by=due_by, has_evidence=False, past_due=False, submission_count=0,
+          enhanced_eligibility={})
+    return _fill(obj, id=id, created=created, amount=amount, charge=charge, currency=currency,
+                 payment_intent=payment_intent, reason=reason, status=status, balance_transactions=[],
+                 is_charge_refundable=False, livemode=False, metadata={}, payment_method_details=details,
+                 enhanced_eligibility_types=[])
+
+
 def event(fx: Fixtures, *, id: str, created: int, type: str, data_object: dict,
           request_id: str | None, idempotency_key: str | None,
           pending_webhooks: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import copy
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import objects, testdata
+from . import disputes, objects, testdata
 from .errors import DOC_URL, StripeAPIError, invalid_param, invalid_request
 from .store import new_id
 from .testdata import Decline
@@ -195,6 +195,9 @@ def succeed_card_payment(sb: "StripeSandbox", pi: dict, pm: dict, authenticated:
     _save_for_future_use(sb, pi, pm)
     sb.emit("charge.succeeded", charge)
     sb.emit("payment_intent.succeeded", pi)
+    dispute_reason = testdata.card_behaviour(sb.private(pm["id"]).get("card_number", "")).dispute_reason
+    if dispute_reason:
+        disputes.open_dispute(sb, charge, dispute_reason)
     return charge
 
 
@@ -262,6 +265,14 @@ def settle_sepa_debit(sb: "StripeSandbox", payment_intent_id: str) -> bool:
     return True
 
 
+def return_if_test_iban(sb: "StripeSandbox", payment_intent_id: str) -> None:
+    """A settled debit from the returning test IBAN comes back: the bank returns it (a SEPA dispute)."""
+    charge = sb.get(sb.get(payment_intent_id, "payment_intent")["latest_charge"], "charge")
+    pm = sb.get(charge["payment_method"], "payment_method")
+    if testdata.iban_behaviour(sb.private(pm["id"]).get("iban", "")).returned:
+        disputes.return_sepa_debit(sb, charge)
+
+
 def cancel_payment_intent(sb: "StripeSandbox", pi: dict, reason: str) -> None:
     if pi["status"] in ("requires_payment_method", "requires_confirmation", "requires_action"):
         pi.update(status="canceled", canceled_at=sb.now(), cancellation_reason=reason, next_action=None)
@@ -318,4 +329,27 @@ def create_refund(sb: "StripeSandbox", charge: dict, amount: int | None, metadat
     charge["refunds"]["data"].insert(0, copy.deepcopy(refund))
     sb.emit("charge.refunded", charge)
     sb.emit("refund.created", refund)
+    pm = sb.store.get(charge["payment_method"] or "", "payment_method")
+    if pm and testdata.card_behaviour(sb.private(pm["id"]).get("card_number", "")).refunds_fail:
+        answered = copy.deepcopy(refund)  # the API answers succeeded; the failure follows
+        fail_refund(sb, refund, "failed")
+        return answered
+    return refund
+
+
+def fail_refund(sb: "StripeSandbox", refund: dict, status: str) -> dict:
+    """A refund that the bank could not carry out (failed) or that was stopped (canceled): the money
+    stays with the merchant, the charge counts it as not refunded."""
+    if refund["status"] in ("failed", "canceled"):
+        raise invalid_request(f"Refund {refund['id']} is already {refund['status']}.", "refund")
+    charge = sb.get(refund["charge"], "charge")
+    refund["status"] = status
+    charge["amount_refunded"] -= refund["amount"]
+    charge["refunded"] = False
+    charge["refunds"]["data"] = [copy.deepcopy(refund) if item["id"] == refund["id"] else item
+                                 for item in charge["refunds"]["data"]]
+    sb.emit("charge.refund.updated", refund)
+    sb.emit("refund.updated", refund)
+    if status == "failed":
+        sb.emit("refund.failed", refund)
     return refund

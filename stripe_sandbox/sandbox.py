@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
-from . import objects, payments, sessions
+from . import disputes, objects, payments, sessions
 from .errors import no_such
 from .objects import Fixtures
 from .store import Store, new_id
@@ -42,6 +42,8 @@ class StripeSandbox:
       webhooks.HTTPDeliverer. An instance with a deliverer also delivers the events another
       instance raised and left pending for `STALE_CLAIM_SECONDS` (that process went away).
     - `settle_delay_seconds`: how long SEPA debits stay `processing`; None: until settle_pending().
+    - `checkout_expiry_seconds`: how long a Checkout Session created without `expires_at` stays
+      open (24 hours, as at Stripe); then it expires by itself and `checkout.session.expired` is sent.
     - `fixtures_path`: Stripe's fixtures3.json (default: env STRIPE_FIXTURES_PATH, then
       the copy in stripe_sandbox/fixtures/).
     - `path`: the SQLite database file (created when missing); None: a private in-memory one.
@@ -57,10 +59,12 @@ class StripeSandbox:
         fixtures_path: str | Path | None = None,
         path: str | Path | None = None,
         clock: Callable[[], float] | None = None,
+        checkout_expiry_seconds: float = 24 * 60 * 60,
     ):
         self.webhook_secret = webhook_secret
         self.checkout_base_url = checkout_base_url.rstrip("/") if checkout_base_url else None
         self.settle_delay_seconds = settle_delay_seconds
+        self.checkout_expiry_seconds = checkout_expiry_seconds
         self.clock = clock or time.time
         self.fixtures = Fixtures(fixtures_path)
         self.path = Path(path) if path else None
@@ -73,7 +77,9 @@ class StripeSandbox:
         self._outbox: list[str] = []
         self._worker: DeliveryWorker | None = None
         self._worker_pid: int | None = None
-        self._schedule_pending_settlements()
+        self._timer_lock = threading.Lock()
+        self._timer: tuple[threading.Timer | None, float] = (None, 0.0)
+        self._wake_at_next_due()
 
     # ---- state and transactions -------------------------------------------------------
 
@@ -152,28 +158,47 @@ class StripeSandbox:
         delay = self.settle_delay_seconds
         due = None if delay is None else self.clock() + delay
         self.store.add_settlement(payment_intent_id, session_id, due)
-        if delay is not None:
-            self._start_timer(delay)
+        if due is not None:
+            self.wake_at(due)
 
-    def _schedule_pending_settlements(self) -> None:
-        for settlement in self.store.settlements():
-            if settlement["due"] is not None:
-                self._start_timer(max(0.0, settlement["due"] - self.clock()))
+    def schedule_expiry(self, expires_at: float) -> None:
+        """Expire a Checkout Session at `expires_at` even if nobody asks the sandbox anything then."""
+        self.wake_at(expires_at)
 
-    def _start_timer(self, delay: float) -> None:
-        timer = threading.Timer(delay + 0.05, self._on_timer)
-        timer.daemon = True
-        timer.start()
+    def wake_at(self, due: float) -> None:
+        """Tick at `due` (sandbox clock) at the latest. One timer per process, for the earliest due
+        time: each tick schedules the next, so thousands of open sessions need no thousand threads."""
+        with self._timer_lock:
+            timer, scheduled = self._timer
+            if timer is not None and timer.is_alive() and scheduled <= due:
+                return
+            if timer is not None:
+                timer.cancel()
+            timer = threading.Timer(max(0.0, due - self.clock()) + 0.05, self._on_timer)
+            timer.daemon = True
+            self._timer = (timer, due)
+            timer.start()
+
+    def _wake_at_next_due(self) -> None:
+        with self.transaction(tick=False):
+            due = self.store.next_due()
+        if due is not None:
+            self.wake_at(due)
 
     def _on_timer(self) -> None:
+        with self._timer_lock:
+            self._timer = (None, 0.0)
         with self.transaction():
-            pass  # the transaction's tick settles what is due
+            pass  # the transaction's tick settles and expires what is due
+        self._wake_at_next_due()
 
     def _settle(self, settlement: dict[str, Any]) -> None:
         self.store.remove_settlement(settlement["payment_intent"])
         succeeded = payments.settle_sepa_debit(self, settlement["payment_intent"])
         if settlement["checkout_session"]:
             sessions.record_async_result(self, settlement["checkout_session"], succeeded)
+        if succeeded:
+            payments.return_if_test_iban(self, settlement["payment_intent"])
 
     # ---- events and webhooks ----------------------------------------------------------
 
@@ -266,6 +291,28 @@ class StripeSandbox:
         with self.transaction():
             return copy.deepcopy(sessions.expire(self, self.get(session_id, "checkout.session",
                                                                 "checkout.session")))
+
+    def dispute_payment(self, payment_intent_id: str, reason: str = "general") -> dict[str, Any]:
+        """The payer's bank takes a settled payment back, weeks later: a SEPA debit is returned (a
+        dispute lost from the start), a card payment charged back (a dispute awaiting evidence)."""
+        with self.transaction():
+            pi = self.get(payment_intent_id, "payment_intent", "payment_intent")
+            charge = payments.refundable_charge(self, pi)
+            if charge["payment_method_details"]["type"] == "sepa_debit":
+                return copy.deepcopy(disputes.return_sepa_debit(self, charge, reason))
+            return copy.deepcopy(disputes.open_dispute(self, charge, reason))
+
+    def submit_dispute_evidence(self, dispute_id: str, text: str) -> dict[str, Any]:
+        """Answer a dispute as a person would in Stripe's dashboard; `winning_evidence` wins it,
+        `losing_evidence` loses it (Stripe's test mode)."""
+        with self.transaction():
+            dispute = self.get(dispute_id, "dispute", "dispute")
+            return copy.deepcopy(disputes.submit_evidence(self, dispute, {"uncategorized_text": text}))
+
+    def fail_refund(self, refund_id: str, status: str = "failed") -> dict[str, Any]:
+        """A refund fails (the bank could not pay it out) or is canceled, after it was made."""
+        with self.transaction():
+            return copy.deepcopy(payments.fail_refund(self, self.get(refund_id, "refund", "refund"), status))
 
     def refund_from_dashboard(self, payment_intent_id: str, amount: int | None = None,
                               reason: str | None = None) -> dict[str, Any]:

@@ -45,6 +45,7 @@ def create(sb: "StripeSandbox", *, mode: str, customer: str | None, customer_ema
     sb.put(session)
     sb.private(session_id).update(line_items=line_items, payment_intent_data=payment_intent_data,
                                   setup_intent_data=setup_intent_data)
+    sb.schedule_expiry(expires_at)
     return session
 
 

@@ -195,6 +195,12 @@ class Store:
         rows = self._sql("SELECT id, data FROM objects WHERE open_until <= ? ORDER BY seq", (now,))
         return [self._remember(object_id, text) for object_id, text in rows.fetchall()]
 
+    def next_due(self) -> float | None:
+        """When the next SEPA settlement or Checkout Session expiry is due, if any is."""
+        row = self._sql("SELECT MIN(due) FROM (SELECT MIN(due) AS due FROM settlements "
+                        "UNION ALL SELECT MIN(open_until) FROM objects)").fetchone()
+        return row[0]
+
     def private_of(self, object_id: str) -> dict[str, Any]:
         if object_id not in self._private:
             row = self._sql("SELECT data FROM private WHERE id = ?", (object_id,)).fetchone()

@@ -41,6 +41,8 @@ class CardBehaviour:
     decline: Decline | None = None  # every charge fails so
     declines_setup: bool = False  # saving the card fails too
     requires_authentication: bool = False  # on-page 3-D Secure; off-session: authentication_required
+    dispute_reason: str | None = None  # the payment succeeds, then the cardholder disputes it so
+    refunds_fail: bool = False  # a refund starts as succeeded, then fails (the card was closed)
 
 
 TEST_CARDS = {
@@ -52,9 +54,11 @@ TEST_CARDS = {
         CardBehaviour("4000000000000002", "declined", decline=GENERIC_DECLINE, declines_setup=True),
         CardBehaviour("4000000000000069", "declined: expired card", decline=EXPIRED_CARD, declines_setup=True),
         CardBehaviour("5555555555554444", "succeeds (Mastercard)"),
+        CardBehaviour("4000000000000259", "succeeds, then disputed as fraudulent", dispute_reason="fraudulent"),
+        CardBehaviour("4000000000005126", "succeeds; a refund of it fails later", refunds_fail=True),
     ]
 }
-HOSTED_PAGE_CARDS = ["4242424242424242", "4000000000009995", "4000002500003155"]
+HOSTED_PAGE_CARDS = ["4242424242424242", "4000000000009995", "4000002500003155", "4000000000000259"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class IbanBehaviour:
     iban: str
     label: str
     failure: Decline | None = None
+    returned: bool = False  # settles, then the bank returns it (a SEPA dispute, which cannot be contested)
 
 
 TEST_IBANS = {
@@ -69,6 +74,7 @@ TEST_IBANS = {
     for entry in [
         IbanBehaviour("DE89370400440532013000", "succeeds after a delay"),
         IbanBehaviour("DE62370400440532013001", "fails after a delay", failure=SEPA_INSUFFICIENT_FUNDS),
+        IbanBehaviour("DE35370400440532013002", "succeeds, then is returned (disputed)", returned=True),
     ]
 }
 

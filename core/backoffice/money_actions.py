@@ -23,7 +23,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,9 +33,10 @@ from core.schema import AuditRecord, CallCharge, CallRefund, EntryType, PrepaidB
 from core.money import UNITS_PER_CENT, divide_half_up, eur
 from core.payments.bonuses import best_bonus
 from core.payments.gateway import PaymentError, PaymentIntent, StripeGateway
+from core.payments.refunds import DEBITED_REFUND_STATUSES, apply_refund_report
 from core.payments.topups import (
-    Paid, close_refunded, credit_topup, evidence_problem, received_share, record_stripe_refund, refund_debit,
-    stripe_payment,
+    Paid, close_refunded, credit_topup, evidence_problem, received_share, refund_debit,
+    stripe_payment, taken_back,
 )
 
 MAX_ADJUSTMENT = eur("10000")  # more than this in one manual adjustment is a typo, not a decision
@@ -293,9 +294,7 @@ def _refundable_topup(session: Session, topup_id: int) -> tuple[Topup, int]:
     if topup.status != TopupStatus.CREDITED.value or not topup.stripe_payment_intent_id:
         raise NotRefundable(topup_id)
     charged = topup.charged_cents or topup.amount // UNITS_PER_CENT
-    refunded = session.scalar(select(func.coalesce(func.sum(TopupRefund.refunded_cents), 0))
-                              .where(TopupRefund.topup_id == topup.id))
-    return topup, charged - int(refunded)  # SUM is a Decimal on PostgreSQL
+    return topup, charged - taken_back(session, topup.id).cents
 
 
 def _topup_refund_cents(refundable_cents: int, amount_cents: int | None) -> int:
@@ -362,7 +361,7 @@ def refund_topup(session: Session, gateway: StripeGateway, actor: Actor, plan: T
     work, the caller commits (nothing is written before Stripe answers).
 
     Stripe is asked with an idempotency key from the form's ``request_key``; then the refund is booked
-    through :func:`record_stripe_refund` keyed by the Stripe refund id, and audited. Stripe's
+    through :func:`core.payments.refunds.apply_refund_report` keyed by the Stripe refund id, and audited. Stripe's
     ``charge.refunded`` webhook may book it meanwhile: whichever comes first debits, the other changes
     nothing. A crash after Stripe refunded leaves the booking to that webhook; submitting the same
     form again gets the same refund from Stripe and adds the audit record.
@@ -383,6 +382,8 @@ def _book_topup_refund(session: Session, actor: Actor, plan: TopupRefundPlan, re
     booked = session.scalar(select(TopupRefund).where(TopupRefund.stripe_refund_id == refund.id))
     if booked is not None:  # the webhook was faster
         after, amount, bonus_back = now, booked.amount, booked.bonus_reversed
+    elif refund.status not in DEBITED_REFUND_STATUSES:  # Stripe refused it at once: nothing to debit
+        after, amount, bonus_back = now, 0, 0
     else:
         topup = session.get(Topup, plan.topup_id, populate_existing=True)
         debit = refund_debit(session, topup, refund.amount)
@@ -395,8 +396,8 @@ def _book_topup_refund(session: Session, actor: Actor, plan: TopupRefundPlan, re
                              "bonus_reversed": bonus_back, "stripe_refund_id": refund.id,
                              "override_available": plan.override_available},
                       reason=plan.reason, request_key=plan.request_key)
-    if booked is None:
-        record_stripe_refund(session, plan.payment_intent_id, refund.id, refund.amount)
+    if booked is None:  # the same path as the webhook's report of it
+        apply_refund_report(session, plan.payment_intent_id, refund.id, refund.amount, refund.status)
     return Preview(plan.balance, after, amount, bonus_back, refund.amount)
 
 

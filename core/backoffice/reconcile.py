@@ -121,17 +121,18 @@ def refund_debit_findings(session: Session) -> list[Finding]:
         .group_by(BalanceTransaction.reference_id)
     ).all())
     refunds = session.execute(
-        select(TopupRefund.stripe_refund_id, Topup.company_id, Topup.id).join(Topup, Topup.id == TopupRefund.topup_id)
+        select(TopupRefund.stripe_refund_id, Topup.company_id, Topup.id, TopupRefund.amount)
+        .join(Topup, Topup.id == TopupRefund.topup_id)
     ).all()
     findings = []
     known = set()
-    for refund_id, company_id, topup_id in refunds:
+    for refund_id, company_id, topup_id, debited in refunds:
         known.add(refund_id)
-        count = debits.get(refund_id, 0)
-        if count != 1:
+        count, expected = debits.get(refund_id, 0), 1 if debited > 0 else 0  # 0: first reported failed
+        if count != expected:
             findings.append(Finding(
                 "refund_debit_count", company_id, names.get(company_id, ""),
-                f"refund {refund_id} of top-up #{topup_id} has {count} debit entries (expected 1)",
+                f"refund {refund_id} of top-up #{topup_id} has {count} debit entries (expected {expected})",
                 "Book the missing debit (or reverse the extra one) as an adjustment entry with reason.",
                 reference=refund_id))
     orphan_rows = session.execute(
@@ -225,7 +226,7 @@ def stripe_findings(session: Session, gateway: StripeGateway, since: datetime,
     stripe_refund_ids = {r.id for r in refunds}
     for refund_id, company_id in session.execute(
         select(TopupRefund.stripe_refund_id, Topup.company_id).join(Topup, Topup.id == TopupRefund.topup_id)
-        .where(TopupRefund.created_at >= since, *([TopupRefund.created_at <= until] if until else []))
+        .where(TopupRefund.given_back_at.is_(None), TopupRefund.created_at >= since, *([TopupRefund.created_at <= until] if until else []))
     ).all():
         if refund_id not in stripe_refund_ids:
             findings.append(Finding(

@@ -30,7 +30,7 @@ from core.money import UNITS_PER_CENT, divide_half_up
 from core.documents.vat import VatPolicy, VatSplit, split_topup
 from core.rendering import Renderer
 
-NUMBER_PREFIX = {DocumentKind.INVOICE: "", DocumentKind.CREDIT_NOTE: "GS-"}
+NUMBER_PREFIX = {DocumentKind.INVOICE: "", DocumentKind.CREDIT_NOTE: "GS-", DocumentKind.CREDIT_NOTE_CANCELLATION: "ST-"}
 
 
 class InvoiceError(Exception):
@@ -138,6 +138,30 @@ def issue_credit_note(session: Session, topup_refund_id: int, seller: Seller, va
         session, DocumentKind.CREDIT_NOTE, "documents/credit_note.html", company, seller, renderer,
         _amount_fields(split, topup_refund_id=refund.id, bonus_cents=_whole_cents(refund.bonus_reversed)),
         topup=topup, refund=refund, original=original, split=split, bonus_units=refund.bonus_reversed,
+    )
+
+
+def issue_credit_note_cancellation(session: Session, topup_refund_id: int, seller: Seller, vat: VatPolicy,
+                                   renderer: Renderer) -> Invoice:
+    """The cancellation of the credit note of a refund that failed after it was issued (see
+    core.payments.refunds for why a new document, not a changed one): the same amounts, referring to
+    the credit note (issued first if it was not). Issued once, raising IntegrityError when issued
+    concurrently (see the module doc)."""
+    refund = session.get(TopupRefund, topup_refund_id)
+    if refund is None or refund.given_back_at is None or refund.refunded_cents <= 0:
+        raise InvoiceError(f"refund {topup_refund_id} was not given back after a debit")
+    credit_note = issue_credit_note(session, topup_refund_id, seller, vat, renderer)
+    existing = session.scalar(select(Invoice).where(Invoice.cancels_invoice_id == credit_note.id))
+    if existing is not None:
+        return existing
+    topup = session.get(Topup, refund.topup_id)
+    split = VatSplit(credit_note.net_cents, credit_note.vat_cents, credit_note.gross_cents,
+                     credit_note.vat_rate_basis_points)
+    company = session.get(Company, topup.company_id)
+    return _issue(
+        session, DocumentKind.CREDIT_NOTE_CANCELLATION, "documents/credit_note_cancellation.html", company, seller,
+        renderer, _amount_fields(split, cancels_invoice_id=credit_note.id, bonus_cents=credit_note.bonus_cents),
+        topup=topup, refund=refund, credit_note=credit_note, split=split, bonus_units=refund.bonus_reversed,
     )
 
 

@@ -76,6 +76,7 @@ class EmailKind(str, enum.Enum):
     AUTO_TOPUP_DISABLED = "auto_topup_disabled"
     AUTO_TOPUP_LIMIT_REACHED = "auto_topup_limit_reached"
     USER_INVITE = "user_invite"
+    PAYMENT_DISPUTED = "payment_disputed"
 
 
 SUBJECTS = {
@@ -88,6 +89,7 @@ SUBJECTS = {
     EmailKind.AUTO_TOPUP_DISABLED: N_("Automatic top-up has been turned off"),
     EmailKind.AUTO_TOPUP_LIMIT_REACHED: N_("Automatic top-up paused: limit reached"),
     EmailKind.USER_INVITE: N_("Your access to the billing portal"),
+    EmailKind.PAYMENT_DISPUTED: N_("A payment of %(amount)s was disputed"),
 }
 
 # Context keys a message cannot be rendered without; checked when it is recorded, not when it is sent.
@@ -101,9 +103,10 @@ REQUIRED_CONTEXT = {
     EmailKind.AUTO_TOPUP_DISABLED: (),
     EmailKind.AUTO_TOPUP_LIMIT_REACHED: ("amount", "limit_reason"),
     EmailKind.USER_INVITE: ("set_password_url",),
+    EmailKind.PAYMENT_DISPUTED: ("amount", "debited", "balance", "topup_id"),
 }
 
-_MONEY_KEYS = ("amount", "bonus", "balance", "threshold")
+_MONEY_KEYS = ("amount", "bonus", "balance", "threshold", "debited")
 
 
 class Transport(Protocol):

@@ -123,6 +123,19 @@ class Refund:
     charge_id: str | None
 
 
+@dataclass(frozen=True)
+class DisputeReport:
+    """A dispute as a Stripe event carries it (every dispute event carries the whole dispute)."""
+
+    id: str
+    amount: int  # cents disputed
+    currency: str | None
+    status: str
+    reason: str
+    charge_id: str | None
+    payment_intent_id: str | None
+
+
 def _check_not_from_the_future(signature_header: str | None) -> None:
     """Stripe's library refuses a signature older than the tolerance; one dated further ahead is
     refused here alike (a header made to stay valid for days)."""
@@ -504,6 +517,19 @@ def payment_method_from(data: dict[str, Any]) -> PaymentMethod:
         exp_year=card.get("exp_year"),
         bank_code=sepa.get("bank_code"),
         country=sepa.get("country") or card.get("country"),
+    )
+
+
+def dispute_from(data: dict[str, Any]) -> DisputeReport:
+    """A dispute from an event payload."""
+    return DisputeReport(
+        id=data["id"],
+        amount=data.get("amount") or 0,
+        currency=data.get("currency"),
+        status=data.get("status") or "",
+        reason=data.get("reason") or "",
+        charge_id=_id_of(data.get("charge")),
+        payment_intent_id=_id_of(data.get("payment_intent")),
     )
 
 

@@ -19,7 +19,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, union_all, update
 from sqlalchemy.orm import Session
 
 from core.payments.bonuses import best_bonus
@@ -27,7 +27,7 @@ from core.clock import utcnow
 from core.followups import Followup, request_followup
 from core.ledger.postings import Reference, lock_account, post_entry
 from core.schema import (
-    Company, EntryType, Topup, TopupRefund, TopupStatus, User,
+    Company, Dispute, EntryType, RefundStatus, Topup, TopupRefund, TopupStatus, User,
 )
 from core.money import CURRENCY, UNITS_PER_CENT, divide_half_up
 from core.payments.gateway import CheckoutSession, PaymentError, PaymentIntent, StripeGateway
@@ -446,24 +446,38 @@ class RefundDebit:
     bonus_back: int
 
 
+def taken_back(session: Session, topup_id: int) -> RefundDebit:
+    """What refunds and disputes of this top-up have taken back and still hold (those failed, canceled
+    or won were given back and no longer count): the cap every further refund or dispute must respect."""
+    refunds = (select(TopupRefund.refunded_cents.label("cents"), TopupRefund.amount, TopupRefund.bonus_reversed)
+               .where(TopupRefund.topup_id == topup_id, TopupRefund.given_back_at.is_(None)))
+    disputes = (select(Dispute.debited_cents.label("cents"), Dispute.amount, Dispute.bonus_reversed)
+                .where(Dispute.topup_id == topup_id, Dispute.given_back_at.is_(None)))
+    both = union_all(refunds, disputes).subquery()
+    cents, amount, bonus = session.execute(select(func.coalesce(func.sum(both.c.cents), 0),
+                                                  func.coalesce(func.sum(both.c.amount), 0),
+                                                  func.coalesce(func.sum(both.c.bonus_reversed), 0))).one()
+    return RefundDebit(int(cents), int(amount), int(bonus))  # SUM is a Decimal on PostgreSQL
+
+
 def refund_debit(session: Session, topup: Topup, amount_cents: int) -> RefundDebit:
-    """The one arithmetic of a top-up refund, for the staff preview and the booking alike: the refunded
-    share of the credit (equal to the money when amounts include VAT) and of the bonus, each rounded
-    half-up once, capped by what earlier refunds left."""
+    """The one arithmetic of taking back (part of) a top-up's payment — a refund or a dispute — for the
+    staff preview and the booking alike: the share of the credit (equal to the money when amounts
+    include VAT) and of the bonus, each rounded half-up once, capped by what earlier refunds and
+    disputes left (:func:`taken_back`)."""
     charged_cents = topup.charged_cents or topup.amount // UNITS_PER_CENT
-    earlier = session.execute(select(func.coalesce(func.sum(TopupRefund.refunded_cents), 0),
-                                     func.coalesce(func.sum(TopupRefund.amount), 0),
-                                     func.coalesce(func.sum(TopupRefund.bonus_reversed), 0))
-                              .where(TopupRefund.topup_id == topup.id)).one()
-    cents = max(0, min(amount_cents, charged_cents - earlier[0]))
-    amount = min(divide_half_up(topup.amount * cents, charged_cents), topup.amount - earlier[1])
-    bonus_back = max(0, min(divide_half_up(topup.bonus_amount * amount, topup.amount), topup.bonus_amount - earlier[2]))
+    earlier = taken_back(session, topup.id)
+    cents = max(0, min(amount_cents, charged_cents - earlier.cents))
+    amount = min(divide_half_up(topup.amount * cents, charged_cents), topup.amount - earlier.amount)
+    bonus_back = max(0, min(divide_half_up(topup.bonus_amount * amount, topup.amount), topup.bonus_amount - earlier.bonus_back))
     return RefundDebit(cents, amount, bonus_back)
 
 
-def record_stripe_refund(session: Session, payment_intent_id: str, refund_id: str, amount_cents: int) -> bool:
+def record_stripe_refund(session: Session, payment_intent_id: str, refund_id: str, amount_cents: int,
+                         status: str = RefundStatus.SUCCEEDED.value) -> bool:
     """Debit a refund made in Stripe once (keyed by the refund id) and take back its share of the bonus
-    (:func:`refund_debit`): never more than the payment credited, whatever Stripe reports."""
+    (:func:`refund_debit`): never more than the payment credited, whatever Stripe reports. ``status`` is
+    Stripe's (pending or succeeded: both are debited at once; see core.payments.refunds for the rest)."""
     topup = session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == payment_intent_id))
     if topup is None or topup.status != TopupStatus.CREDITED.value:
         return False  # never credited (under review, or paid back instead): there is nothing to take back
@@ -484,7 +498,7 @@ def record_stripe_refund(session: Session, payment_intent_id: str, refund_id: st
         post_entry(session, topup.company_id, EntryType.BONUS_REVERSAL, -debit.bonus_back, reference=reference,
                    actor="stripe", description=f"Bonus share of refund, top-up #{topup.id}", allow_negative=True)
     refund = TopupRefund(topup_id=topup.id, stripe_refund_id=refund_id, refunded_cents=debit.cents,
-                         amount=debit.amount, bonus_reversed=debit.bonus_back)
+                         amount=debit.amount, bonus_reversed=debit.bonus_back, status=status)
     session.add(refund)
     topup = session.get(Topup, topup.id, populate_existing=True)
     topup.refunded_amount += debit.amount

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -30,11 +31,14 @@ from sqlalchemy.orm import Session
 
 from core.clock import utcnow
 from core.schema import Topup, WebhookEvent, WebhookStatus, insert_or_ignore
+from core.payments.disputes import apply_dispute
 from core.payments.gateway import (
-    MalformedEvent, PaymentError, StripeGateway, checkout_session_from, event_problem, payment_intent_from,
+    MalformedEvent, PaymentError, StripeGateway, checkout_session_from, dispute_from, event_problem,
+    payment_intent_from, refund_from,
 )
+from core.payments.refunds import apply_refund_report
 from core.payments.topups import (
-    apply_async_payment_failed, apply_checkout_session, apply_payment_intent, record_stripe_refund,
+    apply_async_payment_failed, apply_checkout_session, apply_payment_intent,
 )
 from core.parsing import id_or_none
 
@@ -171,11 +175,46 @@ def _charge_refunded(session: Session, obj: dict, gateway: StripeGateway) -> int
     refunds = (obj.get("refunds") or {}).get("data")
     if refunds is None:
         refunds = [{"id": r.id, "amount": r.amount, "status": r.status} for r in gateway.list_refunds(intent_id)]
+    _apply_payment_first(session, gateway, intent_id)
     for refund in refunds:
-        if refund.get("status") in ("succeeded", "pending"):
-            record_stripe_refund(session, intent_id, refund["id"], int(refund["amount"]))
+        apply_refund_report(session, intent_id, refund["id"], int(refund["amount"]), str(refund.get("status")))
     topup = session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == intent_id))
     return _company_of(topup)
+
+
+def _apply_payment_first(session: Session, gateway: StripeGateway, intent_id: str) -> None:
+    """Stripe does not keep order: a refund or a dispute may come before its payment's own events.
+    A refunded or disputed payment was paid, so its top-up is credited first, on Stripe's evidence
+    (as those events would have), instead of the refund or dispute finding no top-up and being lost."""
+    if session.scalar(select(Topup.id).where(Topup.stripe_payment_intent_id == intent_id)) is None:
+        apply_payment_intent(session, gateway.retrieve_payment_intent(intent_id), live=not gateway.is_test_mode)
+
+
+def _intent_of_charge(gateway: StripeGateway, intent_id: str | None, charge_id: str | None) -> str | None:
+    """The payment intent a refund or dispute belongs to: named, or asked of Stripe by its charge."""
+    if intent_id or not charge_id:
+        return intent_id
+    return gateway.retrieve_charge(charge_id).payment_intent_id
+
+
+def _refund_changed(session: Session, obj: dict, gateway: StripeGateway) -> int | None:
+    refund = refund_from(obj)
+    intent_id = _intent_of_charge(gateway, refund.payment_intent_id, refund.charge_id)
+    if not intent_id:
+        return None
+    _apply_payment_first(session, gateway, intent_id)
+    apply_refund_report(session, intent_id, refund.id, refund.amount, refund.status)
+    return _company_of(session.scalar(select(Topup).where(Topup.stripe_payment_intent_id == intent_id)))
+
+
+def _dispute_changed(session: Session, obj: dict, gateway: StripeGateway) -> int | None:
+    report = dispute_from(obj)
+    intent_id = _intent_of_charge(gateway, report.payment_intent_id, report.charge_id)
+    if not intent_id:
+        return None
+    _apply_payment_first(session, gateway, intent_id)
+    dispute = apply_dispute(session, replace(report, payment_intent_id=intent_id))
+    return dispute.company_id if dispute is not None else None
 
 
 def _company_from_metadata(metadata: dict) -> int | None:
@@ -191,4 +230,12 @@ HANDLERS: dict[str, Callable[[Session, dict, StripeGateway], int | None]] = {
     "payment_intent.processing": _payment_intent_changed,
     "payment_intent.payment_failed": _payment_intent_changed,
     "charge.refunded": _charge_refunded,
+    "charge.refund.updated": _refund_changed,
+    "refund.updated": _refund_changed,
+    "refund.failed": _refund_changed,
+    "charge.dispute.created": _dispute_changed,
+    "charge.dispute.updated": _dispute_changed,
+    "charge.dispute.closed": _dispute_changed,
+    "charge.dispute.funds_withdrawn": _dispute_changed,
+    "charge.dispute.funds_reinstated": _dispute_changed,
 }

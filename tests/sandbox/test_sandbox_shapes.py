@@ -66,13 +66,20 @@ def nested_problems(value: dict, ref, where: str) -> list[str]:
 @pytest.fixture
 def everything(client, page, customer, sandbox):
     """A run through every flow, so that the store holds every kind of object in every state."""
-    for option in (CARD_OK, CARD_INSUFFICIENT_FUNDS, IBAN_OK, IBAN_FAILS):
+    for option in (CARD_OK, CARD_INSUFFICIENT_FUNDS, IBAN_OK, IBAN_FAILS, "card:4000000000000259",
+                   "sepa:DE35370400440532013002", "card:4000000000005126"):
         session = client.v1.checkout.sessions.create(params=payment_session_params(customer.id))
         submit(page, session, option)
     session = client.v1.checkout.sessions.create(params=payment_session_params(customer.id))
     submit(page, session, CARD_AUTHENTICATION)
     sandbox.expire_session(session.id)
     sandbox.settle_pending()
+    for dispute in client.v1.disputes.list().data:
+        if dispute.status == "needs_response":
+            client.v1.disputes.update(dispute.id, params={"evidence": {"uncategorized_text": "winning_evidence"}})
+    failing = [pi for pi in client.v1.payment_intents.list(params={"limit": 100}).data if pi.status == "succeeded"]
+    for intent in failing:
+        client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 100})
     card = save_payment_method(client, page, customer.id, CARD_OK)
     declining = save_payment_method(client, page, customer.id, CARD_INSUFFICIENT_FUNDS)
     save_payment_method(client, page, customer.id, IBAN_OK)
@@ -93,7 +100,9 @@ def test_the_scenario_produces_every_object_type_the_sandbox_knows(sandbox, ever
     types = {obj["object"] for obj in sandbox.objects()}
 
     assert types == {"customer", "checkout.session", "payment_intent", "payment_method", "setup_intent",
-                     "charge", "refund", "event"}
+                     "charge", "refund", "dispute", "event"}
+    assert {o["status"] for o in sandbox.objects() if o["object"] == "dispute"} == {"won", "lost"}
+    assert {o["status"] for o in sandbox.objects() if o["object"] == "refund"} >= {"succeeded", "failed"}
     statuses = {o["status"] for o in sandbox.objects() if o["object"] == "payment_intent"}
     assert statuses >= {"succeeded", "requires_payment_method", "canceled"}
 
@@ -111,6 +120,7 @@ def test_expanded_and_listed_objects_and_error_bodies_have_only_example_fields(c
                                              params={"expand": ["payment_intent", "customer"]}),
         client.v1.payment_methods.list(params={"customer": customer.id}),
         client.v1.events.list(params={"limit": 100}),
+        client.v1.disputes.list(params={"limit": 100}),
     ]
     error_body = everything["declined"].json_body["error"]
 

@@ -97,6 +97,15 @@ CASES = {
         {"de": ("Ihr Zugang zum Abrechnungsportal", ["Passwort festlegen: " + ACTION_URL, "7 Tage gültig"]),
          "en": ("Your access to the billing portal", ["Set your password: " + ACTION_URL, "valid for 7 days"])},
     ),
+    EmailKind.PAYMENT_DISPUTED: (
+        {"amount": AMOUNT, "debited": eur("1300"), "balance": -eur("65.44"), "topup_id": 7},
+        {"de": (f"Eine Zahlung über {GERMAN_AMOUNT} wurde angefochten",
+                ["Aufladung #7", f"Angefochtene Zahlung: {GERMAN_AMOUNT}", "Von Ihrem Guthaben abgezogen: 1.300,00 €",
+                 "Aktuelles Guthaben: -65,44 €", "keine neuen Anrufe", f"{BASE}/business/billing/topup"]),
+         "en": (f"A payment of {ENGLISH_AMOUNT} was disputed",
+                ["top-up #7", f"Disputed payment: {ENGLISH_AMOUNT}", "Taken back from your balance: €1,300.00",
+                 "Current balance: -€65.44", "new calls cannot be started", f"{BASE}/business/billing/topup"])},
+    ),
     EmailKind.AUTO_TOPUP_DISABLED: (
         {"failures": 3},
         {"de": ("Automatische Aufladung wurde ausgeschaltet",
