@@ -152,3 +152,24 @@ def test_a_staff_refund_that_fails_later_goes_the_same_way(app, client, customer
     [refund] = refunds(app)
     assert refund.status == "failed" and refund.given_back_at is not None
     assert ledger_types(app, customer).count("refund_failed") == 1
+
+
+def test_a_refund_whose_event_overtakes_its_payments_events_is_not_lost(app, client, customer, sandbox, webhooks):
+    """Stripe does not keep order: the charge.refunded of a refund made right after paying may come
+    before checkout.session.completed. The payment is credited first, on Stripe's evidence, then the
+    refund debited; the late payment events change nothing."""
+    webhooks.hold = True
+    top_up(client, "500")
+    with app.app_context():
+        checkout_id = db.session.scalar(select(Topup.stripe_checkout_session_id).where(Topup.company_id == customer))
+    with sandbox.transaction(tick=False):
+        intent_id = sandbox.get(checkout_id, "checkout.session")["payment_intent"]
+    sandbox.refund_from_dashboard(intent_id, 10000)  # 100 € of the 500 €
+    held = list(webhooks.held)
+    webhooks.reset()
+    refunded = [(p, s) for p, s in held if json.loads(p)["type"] == "charge.refunded"]
+    assert refunded and balance(app, customer) == 0
+    for payload, signature in refunded + held:  # the refund first, then everything, the refund twice
+        assert webhooks.send(payload, signature) == 200
+    assert balance(app, customer) == eur("440")  # 500 + 50 bonus − 100 − 10 bonus share
+    assert ledger_types(app, customer) == ["bonus", "bonus_reversal", "topup", "topup_refund"]
