@@ -39,7 +39,7 @@ from tests.conftest import wipe_database
 from tests.helpers import log_in
 from tests.stripe_helpers import CARD_OK, IBAN_FAILS, IBAN_OK, pay, start_topup
 
-EXAMPLES = int(os.environ.get("MONEY_MODEL_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("MONEY_MODEL_EXAMPLES", "25"))
 STEPS = int(os.environ.get("MONEY_MODEL_STEPS", "30"))
 PHASES = [Phase.generate] if os.environ.get("MONEY_MODEL_NO_SHRINK") else list(Phase)
 
@@ -59,22 +59,55 @@ class PaidTopup:
     refunded_amount: int = 0  # units of the credit taken back by counted refunds
     bonus_reversed: int = 0
     refunded_at_stripe: int = 0  # cents, counted or not
-    refunds_counted: set[str] = field(default_factory=set)
+    refunds_counted: dict[str, int] = field(default_factory=dict)  # refund id -> what it took off
+    refunds_given_up: set[str] = field(default_factory=set)  # failed or canceled: final
+    refund_ids: list[str] = field(default_factory=list)  # made at Stripe, counted or not
+    dispute_id: str | None = None  # at most one, on a payment nothing was refunded of
+    dispute_state: str | None = None  # None, "debited", "won", "lost"
+    dispute_debit: int = 0
 
     @property
     def amount(self) -> int:
         return self.amount_cents * UNITS_PER_CENT
 
-    def count_refund(self, refund_id: str, cents: int) -> int:
-        """Count a refund once; returns what it takes off the balance (its credit and bonus share)."""
-        if refund_id in self.refunds_counted:
-            return 0
-        self.refunds_counted.add(refund_id)
+    def _share(self, cents: int) -> int:
+        """What taking back ``cents`` of the payment takes off the balance: the credit and the bonus share."""
         amount = cents * UNITS_PER_CENT
         bonus_back = min(divide_half_up(self.bonus * amount, self.amount), self.bonus - self.bonus_reversed)
         self.refunded_amount += amount
         self.bonus_reversed += bonus_back
         return amount + bonus_back
+
+    def count_refund(self, refund_id: str, cents: int) -> int:
+        """Count a refund once (never one that failed first); returns what it takes off the balance."""
+        if refund_id in self.refunds_counted or refund_id in self.refunds_given_up:
+            return 0
+        self.refunds_counted[refund_id] = self._share(cents)
+        return self.refunds_counted[refund_id]
+
+    def give_up_refund(self, refund_id: str) -> int:
+        """A refund failed or was canceled: returns what comes back (what it took, once)."""
+        if refund_id in self.refunds_given_up:
+            return 0
+        self.refunds_given_up.add(refund_id)
+        return self.refunds_counted.get(refund_id, 0)
+
+    def dispute_reported(self, status: str) -> int:
+        """A report of the dispute, in any order: returns the balance's change (a chargeback takes the
+        payment back once, won gives it back once, a closed dispute never reopens; inquiries move nothing)."""
+        if status.startswith("warning_") or self.dispute_state in ("won", "lost"):
+            return 0
+        change = 0
+        if self.dispute_state is None and status != "won":
+            self.dispute_debit = self._share(self.amount_cents)
+            change = -self.dispute_debit
+            self.dispute_state = "debited"
+        if status == "won":
+            change += self.dispute_debit
+            self.dispute_state = "won"
+        elif status == "lost":
+            self.dispute_state = "lost"
+        return change
 
 
 class MoneyModel(RuleBasedStateMachine):
@@ -155,6 +188,12 @@ class MoneyModel(RuleBasedStateMachine):
         if event["type"] == "charge.refunded":  # a refunded charge was paid: the payment counts too
             self._count_payment(int(obj["metadata"]["topup_id"]))
             self._count_refunds(obj)
+        if event["type"] in ("charge.refund.updated", "refund.updated", "refund.failed"):
+            self._refund_reported(self._topup_of_refund(obj["id"]), obj["id"], obj["amount"], obj["status"])
+        if event["type"].startswith("charge.dispute."):
+            topup_id = next(i for i, t in self.topups.items() if t.dispute_id == obj["id"])
+            self._count_payment(topup_id)  # a disputed payment was paid
+            self.expected += self.topups[topup_id].dispute_reported(obj["status"])
 
     def _count_payment(self, topup_id: int) -> None:
         topup = self.topups[topup_id]
@@ -167,19 +206,29 @@ class MoneyModel(RuleBasedStateMachine):
     def _count_refunds(self, charge: dict) -> None:
         topup = self.topups[int(charge["metadata"]["topup_id"])]
         for refund in charge["refunds"]["data"]:
-            if refund["status"] in ("succeeded", "pending"):
-                self.expected -= topup.count_refund(refund["id"], refund["amount"])
+            self._refund_reported(topup, refund["id"], refund["amount"], refund["status"])
+
+    def _refund_reported(self, topup: PaidTopup, refund_id: str, cents: int, status: str) -> None:
+        self._count_payment(next(i for i, t in self.topups.items() if t is topup))
+        if status in ("succeeded", "pending"):
+            self.expected -= topup.count_refund(refund_id, cents)
+        elif status in ("failed", "canceled"):
+            self.expected += topup.give_up_refund(refund_id)
+
+    def _topup_of_refund(self, refund_id: str) -> PaidTopup:
+        return next(t for t in self.topups.values() if refund_id in t.refund_ids)
 
     # -- refunds: in Stripe's dashboard (the webhook tells us) and by staff (booked at once) ---------
 
     def _refundable(self) -> list[int]:
         """Top-ups the model counted, with money left to refund at Stripe."""
-        return sorted(i for i, t in self.topups.items() if t.credited and t.refunded_at_stripe < t.amount_cents)
+        return sorted(i for i, t in self.topups.items()
+                      if t.credited and t.refunded_at_stripe < t.amount_cents and t.dispute_id is None)
 
     def _paid_at_stripe(self) -> list[int]:
         """Top-ups Stripe holds the money of, counted by us or not (their webhooks may be held back)."""
-        return sorted(i for i, t in self.topups.items()
-                      if t.refunded_at_stripe < t.amount_cents and self._intent_status(i) == "succeeded")
+        return sorted(i for i, t in self.topups.items() if t.refunded_at_stripe < t.amount_cents
+                      and t.dispute_id is None and self._intent_status(i) == "succeeded")
 
     def _intent_status(self, topup_id: int) -> str | None:
         intent = self._intent_of(topup_id)
@@ -198,7 +247,7 @@ class MoneyModel(RuleBasedStateMachine):
         topup_id = data.draw(st.sampled_from(self._paid_at_stripe()))
         topup = self.topups[topup_id]
         cents = data.draw(st.integers(1, topup.amount_cents - topup.refunded_at_stripe))
-        self.sandbox.refund_from_dashboard(self._intent_of(topup_id), cents)
+        topup.refund_ids.append(self.sandbox.refund_from_dashboard(self._intent_of(topup_id), cents)["id"])
         topup.refunded_at_stripe += cents
 
     def staff_refund_a_topup(self, data):
@@ -214,7 +263,32 @@ class MoneyModel(RuleBasedStateMachine):
             db.session.commit()
             refund_id = db.session.scalar(select(TopupRefund.stripe_refund_id).order_by(TopupRefund.id.desc()))
         topup.refunded_at_stripe += cents
+        topup.refund_ids.append(refund_id)
         self.expected -= topup.count_refund(refund_id, cents)
+
+    def _failable_refunds(self) -> list[str]:
+        return [r for t in self.topups.values() for r in t.refund_ids if r not in t.refunds_given_up
+                and self._stripe_object(r, "refund")["status"] not in ("failed", "canceled")]
+
+    def a_refund_fails_later(self, data):
+        refund_id = data.draw(st.sampled_from(self._failable_refunds()))
+        self.sandbox.fail_refund(refund_id, data.draw(st.sampled_from(["failed", "canceled"])))
+
+    def _disputable(self) -> list[int]:
+        return [i for i in self._paid_at_stripe() if self.topups[i].refunded_at_stripe == 0]
+
+    def the_payers_bank_disputes_a_payment(self, data):
+        topup_id = data.draw(st.sampled_from(self._disputable()))
+        self.topups[topup_id].dispute_id = self.sandbox.dispute_payment(self._intent_of(topup_id))["id"]
+
+    def _open_disputes(self) -> list[str]:
+        return [t.dispute_id for t in self.topups.values() if t.dispute_id
+                and self._stripe_object(t.dispute_id, "dispute")["status"] in ("needs_response", "warning_needs_response")]
+
+    def a_dispute_is_decided(self, data):
+        dispute_id = data.draw(st.sampled_from(self._open_disputes()))
+        self.sandbox.submit_dispute_evidence(dispute_id, data.draw(st.sampled_from(["winning_evidence",
+                                                                                    "losing_evidence"])))
 
     # -- calls, as the telephony platform reports them --------------------------------------------
 
@@ -309,6 +383,9 @@ class MoneyModel(RuleBasedStateMachine):
             (self.deliver_a_held_event, self.webhooks.held),
             (self.the_bank_settles_sepa_debits, True),
             (self.deliver_an_event_again, self.delivered),
+            (self.a_refund_fails_later, self._failable_refunds()),
+            (self.the_payers_bank_disputes_a_payment, self._disputable()),
+            (self.a_dispute_is_decided, self._open_disputes()),
         ])
 
     @rule(data=st.data())
