@@ -3,13 +3,16 @@ staff and Stripe do, against the real services, the sandbox and the database, wi
 webhook held back and delivered in any order, as often as the sequence says.
 
 The model keeps its own account of what the balance must be, from what it did and what Stripe was
-told — a top-up counts once, the first time an event proving its payment arrives; a refund made in
-Stripe counts once, the first time an event listing it arrives — and after every step checks the
+told — a top-up counts once, the first time an event proving its payment arrives (a refund or dispute
+of it proves it too); a refund counts once, the first time an event listing it arrives, and comes back
+once if it fails later; a chargeback takes the payment back once and a won dispute gives it back
+once — and after every step checks the
 portal against it: the balance, the ledger's invariants (balance == sum of entries, the before/after
 chain, reserved == open holds), no top-up credited twice or beyond what was paid, no refund above it.
 
 The budget is fixed (``MONEY_MODEL_EXAMPLES`` sequences of ``MONEY_MODEL_STEPS`` steps) so the suite
-stays fast; raise them locally to search longer.
+stays fast; raise them locally to search longer (``MONEY_MODEL_NO_SHRINK=1`` shows a failure as found,
+``MONEY_MODEL_VERBOSE=1`` every step).
 """
 
 from __future__ import annotations
