@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parents[2]
 RQ = str(Path(sys.executable).parent / "rq")
 
 
-def rq_worker(smtp_port: int, *options: str) -> subprocess.Popen:
+def rq_worker(smtp_port: int, *options: str, rq: tuple[str, ...] = (RQ,), **environ: str) -> subprocess.Popen:
     """`rq worker` as `make worker` runs it (``options`` make its ticks shorter, for the test's sake), in a
-    process group of its own."""
+    process group of its own; ``rq`` the command that stands for `rq`, ``environ`` more of its environment."""
     env = {**os.environ, "REDIS_URL": JOBS_REDIS_URL, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
-           "SMTP_STARTTLS": "0"}
-    return subprocess.Popen([RQ, "worker", "--url", JOBS_REDIS_URL, "-w", "worker.AppWorker", "--with-scheduler",
+           "SMTP_STARTTLS": "0", **environ}
+    return subprocess.Popen([*rq, "worker", "--url", JOBS_REDIS_URL, "-w", "worker.AppWorker", "--with-scheduler",
                              *options, "emails"], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
