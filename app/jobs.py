@@ -24,7 +24,6 @@ from datetime import date, timedelta
 from typing import NamedTuple, TypeVar
 
 from flask import current_app
-from redis.exceptions import RedisError
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction, aliased, scoped_session
@@ -51,7 +50,7 @@ from app.extensions import db
 from core.money import UNITS_PER_CENT
 from core.schema import Dispute, EmailStatus, Invoice, PrepaidBalance, SentEmail, Topup, TopupRefund
 from core.notifications.mail import logger as mail_logger
-from app.queue import BILLING, EMAILS, INVOICES, enqueue
+from app.queue import BILLING, EMAILS, INVOICES, QueueUnavailable, enqueue
 from core.documents.statements import companies_with_history, create_statement, previous_month
 from core.documents.vat import VatPolicy
 
@@ -341,7 +340,7 @@ def dispatch_followups(due: list[Due]) -> None:
             job = FOLLOWUP_JOBS[request.kind]
             enqueue(job.queue, job.function, *request.ids)
             handed.append(request.outbox_id)
-    except RedisError as error:
+    except QueueUnavailable as error:
         log.warning("Redis is not reachable (%s): %d follow-up(s) stay in the outbox, the sweep enqueues "
                     "them later", error, len(due) - len(handed))
     finally:

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from flask import current_app
-from redis import Redis
-from rq import Queue, Retry
 from sqlalchemy.exc import OperationalError
 
 from app.config import REDIS_TIMEOUTS
 from core.payments.gateway import PaymentError
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,15 @@ FAILED_JOBS_KEPT_SECONDS = 30 * 24 * 3600
 OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (OSError, PaymentError, OperationalError)
 
 
+class QueueUnavailable(Exception):
+    """Redis did not take the job (down, unreachable, timed out): it was not enqueued."""
+
+
 def redis_connection(app=None) -> Redis:
+    # redis and rq are imported here and in enqueue, not at start-up: inline (no REDIS_URL) never
+    # needs them, and importing them costs every process ~0.2 s of CPU.
+    from redis import Redis
+
     app = app or current_app
     if "redis" not in app.extensions:
         app.extensions["redis"] = Redis.from_url(app.config["REDIS_URL"], **REDIS_TIMEOUTS)
@@ -50,10 +60,16 @@ def enqueue(queue_name: str, job: Callable[..., object], *args) -> None:
     if current_app.config["JOBS_INLINE"]:
         run_inline(job, *args)
         return
-    Queue(queue_name, connection=redis_connection()).enqueue(
-        job, *args, retry=Retry(max=len(RETRY_PAUSES), interval=RETRY_PAUSES),
-        failure_ttl=FAILED_JOBS_KEPT_SECONDS, job_timeout=300,
-    )
+    from redis.exceptions import RedisError
+    from rq import Queue, Retry
+
+    try:
+        Queue(queue_name, connection=redis_connection()).enqueue(
+            job, *args, retry=Retry(max=len(RETRY_PAUSES), interval=RETRY_PAUSES),
+            failure_ttl=FAILED_JOBS_KEPT_SECONDS, job_timeout=300,
+        )
+    except RedisError as error:
+        raise QueueUnavailable(str(error)) from error
 
 
 def run_inline(job: Callable[..., object], *args) -> None:

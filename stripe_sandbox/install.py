@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from core.payments.gateway import StripeGateway
 
 from .checkout import create_checkout_blueprint
-from .http_client import SandboxHTTPClient
 from .sandbox import StripeSandbox
 
 WEBHOOK_PATH = "/api/stripe/webhook"
@@ -54,6 +54,12 @@ def install_sandbox(app, *, deliver=None, settle_delay_seconds: float | None = N
     app.register_blueprint(checkout)
     app.extensions["stripe_sandbox"] = sandbox
     app.extensions["stripe_gateway"] = StripeGateway(
-        SANDBOX_API_KEY, secret, http_client=SandboxHTTPClient(sandbox), sandbox=True
+        SANDBOX_API_KEY, secret, make_http_client=partial(_sandbox_http_client, sandbox), sandbox=True
     )
     return sandbox
+
+
+def _sandbox_http_client(sandbox: StripeSandbox):
+    from .http_client import SandboxHTTPClient  # imports stripe: only once the gateway first calls Stripe
+
+    return SandboxHTTPClient(sandbox)

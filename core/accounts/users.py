@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import bindparam, func, select, update
@@ -19,8 +20,13 @@ from core.ledger.postings import open_account
 from core.schema import BillingRate, Company, Role, RoleChecks, User
 
 MIN_PASSWORD_LENGTH = 10
-# Compared against when the email is unknown, so both paths cost the same hashing time.
-_UNKNOWN_USER_HASH = generate_password_hash("no-such-user-placeholder")
+
+
+@cache
+def _unknown_user_hash() -> str:
+    """Compared against when the email is unknown, so both paths cost the same hashing time. Made on
+    first use, not at import: hashing costs every process (CLI commands, workers) ~0.1 s of CPU."""
+    return generate_password_hash("no-such-user-placeholder")
 
 
 class AccountError(Exception):
@@ -78,7 +84,7 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     A successful login notes ``last_login_at`` (the caller commits)."""
     user = find_user_by_email(session, email or "")
     if user is None:
-        check_password_hash(_UNKNOWN_USER_HASH, password or "")
+        check_password_hash(_unknown_user_hash(), password or "")
         return None
     if not check_password_hash(user.password_hash, password or "") or not user.active:
         return None

@@ -17,10 +17,10 @@ from __future__ import annotations
 import atexit
 import gc
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from weasyprint import HTML
-from weasyprint.text.fonts import FontConfiguration
 
 from core.clock import utcnow
 from core.schema import (
@@ -29,6 +29,9 @@ from core.schema import (
 from core.money import UNITS_PER_CENT, divide_half_up
 from core.documents.vat import VatPolicy, VatSplit, split_topup
 from core.rendering import Renderer
+
+if TYPE_CHECKING:
+    from weasyprint.text.fonts import FontConfiguration
 
 NUMBER_PREFIX = {DocumentKind.INVOICE: "", DocumentKind.CREDIT_NOTE: "GS-", DocumentKind.CREDIT_NOTE_CANCELLATION: "ST-"}
 
@@ -59,6 +62,8 @@ def _font_configuration() -> FontConfiguration:
     released at exit while the libraries behind it still exist (at interpreter teardown it segfaults)."""
     global _fonts
     if _fonts is None:
+        from weasyprint.text.fonts import FontConfiguration  # WeasyPrint takes ~1 s to import: only PDF paths pay
+
         _fonts = FontConfiguration()
         atexit.register(_release_fonts)
     return _fonts
@@ -72,6 +77,8 @@ def _release_fonts() -> None:
 
 def render_pdf(renderer: Renderer, template: str, language: str, **context) -> bytes:
     """A template rendered in ``language`` and turned into a PDF."""
+    from weasyprint import HTML  # imported on first PDF, not at every process's start-up (~1 s of CPU)
+
     html = renderer.render(template, language, **context)
     return HTML(string=html).write_pdf(font_config=_font_configuration())
 

@@ -16,7 +16,7 @@ def sandbox():
 
 @pytest.fixture
 def gateway(sandbox):
-    return StripeGateway("sk_test_gateway", SECRET, http_client=SandboxHTTPClient(sandbox), sandbox=True)
+    return StripeGateway("sk_test_gateway", SECRET, make_http_client=lambda: SandboxHTTPClient(sandbox), sandbox=True)
 
 
 def checkout(gateway, customer_id, request_key="k1", amount_cents=5000):
@@ -104,7 +104,7 @@ def test_a_signature_dated_in_the_future_is_refused_like_a_stale_one(gateway):
 def test_during_a_secret_rotation_either_secret_and_either_signature_is_accepted(sandbox):
     import stripe
 
-    rotating = StripeGateway("sk_test_gateway", f"whsec_new, {SECRET}", http_client=SandboxHTTPClient(sandbox),
+    rotating = StripeGateway("sk_test_gateway", f"whsec_new, {SECRET}", make_http_client=lambda: SandboxHTTPClient(sandbox),
                              sandbox=True)
     payload = '{"id": "evt_3", "object": "event", "type": "ping"}'
     for secret in ("whsec_new", SECRET):
