@@ -93,6 +93,7 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_I18N_ENABLED": True,  # WTForms' own messages in the page's language (Flask-WTF over Flask-Babel)
         "TRANSACTIONS_PAGE_SIZE": 50,
+        "DOCUMENTS_PAGE_SIZE": 50,  # invoices and credit notes per page (portal list, staff tab)
         # Request limits (413 beyond them): a body, the part of a form held in memory, a form's fields.
         "MAX_CONTENT_LENGTH": int(environ.get("MAX_REQUEST_BYTES", str(1024 * 1024))),
         "MAX_FORM_MEMORY_SIZE": int(environ.get("MAX_FORM_MEMORY_BYTES", str(100_000))),

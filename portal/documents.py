@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from flask import Response, abort, render_template
+from flask import Response, abort, current_app, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
 
-from core.documents.invoices import company_document, company_documents
+from core.documents.invoices import company_document, documents_page
 from app.extensions import db
 from core.documents.statements import company_statement, company_statements
+from core.ledger.history import Cursor, InvalidCursor
 from app.web import company_user_required
 from portal import bp
-
 
 
 @bp.get("/billing/invoices")
 @company_user_required
 def invoices():
     company_id = current_user.company_id
-    return render_template("portal/invoices.html", documents=company_documents(db.session, company_id),
-                           statements=company_statements(db.session, company_id))
+    page, error = None, None
+    try:
+        page = documents_page(db.session, company_id, after=Cursor.from_query(request.args, "after"),
+                              before=Cursor.from_query(request.args, "before"),
+                              limit=current_app.config["DOCUMENTS_PAGE_SIZE"])
+    except InvalidCursor:
+        error = _("This page link is not valid any more. Please start from the first page.")
+    return render_template("portal/invoices.html", page=page, error=error,
+                           statements=company_statements(db.session, company_id)), 400 if error else 200
 
 
 @bp.get("/billing/invoices/<id:invoice_id>.pdf")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, render_template, request, url_for
+from flask import abort, current_app, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -16,13 +16,13 @@ from core.accounts.companies import (
 )
 from app.locale import active_language, money
 from core.ledger.postings import book_unexplained_difference
-from core.documents.invoices import company_documents
+from core.documents.invoices import documents_page
 from core.calls.api_keys import company_api_keys
 from app.extensions import db
 from core.schema import CallCharge, Company, Role, SentEmail, User, WebhookEvent
 from core.money import InvalidAmount, parse_amount
 from core.payments.topups import recent_topups
-from core.ledger.history import TransactionFilter, transactions_page
+from core.ledger.history import Cursor, InvalidCursor, TransactionFilter, transactions_page
 from app.inputs import query_id
 from app.web import redirect_to, render_page, staff_actor, staff_required
 from staff.manage_forms import BlockForm, CompanyListForm, InviteForm, RateForm, ReasonForm, RoleForm, ThresholdForm
@@ -68,15 +68,16 @@ def company(company_id: int):
         abort(404)
     record = _company_or_404(company_id)
     context = _tab_context(company_id, tab)
+    status = 400 if context.get("error") else 200
     if request.htmx and request.htmx.target == "tab-content":
         return render_page(f"staff/partials/tab_{tab}.html", f"staff/partials/tab_{tab}.html", company=record,
-                           **context)
+                           status=status, **context)
     disputes = company_disputes(db.session, company_id)
     return render_template(
         "staff/company.html", company=record, summary=account_summary(db.session, company_id), tab=tab, tabs=TABS,
         rates=rate_history(db.session, company_id), block_form=BlockForm(), rate_form=RateForm(),
         threshold_form=ThresholdForm(), disputes=disputes, disputed=bool(flagging(disputes)), **context,
-    )
+    ), status
 
 
 def _tab_context(company_id: int, tab: str) -> dict:
@@ -89,7 +90,7 @@ def _tab_context(company_id: int, tab: str) -> dict:
         return {"calls": session.scalars(select(CallCharge).where(CallCharge.company_id == company_id)
                                          .order_by(CallCharge.started_at.desc()).limit(TAB_ROWS)).all()}
     if tab == "invoices":
-        return {"documents": company_documents(session, company_id)}
+        return _invoices_tab(company_id)
     if tab == "auto_topup":
         return {"attempts": attempt_history(session, company_id)}
     if tab == "events":
@@ -103,6 +104,15 @@ def _tab_context(company_id: int, tab: str) -> dict:
         return {"emails": session.scalars(select(SentEmail).where(SentEmail.company_id == company_id)
                                           .order_by(SentEmail.created_at.desc()).limit(TAB_ROWS)).all()}
     return {"records": company_audit_trail(session, company_id, TAB_ROWS)}
+
+
+def _invoices_tab(company_id: int) -> dict:
+    try:
+        after, before = Cursor.from_query(request.args, "after"), Cursor.from_query(request.args, "before")
+    except InvalidCursor:
+        return {"page": None, "error": _("This page link is not valid any more. Please start from the first page.")}
+    return {"page": documents_page(db.session, company_id, after=after, before=before,
+                                   limit=current_app.config["DOCUMENTS_PAGE_SIZE"]), "error": None}
 
 
 def _back_with_errors(company_id: int, form) -> tuple:

@@ -17,9 +17,10 @@ from __future__ import annotations
 import atexit
 import gc
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
@@ -28,6 +29,7 @@ from core.schema import (
 )
 from core.money import UNITS_PER_CENT, divide_half_up
 from core.documents.vat import VatPolicy, VatSplit, split_topup
+from core.ledger.history import Cursor, Direction, keyset_rows, keyset_statement
 from core.rendering import Renderer
 
 if TYPE_CHECKING:
@@ -187,10 +189,37 @@ def _whole_cents(units: int) -> int:
     return divide_half_up(units, UNITS_PER_CENT)
 
 
-def company_documents(session: Session, company_id: int) -> list[Invoice]:
-    return list(session.scalars(
-        select(Invoice).where(Invoice.company_id == company_id).order_by(Invoice.issued_at.desc(), Invoice.id.desc())
-    ))
+_INVOICE = Invoice.__table__.c
+# What the lists show: never the PDF, which is read only for its download (tens of KB a document).
+_LISTED = (_INVOICE.id, _INVOICE.kind, _INVOICE.number, _INVOICE.issued_at, _INVOICE.net_cents,
+           _INVOICE.vat_cents, _INVOICE.gross_cents)
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    documents: list[Row]  # the listed columns of Invoice, newest first
+    older: Cursor | None  # pass as ``after`` for the next (older) page
+    newer: Cursor | None  # pass as ``before`` for the previous (newer) page
+
+
+@cache
+def _documents_statement(direction: Direction) -> Select:
+    query = select(*_LISTED).where(_INVOICE.company_id == bindparam("company_id"))
+    return keyset_statement(query, (_INVOICE.issued_at, _INVOICE.id), direction)
+
+
+def _position_of(document: Row) -> Cursor:
+    return Cursor(document.issued_at, document.id)
+
+
+def documents_page(session: Session, company_id: int, *, after: Cursor | None = None, before: Cursor | None = None,
+                   limit: int = 50) -> DocumentPage:
+    """The company's newest invoices and credit notes, or those older than ``after``, or newer than
+    ``before``. A cursor is only a position: the query is always limited to the company."""
+    rows, has_older, has_newer = keyset_rows(session, _documents_statement, {"company_id": company_id},
+                                             after=after, before=before, limit=limit)
+    return DocumentPage(rows, _position_of(rows[-1]) if has_older else None,
+                        _position_of(rows[0]) if has_newer else None)
 
 
 def company_document(session: Session, company_id: int, invoice_id: int) -> Invoice | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from core.documents.invoices import Seller, render_pdf
@@ -92,8 +92,10 @@ def companies_with_history(session: Session, month: date) -> list[int]:
         select(BalanceTransaction.company_id).where(BalanceTransaction.created_at < end).distinct()))
 
 
-def company_statements(session: Session, company_id: int) -> list[MonthlyStatement]:
-    return list(session.scalars(select(MonthlyStatement).where(MonthlyStatement.company_id == company_id)
+def company_statements(session: Session, company_id: int) -> list[Row]:
+    """The company's statements, newest month first: id and month only, never the PDFs."""
+    return list(session.execute(select(MonthlyStatement.id, MonthlyStatement.month)
+                                .where(MonthlyStatement.company_id == company_id)
                                 .order_by(MonthlyStatement.month.desc())))
 
 
