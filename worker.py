@@ -12,6 +12,7 @@ StartedJobRegistry and retries it, counting one of its retries (app.queue), so i
 from rq.worker import SimpleWorker, Worker
 
 from app.extensions import db
+from app.jobs import prepare_for_jobs
 
 
 class _AppContextMixin:
@@ -19,8 +20,9 @@ class _AppContextMixin:
 
     def bootstrap(self, *args, **kwargs):
         """Build the app once, in the worker, before it forks any work horse: each horse inherits it
-        instead of building its own (seconds of CPU per job)."""
-        self._app()
+        instead of building its own (seconds of CPU per job); likewise what every job's process does on its
+        first job (compiled templates, locale data, WeasyPrint and its fonts)."""
+        prepare_for_jobs(self._app())
         super().bootstrap(*args, **kwargs)
 
     def perform_job(self, *args, **kwargs):

@@ -38,7 +38,7 @@ from core.clock import utcnow
 from core.followups import (
     Due, Followup, forget_followups, note_commit, overdue_followups, take_due_followups,
 )
-from core.documents.invoices import Seller
+from core.documents.invoices import Seller, prepare_pdf_rendering
 from core.documents.invoices import issue_credit_note as issue_credit_note_for
 from core.documents.invoices import issue_credit_note_cancellation
 from core.documents.invoices import issue_topup_invoice as issue_invoice_for
@@ -69,6 +69,12 @@ def job_session() -> Iterator[Session]:
             yield db.session
         finally:
             db.session.rollback()
+
+
+def prepare_for_jobs(app) -> None:
+    """What a process running jobs needs for any of them, done at once (see worker.AppWorker.bootstrap)."""
+    app.extensions["renderer"].prepare()
+    prepare_pdf_rendering()
 
 
 def renderer() -> Renderer:

@@ -71,6 +71,11 @@ def _font_configuration() -> FontConfiguration:
     return _fonts
 
 
+def prepare_pdf_rendering() -> None:
+    """Import WeasyPrint and set up its fonts now (a worker does it once before it forks)."""
+    _font_configuration()
+
+
 def _release_fonts() -> None:
     global _fonts
     _fonts = None
