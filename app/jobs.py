@@ -198,15 +198,22 @@ def check_low_balances(company_id: int | None = None) -> int:
 
 
 def generate_monthly_statements(month_iso: str | None = None) -> int:
-    """Statements for every company with history, for the given month (default: the last one)."""
+    """Statements for every company with history, for the given month (default: the last one): one job
+    per company, so workers share a month-end's rendering and one failure keeps the others' statements."""
     month = date.fromisoformat(month_iso) if month_iso else previous_month(utcnow().date())
-    seller = Seller.from_config(current_app.config)
     with job_session() as session:
         companies = companies_with_history(session, month)
-        for company_id in companies:  # one unit of work each: a failure keeps the others' statements
-            _issued_once(session, lambda: create_statement(session, company_id, month, seller, renderer()))
-            session.commit()
+    for company_id in companies:
+        enqueue(INVOICES, issue_statement, company_id, month.isoformat())
     return len(companies)
+
+
+def issue_statement(company_id: int, month_iso: str) -> None:
+    """One company's statement for one month, made once however often this runs."""
+    month, seller = date.fromisoformat(month_iso), Seller.from_config(current_app.config)
+    with job_session() as session:
+        _issued_once(session, lambda: create_statement(session, company_id, month, seller, renderer()))
+        session.commit()
 
 
 def retry_unsent_emails() -> int:

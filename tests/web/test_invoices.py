@@ -17,7 +17,7 @@ from core.schema import DocumentSequence, EntryType, Invoice, MonthlyStatement, 
 from core.money import eur
 from core.documents.statements import create_statement, statement_figures
 from core.documents.vat import VatPolicy
-from tests.helpers import log_in
+from tests.helpers import log_in, run_worker
 from tests.stripe_helpers import top_up
 
 
@@ -229,3 +229,25 @@ def test_statements_for_all_companies_come_from_the_command_line(app, october):
     result = app.test_cli_runner().invoke(args=["billing", "statements", "--month", "2026-10"])
     assert result.exit_code == 0 and "Statements for 1 company" in result.output
     assert app.test_cli_runner().invoke(args=["billing", "statements", "--month", "October"]).exit_code == 2
+
+
+def test_month_end_statements_are_one_job_per_company_for_the_workers(app, october, make_company, redis_jobs):
+    """The month's statements are not rendered in the command (or the cron job): each company's is a job
+    of its own, so the workers share the month end; a job run twice makes one statement."""
+    from rq import Queue
+
+    from app.jobs import issue_statement
+
+    company_id, _ = october
+    make_company(name="No October GmbH", created_at=datetime(2026, 11, 15))  # no history in October
+    result = app.test_cli_runner().invoke(args=["billing", "statements", "--month", "2026-10"])
+    assert result.exit_code == 0 and "Statements for 1 company" in result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(MonthlyStatement)) == 0  # nothing rendered yet
+    [job] = Queue("invoices", connection=redis_jobs).jobs
+    assert (job.func, job.args) == (issue_statement, (company_id, "2026-10-01"))
+    run_worker(app, redis_jobs)
+    with app.app_context():
+        issue_statement(company_id, "2026-10-01")  # a second run (a retry) makes no second statement
+        statements = db.session.execute(select(MonthlyStatement.company_id, MonthlyStatement.month)).all()
+    assert statements == [(company_id, date(2026, 10, 1))]
