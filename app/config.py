@@ -88,8 +88,8 @@ def load_config(instance_path: Path, environ: os._Environ | dict = os.environ) -
         "REMEMBER_COOKIE_HTTPONLY": True,
         # A login lasts at most SESSION_MAX_HOURS, and ends after SESSION_IDLE_MINUTES without a
         # request; both are checked on the server against times kept in the signed session.
-        "SESSION_MAX_HOURS": float(environ.get("SESSION_MAX_HOURS", "12")),
-        "SESSION_IDLE_MINUTES": float(environ.get("SESSION_IDLE_MINUTES", "60")),
+        "SESSION_MAX_HOURS": float(environ.get("SESSION_MAX_HOURS", "12")),  # not money
+        "SESSION_IDLE_MINUTES": float(environ.get("SESSION_IDLE_MINUTES", "60")),  # not money
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_I18N_ENABLED": True,  # WTForms' own messages in the page's language (Flask-WTF over Flask-Babel)
         "TRANSACTIONS_PAGE_SIZE": 50,

@@ -137,7 +137,7 @@ def _refuse_constant(name: str):
     raise InvalidInput("invalid_json", f"{name} is not a number")
 
 
-def _finite_float(text: str) -> float:
+def _finite_float(text: str) -> float:  # not money: amounts arrive as strings or integer cents
     value = float(text)
     if not math.isfinite(value):  # 1e309
         raise InvalidInput("invalid_json", f"{text} is out of range")
